@@ -1,0 +1,208 @@
+//! Requests, responses and commands of the state machine.
+//!
+//! These are Concord's own types: the API layer converts the etcd wire messages into them, and
+//! mutating ones travel through the Raft log encoded with [`Command::encode`]. Nothing here knows
+//! about gRPC or protobuf.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::MvccError;
+
+/// A key's state at one revision, as etcd's `mvccpb.KeyValue` describes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyValue {
+    pub key: Vec<u8>,
+    pub create_revision: i64,
+    pub mod_revision: i64,
+    pub version: i64,
+    pub value: Vec<u8>,
+    pub lease: i64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SortOrder {
+    #[default]
+    None,
+    Ascend,
+    Descend,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SortTarget {
+    #[default]
+    Key,
+    Version,
+    Create,
+    Mod,
+    Value,
+}
+
+/// A read of a key or a key range.
+///
+/// `range_end` follows etcd: empty means the single key `key`; `[0]` means every key `>= key`;
+/// anything else is the exclusive end of `[key, range_end)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeRequest {
+    pub key: Vec<u8>,
+    pub range_end: Vec<u8>,
+    /// 0 means no limit.
+    pub limit: i64,
+    /// 0 or negative means the current revision.
+    pub revision: i64,
+    pub sort_order: SortOrder,
+    pub sort_target: SortTarget,
+    pub keys_only: bool,
+    pub count_only: bool,
+    pub min_mod_revision: i64,
+    pub max_mod_revision: i64,
+    pub min_create_revision: i64,
+    pub max_create_revision: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeResponse {
+    pub kvs: Vec<KeyValue>,
+    pub more: bool,
+    /// Number of keys in the range at the read revision, before limit and filters.
+    pub count: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutRequest {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub lease: i64,
+    pub prev_kv: bool,
+    pub ignore_value: bool,
+    pub ignore_lease: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutResponse {
+    pub prev_kv: Option<KeyValue>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteRangeRequest {
+    pub key: Vec<u8>,
+    pub range_end: Vec<u8>,
+    pub prev_kv: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteRangeResponse {
+    pub deleted: i64,
+    pub prev_kvs: Vec<KeyValue>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CompareResult {
+    Equal,
+    Greater,
+    Less,
+    NotEqual,
+}
+
+/// What a compare looks at, with the operand to compare it against.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CompareTarget {
+    Version(i64),
+    Create(i64),
+    Mod(i64),
+    Value(Vec<u8>),
+    Lease(i64),
+}
+
+/// One guard of a transaction. With a non-empty `range_end` it must hold for every key in the
+/// range (etcd 3.3+ semantics).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compare {
+    pub key: Vec<u8>,
+    pub range_end: Vec<u8>,
+    pub result: CompareResult,
+    pub target: CompareTarget,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestOp {
+    Range(RangeRequest),
+    Put(PutRequest),
+    DeleteRange(DeleteRangeRequest),
+    Txn(TxnRequest),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResponseOp {
+    Range(RangeResponse),
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnRequest {
+    pub compare: Vec<Compare>,
+    pub success: Vec<RequestOp>,
+    pub failure: Vec<RequestOp>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnResponse {
+    pub succeeded: bool,
+    pub responses: Vec<ResponseOp>,
+}
+
+impl TxnRequest {
+    /// True when no branch (nested ones included) writes anything.
+    pub fn is_read_only(&self) -> bool {
+        self.success.iter().chain(self.failure.iter()).all(RequestOp::is_read_only)
+    }
+}
+
+impl RequestOp {
+    pub fn is_read_only(&self) -> bool {
+        match self {
+            RequestOp::Range(_) => true,
+            RequestOp::Put(_) | RequestOp::DeleteRange(_) => false,
+            RequestOp::Txn(t) => t.is_read_only(),
+        }
+    }
+}
+
+/// A mutation of the state machine: the payload of a Raft log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    Put(PutRequest),
+    DeleteRange(DeleteRangeRequest),
+    Txn(TxnRequest),
+    /// Compact history below `revision`.
+    Compact { revision: i64 },
+}
+
+/// What applying a [`Command`] produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandResponse {
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
+    Compact,
+}
+
+/// The outcome of applying one command: the store revision after it, and its response or error.
+/// An error means the command changed nothing.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub revision: i64,
+    pub result: Result<CommandResponse, MvccError>,
+}
+
+impl Command {
+    pub fn encode(&self) -> Vec<u8> {
+        // Serializing plain data into a Vec cannot fail.
+        bincode::serialize(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Command, MvccError> {
+        bincode::deserialize(bytes).map_err(|e| MvccError::Decode(e.to_string()))
+    }
+}

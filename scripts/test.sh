@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests of each crate and the integration tests that start the real
+# `concord` binary and drive it with etcdctl and concord-client.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+"$root/scripts/install-deps.sh" --test
+cd "$root"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Release mode everywhere, so RocksDB is compiled once (it takes ~14 minutes from scratch).
+cargo build --release --workspace --bins
+target="${CARGO_TARGET_DIR:-$root/target}"
+export CONCORD_BIN="$target/release/concord"
+cargo test --release --workspace -- --test-threads=2

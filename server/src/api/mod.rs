@@ -1,0 +1,57 @@
+//! The gRPC API: etcd's v3 services on top of `Core`. Only this module and `concord-proto` know
+//! the wire format.
+//!
+//! Services that are not built yet (Watch, Lease, Auth) are not registered, so gRPC answers
+//! them with Unimplemented; so do the unbuilt methods of the registered services.
+
+mod cluster;
+mod convert;
+mod kv;
+mod maintenance;
+mod status;
+mod validate;
+
+use std::sync::Arc;
+
+use concord_proto::etcdserverpb as pb;
+
+use crate::core::Core;
+
+pub use cluster::ClusterService;
+pub use kv::KvService;
+pub use maintenance::MaintenanceService;
+
+/// gRPC overhead allowed on top of `--max-request-bytes` before the transport refuses a message,
+/// as etcd allows; requests between the two get etcd's "request is too large".
+pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// The header of every response.
+fn header(core: &Core, revision: i64) -> pb::ResponseHeader {
+    pb::ResponseHeader {
+        cluster_id: core.cluster_id,
+        member_id: core.member.id,
+        revision,
+        raft_term: core.raft_status().term,
+    }
+}
+
+/// The gRPC services of one client listener.
+pub fn router(core: Arc<Core>) -> tonic::service::Routes {
+    use pb::cluster_server::ClusterServer;
+    use pb::kv_server::KvServer;
+    use pb::maintenance_server::MaintenanceServer;
+    let max_decode = core.limits.max_request_bytes + GRPC_OVERHEAD_BYTES;
+    let mut routes = tonic::service::RoutesBuilder::default();
+    routes
+        .add_service(
+            KvServer::new(KvService::new(core.clone()))
+                .max_decoding_message_size(max_decode)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(
+            MaintenanceServer::new(MaintenanceService::new(core.clone()))
+                .max_decoding_message_size(max_decode),
+        )
+        .add_service(ClusterServer::new(ClusterService::new(core)).max_decoding_message_size(max_decode));
+    routes.routes()
+}

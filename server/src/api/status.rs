@@ -1,0 +1,41 @@
+//! The one place where errors become gRPC statuses, with etcd's codes and exact texts.
+
+use concord_mvcc::MvccError;
+use tonic::Status;
+
+use crate::error::ServerError;
+
+impl From<ServerError> for Status {
+    fn from(e: ServerError) -> Status {
+        use ServerError as E;
+        match e {
+            E::NoLeader => Status::unavailable("etcdserver: no leader"),
+            E::Timeout => Status::unavailable("etcdserver: request timed out"),
+            E::Stopped => Status::unavailable("etcdserver: server stopped"),
+            E::RequestTooLarge => Status::invalid_argument("etcdserver: request is too large"),
+            E::TooManyOps => {
+                Status::invalid_argument("etcdserver: too many operations in txn request")
+            }
+            E::DuplicateKey => {
+                Status::invalid_argument("etcdserver: duplicate key given in txn request")
+            }
+            E::EmptyKey => Status::invalid_argument("etcdserver: key is not provided"),
+            E::ValueProvided => Status::invalid_argument("etcdserver: value is provided"),
+            E::LeaseProvided => Status::invalid_argument("etcdserver: lease is provided"),
+            E::InvalidSortOption => Status::invalid_argument("etcdserver: invalid sort option"),
+            E::InvalidRequest(msg) => Status::invalid_argument(msg),
+            E::Mvcc(MvccError::Compacted) => {
+                Status::out_of_range("etcdserver: mvcc: required revision has been compacted")
+            }
+            E::Mvcc(MvccError::FutureRevision) => {
+                Status::out_of_range("etcdserver: mvcc: required revision is a future revision")
+            }
+            E::Mvcc(MvccError::KeyNotFound) => Status::invalid_argument("etcdserver: key not found"),
+            E::Mvcc(MvccError::LeaseNotFound) => {
+                Status::not_found("etcdserver: requested lease not found")
+            }
+            E::Mvcc(other) => Status::internal(format!("etcdserver: {other}")),
+            E::Log(msg) => Status::internal(format!("etcdserver: raft log: {msg}")),
+        }
+    }
+}

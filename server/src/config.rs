@@ -1,0 +1,200 @@
+//! Command-line flags. Every flag is spelled as etcd spells it and can also be set from the
+//! environment as `CONCORD_<FLAG>` (upper case, `-` becomes `_`).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Concord: a Raft-replicated key-value store that speaks etcd's v3 API.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "concord", version, about)]
+pub struct Config {
+    /// Human-readable name of this member.
+    #[arg(long, env = "CONCORD_NAME", default_value = "default")]
+    pub name: String,
+
+    /// Where the member keeps its data. Default: `./<name>.concord`.
+    #[arg(long = "data-dir", env = "CONCORD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Comma-separated URLs to serve clients on (http only for now).
+    #[arg(long = "listen-client-urls", env = "CONCORD_LISTEN_CLIENT_URLS", default_value = "http://127.0.0.1:2379")]
+    pub listen_client_urls: String,
+
+    /// Comma-separated client URLs this member advertises to the cluster.
+    #[arg(long = "advertise-client-urls", env = "CONCORD_ADVERTISE_CLIENT_URLS", default_value = "http://127.0.0.1:2379")]
+    pub advertise_client_urls: String,
+
+    /// Comma-separated URLs to listen on for peer traffic.
+    #[arg(long = "listen-peer-urls", env = "CONCORD_LISTEN_PEER_URLS", default_value = "http://127.0.0.1:2380")]
+    pub listen_peer_urls: String,
+
+    /// Comma-separated peer URLs this member advertises to the rest of the cluster.
+    #[arg(long = "initial-advertise-peer-urls", env = "CONCORD_INITIAL_ADVERTISE_PEER_URLS", default_value = "http://127.0.0.1:2380")]
+    pub initial_advertise_peer_urls: String,
+
+    /// Initial cluster configuration, `name=peer-url,...`. Default: this member alone.
+    #[arg(long = "initial-cluster", env = "CONCORD_INITIAL_CLUSTER")]
+    pub initial_cluster: Option<String>,
+
+    /// `new` to bootstrap a cluster, `existing` to join one.
+    #[arg(long = "initial-cluster-state", env = "CONCORD_INITIAL_CLUSTER_STATE", default_value = "new")]
+    pub initial_cluster_state: String,
+
+    /// Token that makes cluster and member ids unique per cluster.
+    #[arg(long = "initial-cluster-token", env = "CONCORD_INITIAL_CLUSTER_TOKEN", default_value = "etcd-cluster")]
+    pub initial_cluster_token: String,
+
+    /// Largest client request accepted, in bytes.
+    #[arg(long = "max-request-bytes", env = "CONCORD_MAX_REQUEST_BYTES", default_value_t = 1572864)]
+    pub max_request_bytes: usize,
+
+    /// Most operations allowed in each of a txn's compare, success and failure lists.
+    #[arg(long = "max-txn-ops", env = "CONCORD_MAX_TXN_OPS", default_value_t = 128)]
+    pub max_txn_ops: usize,
+
+    /// Raft heartbeat interval in milliseconds (one Raft tick).
+    #[arg(long = "heartbeat-interval", env = "CONCORD_HEARTBEAT_INTERVAL", default_value_t = 100)]
+    pub heartbeat_interval: u64,
+
+    /// Raft election timeout in milliseconds.
+    #[arg(long = "election-timeout", env = "CONCORD_ELECTION_TIMEOUT", default_value_t = 1000)]
+    pub election_timeout: u64,
+
+    /// Applied entries between Raft log compactions.
+    #[arg(long = "snapshot-count", env = "CONCORD_SNAPSHOT_COUNT", default_value_t = 100000)]
+    pub snapshot_count: u64,
+
+    /// Log filter (tracing env-filter syntax, e.g. `info` or `concord_server=debug`).
+    /// `RUST_LOG` takes precedence when set.
+    #[arg(long = "log-level", env = "CONCORD_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+/// A flag value that does not make sense.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--{flag}: {reason}")]
+    Invalid { flag: &'static str, reason: String },
+}
+
+fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { flag, reason: reason.into() }
+}
+
+impl Config {
+    /// The data directory, defaulting to `./<name>.concord`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.concord", self.name)))
+    }
+
+    /// The socket addresses to serve clients on.
+    pub fn client_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        parse_listen_urls("listen-client-urls", &self.listen_client_urls)
+    }
+
+    pub fn advertise_client_urls(&self) -> Vec<String> {
+        split_list(&self.advertise_client_urls)
+    }
+
+    pub fn advertise_peer_urls(&self) -> Vec<String> {
+        split_list(&self.initial_advertise_peer_urls)
+    }
+
+    /// Ticks per election timeout, as raft-rs counts them.
+    pub fn election_ticks(&self) -> Result<usize, ConfigError> {
+        if self.heartbeat_interval == 0 {
+            return Err(invalid("heartbeat-interval", "must be positive"));
+        }
+        if self.election_timeout < 5 * self.heartbeat_interval {
+            return Err(invalid(
+                "election-timeout",
+                "must be at least 5 times --heartbeat-interval",
+            ));
+        }
+        Ok((self.election_timeout / self.heartbeat_interval) as usize)
+    }
+
+    /// Checks the flags that have no other validation path.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.election_ticks()?;
+        self.client_listen_addrs()?;
+        if self.max_request_bytes == 0 {
+            return Err(invalid("max-request-bytes", "must be positive"));
+        }
+        if self.max_txn_ops == 0 {
+            return Err(invalid("max-txn-ops", "must be positive"));
+        }
+        if self.initial_cluster_state != "new" && self.initial_cluster_state != "existing" {
+            return Err(invalid("initial-cluster-state", "must be 'new' or 'existing'"));
+        }
+        if let Some(cluster) = &self.initial_cluster {
+            let members = split_list(cluster);
+            if members.len() != 1 || !members[0].starts_with(&format!("{}=", self.name)) {
+                return Err(invalid(
+                    "initial-cluster",
+                    "this version runs a single member: it must be '<name>=<peer-url>'",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect()
+}
+
+fn parse_listen_urls(flag: &'static str, list: &str) -> Result<Vec<SocketAddr>, ConfigError> {
+    let urls = split_list(list);
+    if urls.is_empty() {
+        return Err(invalid(flag, "no URL given"));
+    }
+    let mut addrs = Vec::new();
+    for url in urls {
+        let hostport = if let Some(rest) = url.strip_prefix("http://") {
+            rest
+        } else if url.starts_with("https://") || url.starts_with("unixs://") {
+            return Err(invalid(flag, format!("{url}: TLS is not supported yet")));
+        } else {
+            return Err(invalid(flag, format!("{url}: expected http://host:port")));
+        };
+        let hostport = hostport.trim_end_matches('/');
+        let resolved = hostport
+            .to_socket_addrs()
+            .map_err(|e| invalid(flag, format!("{url}: {e}")))?
+            .find(|a| a.is_ipv4())
+            .or_else(|| hostport.to_socket_addrs().ok().and_then(|mut a| a.next()));
+        match resolved {
+            Some(a) => addrs.push(a),
+            None => return Err(invalid(flag, format!("{url}: does not resolve"))),
+        }
+    }
+    Ok(addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_embedded_single_member() {
+        let c = Config::parse_from(["concord"]);
+        assert_eq!(c.data_dir(), PathBuf::from("default.concord"));
+        assert_eq!(c.client_listen_addrs().unwrap(), vec!["127.0.0.1:2379".parse().unwrap()]);
+        assert_eq!(c.max_request_bytes, 1572864);
+        assert_eq!(c.election_ticks().unwrap(), 10);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_urls_are_refused() {
+        let c = Config::parse_from(["concord", "--listen-client-urls", "https://127.0.0.1:1"]);
+        assert!(c.validate().unwrap_err().to_string().contains("TLS"));
+        let c = Config::parse_from(["concord", "--listen-client-urls", "127.0.0.1:1"]);
+        assert!(c.validate().is_err());
+        let c = Config::parse_from(["concord", "--election-timeout", "200"]);
+        assert!(c.validate().is_err());
+    }
+}

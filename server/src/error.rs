@@ -1,0 +1,48 @@
+//! The server's library errors. `api::status` maps each one to etcd's gRPC code and text; that
+//! mapping is the only place that knows about gRPC.
+
+use concord_mvcc::MvccError;
+
+/// Why a client request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// No leader is known, so nothing can be committed.
+    #[error("no leader")]
+    NoLeader,
+    /// The request did not complete in time; its outcome is unknown.
+    #[error("request timed out")]
+    Timeout,
+    /// The server is shutting down or a core thread has stopped.
+    #[error("server stopped")]
+    Stopped,
+    /// The request is larger than `--max-request-bytes`.
+    #[error("request is too large")]
+    RequestTooLarge,
+    /// A txn has more than `--max-txn-ops` operations in one of its lists.
+    #[error("too many operations in txn request")]
+    TooManyOps,
+    /// Two writes of one txn touch the same key.
+    #[error("duplicate key given in txn request")]
+    DuplicateKey,
+    /// A request names no key.
+    #[error("key is not provided")]
+    EmptyKey,
+    /// `ignore_value` together with a value.
+    #[error("value is provided")]
+    ValueProvided,
+    /// `ignore_lease` together with a lease.
+    #[error("lease is provided")]
+    LeaseProvided,
+    /// A sort order or sort target outside the enum.
+    #[error("invalid sort option")]
+    InvalidSortOption,
+    /// A request that is malformed in a way etcd has no dedicated error for.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The state machine refused the request.
+    #[error(transparent)]
+    Mvcc(#[from] MvccError),
+    /// The Raft log could not be written or read.
+    #[error("raft log: {0}")]
+    Log(String),
+}

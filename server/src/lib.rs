@@ -1,0 +1,26 @@
+//! The Concord server: etcd's v3 API over a Raft log (raft-rs, Concord's own WAL) and an MVCC
+//! state machine on RocksDB. See `docs/ARCHITECTURE.md` for the map.
+
+mod api;
+mod apply;
+pub mod config;
+mod core;
+pub mod error;
+mod ids;
+mod proposal;
+mod raft;
+pub mod server;
+
+pub use config::Config;
+pub use server::{run, RunError};
+
+/// Reports an error that must stop the server (a failed WAL write or store write cannot be
+/// retried safely).
+#[derive(Clone)]
+pub(crate) struct Fatal(tokio::sync::mpsc::UnboundedSender<String>);
+
+impl Fatal {
+    pub(crate) fn fail(&self, msg: String) {
+        let _ = self.0.send(msg);
+    }
+}

@@ -1,0 +1,76 @@
+//! Linearizable reads by ReadIndex, batched: every read that arrives while no ReadIndex request is
+//! in flight joins the next one, so a burst of reads costs one Raft round.
+
+use raft::{ReadState, Storage};
+
+use super::ReadDone;
+use crate::error::ServerError;
+
+/// Ticks to wait for a ReadIndex answer before asking again (raft-rs drops a request it cannot
+/// serve yet, e.g. before the new leader has committed an entry of its term).
+const RETRY_TICKS: u32 = 3;
+
+struct InFlight {
+    ctx: u64,
+    waiters: Vec<ReadDone>,
+    ticks: u32,
+}
+
+#[derive(Default)]
+pub struct ReadBatcher {
+    waiting: Vec<ReadDone>,
+    in_flight: Option<InFlight>,
+    next_ctx: u64,
+}
+
+impl ReadBatcher {
+    pub fn push(&mut self, done: ReadDone) {
+        self.waiting.push(done);
+    }
+
+    /// Sends a ReadIndex request for the waiting reads if none is in flight.
+    pub fn issue<S: Storage>(&mut self, node: &mut raft::RawNode<S>) {
+        if self.in_flight.is_some() || self.waiting.is_empty() {
+            return;
+        }
+        self.next_ctx += 1;
+        let ctx = self.next_ctx;
+        node.read_index(ctx.to_le_bytes().to_vec());
+        self.in_flight = Some(InFlight { ctx, waiters: std::mem::take(&mut self.waiting), ticks: 0 });
+    }
+
+    /// Answers the reads a ReadIndex result belongs to.
+    pub fn on_read_state(&mut self, rs: &ReadState) {
+        let matches = self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| rs.request_ctx.as_slice() == f.ctx.to_le_bytes().as_slice());
+        if !matches {
+            return;
+        }
+        if let Some(f) = self.in_flight.take() {
+            for w in f.waiters {
+                let _ = w.send(Ok(rs.index));
+            }
+        }
+    }
+
+    /// Re-sends a request that got no answer for a while.
+    pub fn on_tick<S: Storage>(&mut self, node: &mut raft::RawNode<S>) {
+        if let Some(f) = self.in_flight.as_mut() {
+            f.ticks += 1;
+            if f.ticks >= RETRY_TICKS {
+                f.ticks = 0;
+                node.read_index(f.ctx.to_le_bytes().to_vec());
+            }
+        }
+    }
+
+    /// Fails every waiting read.
+    pub fn fail_all(&mut self, err: impl Fn() -> ServerError) {
+        let in_flight = self.in_flight.take().map(|f| f.waiters).unwrap_or_default();
+        for w in in_flight.into_iter().chain(self.waiting.drain(..)) {
+            let _ = w.send(Err(err()));
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Test harness: starts the real `concord` binary on free loopback ports with a fresh data dir,
+//! kills and restarts it, and drives it with etcdctl or gRPC.
+//!
+//! The binary is `$CONCORD_BIN`, or `concord` next to the test executable's `deps/` directory
+//! (build it first: `cargo build --release --bins`).
+
+use std::fs::File;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use concord_proto::etcdserverpb as pb;
+
+/// Path of the `concord` binary under test.
+pub fn concord_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("CONCORD_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/concord
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    dir.join("concord")
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// One running (or stopped) `concord` member.
+pub struct Concord {
+    child: Option<Child>,
+    _dir: Option<tempfile::TempDir>,
+    pub data_dir: PathBuf,
+    pub port: u16,
+    pub peer_port: u16,
+    extra_args: Vec<String>,
+    log_path: PathBuf,
+    starts: u32,
+}
+
+impl Concord {
+    /// Starts a member with a fresh data dir and waits until it serves.
+    pub fn start() -> Concord {
+        Self::start_with(&[])
+    }
+
+    /// Starts a member with extra flags.
+    pub fn start_with(extra: &[&str]) -> Concord {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        let log_path = dir.path().join("concord.log");
+        let mut c = Concord {
+            child: None,
+            data_dir,
+            port: free_port(),
+            peer_port: free_port(),
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            log_path,
+            starts: 0,
+            _dir: Some(dir),
+        };
+        c.spawn().expect("start concord");
+        c.wait_ready().unwrap_or_else(|e| panic!("concord did not become ready: {e:#}\n{}", c.log()));
+        c
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(concord_bin());
+        cmd.arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--listen-client-urls")
+            .arg(self.endpoint())
+            .arg("--advertise-client-urls")
+            .arg(self.endpoint())
+            .arg("--listen-peer-urls")
+            .arg(format!("http://127.0.0.1:{}", self.peer_port))
+            .arg("--initial-advertise-peer-urls")
+            .arg(format!("http://127.0.0.1:{}", self.peer_port))
+            .args(&self.extra_args)
+            .env("RUST_LOG", "info");
+        cmd
+    }
+
+    /// Starts the process without waiting for it to serve.
+    pub fn spawn(&mut self) -> Result<()> {
+        assert!(self.child.is_none(), "already running");
+        self.starts += 1;
+        let mut log = File::options().create(true).append(true).open(&self.log_path)?;
+        writeln!(log, "===== start #{} =====", self.starts)?;
+        let child = self
+            .command()
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("spawning {}", concord_bin().display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Runs the binary on the data dir in the foreground and returns its output: for start-ups
+    /// that are expected to fail.
+    pub fn run_to_exit(&self, timeout: Duration) -> Result<Output> {
+        let mut child = self.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if child.try_wait()?.is_some() {
+                return Ok(child.wait_with_output()?);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let out = child.wait_with_output()?;
+                bail!(
+                    "concord did not exit within {timeout:?}; stderr:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the member answers a linearizable read.
+    pub fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let endpoint = self.endpoint();
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    self.child = None;
+                    bail!("concord exited during start-up: {status}");
+                }
+            }
+            let ok = rt.block_on(async {
+                let Ok(mut kv) = pb::kv_client::KvClient::connect(endpoint.clone()).await else {
+                    return false;
+                };
+                let req = pb::RangeRequest { key: b"health".to_vec(), ..Default::default() };
+                tokio::time::timeout(Duration::from_secs(2), kv.range(req))
+                    .await
+                    .is_ok_and(|r| r.is_ok())
+            });
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("not serving after 60s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILLs the process.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERMs the process and waits for it to exit; returns whether it exited cleanly.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else { return true };
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return status.success(),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Starts the process again on the same data dir and waits until it serves.
+    pub fn restart(&mut self) {
+        self.spawn().expect("restart concord");
+        self.wait_ready()
+            .unwrap_or_else(|e| panic!("concord did not come back: {e:#}\n{}", self.log()));
+    }
+
+    /// Everything the process has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The WAL segment files, in order.
+    pub fn wal_segments(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.data_dir.join("wal"))
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "wal"));
+        files.sort();
+        files
+    }
+
+    /// Runs etcdctl (API v3) against this member.
+    pub fn etcdctl(&self, args: &[&str]) -> Output {
+        self.etcdctl_stdin(args, None)
+    }
+
+    /// Runs etcdctl with `input` on its standard input.
+    pub fn etcdctl_stdin(&self, args: &[&str], input: Option<&str>) -> Output {
+        let mut cmd = Command::new("etcdctl");
+        cmd.env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint()))
+            .arg("--dial-timeout=5s")
+            .arg("--command-timeout=20s")
+            .args(args)
+            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("etcdctl is installed (apt-get install etcd-client)");
+        if let Some(input) = input {
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(input.as_bytes()).expect("write etcdctl stdin");
+        }
+        child.wait_with_output().expect("etcdctl output")
+    }
+
+    /// Runs etcdctl, asserts it succeeded, and returns its standard output.
+    pub fn etcdctl_ok(&self, args: &[&str]) -> String {
+        let out = self.etcdctl(args);
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// A raw gRPC KV client (for asserting exact status codes and messages).
+    pub async fn kv(&self) -> pb::kv_client::KvClient<tonic::transport::Channel> {
+        pb::kv_client::KvClient::connect(self.endpoint()).await.expect("connect").max_decoding_message_size(usize::MAX).max_encoding_message_size(usize::MAX)
+    }
+}
+
+impl Drop for Concord {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
