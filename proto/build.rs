@@ -1,0 +1,21 @@
+//! Generates the wire types at build time with protox (a pure-Rust protobuf compiler), so no
+//! `protoc` needs to be installed.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=etcd");
+    println!("cargo:rerun-if-changed=concord");
+    let files = [
+        "etcd/mvccpb/kv.proto",
+        "etcd/authpb/auth.proto",
+        "etcd/etcdserverpb/rpc.proto",
+        "concord/peer.proto",
+    ];
+    let fds = protox::compile(files, ["etcd", "concord", "."])?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        // Methods a service does not implement answer Unimplemented.
+        .generate_default_stubs(true)
+        .compile_fds(fds)?;
+    Ok(())
+}
