@@ -155,7 +155,10 @@ pub struct TxnResponse {
 impl TxnRequest {
     /// True when no branch (nested ones included) writes anything.
     pub fn is_read_only(&self) -> bool {
-        self.success.iter().chain(self.failure.iter()).all(RequestOp::is_read_only)
+        self.success
+            .iter()
+            .chain(self.failure.iter())
+            .all(RequestOp::is_read_only)
     }
 }
 
@@ -176,7 +179,9 @@ pub enum Command {
     DeleteRange(DeleteRangeRequest),
     Txn(TxnRequest),
     /// Compact history below `revision`.
-    Compact { revision: i64 },
+    Compact {
+        revision: i64,
+    },
 }
 
 /// What applying a [`Command`] produced.

@@ -1,0 +1,174 @@
+//! Applying one command: its writes go to a private `Pending` layered over everything applied
+//! before it, so a failing command leaves no trace.
+
+use crate::error::MvccError;
+use crate::keys::{self, Rec};
+use crate::read::{self, Revs};
+use crate::source::{Cf, Overlay, Pending, Source};
+use crate::types::*;
+
+pub struct Writer<'a> {
+    base: &'a dyn Source,
+    pub pending: Pending,
+    /// The revision before this command.
+    begin: i64,
+    compacted: i64,
+    /// Writes made so far; each takes the next sub-revision.
+    sub: i64,
+}
+
+impl<'a> Writer<'a> {
+    pub fn new(base: &'a dyn Source, revs: Revs) -> Writer<'a> {
+        Writer {
+            base,
+            pending: Pending::default(),
+            begin: revs.current,
+            compacted: revs.compacted,
+            sub: 0,
+        }
+    }
+
+    /// The revision this command writes at.
+    pub fn rev(&self) -> i64 {
+        self.begin + 1
+    }
+
+    /// True if the command wrote anything (and so takes a revision).
+    pub fn wrote(&self) -> bool {
+        self.sub > 0
+    }
+
+    fn view(&self) -> Overlay<'_> {
+        Overlay {
+            base: self.base,
+            pending: &self.pending,
+        }
+    }
+
+    /// Revisions as reads inside this command see them.
+    fn revs(&self) -> Revs {
+        Revs {
+            current: if self.wrote() { self.rev() } else { self.begin },
+            compacted: self.compacted,
+        }
+    }
+
+    fn current(&self, key: &[u8]) -> Result<Option<Rec>, MvccError> {
+        self.view()
+            .get(Cf::Kv, key)?
+            .map(|v| Rec::decode(&v))
+            .transpose()
+    }
+
+    fn record(&mut self, key: &[u8], rec: &Rec, kind: u8) {
+        let enc = rec.encode();
+        if rec.tombstone {
+            self.pending.delete(Cf::Kv, key.to_vec());
+        } else {
+            self.pending.put(Cf::Kv, key.to_vec(), enc.clone());
+        }
+        self.pending
+            .put(Cf::History, keys::history_key(key, rec.modr), enc);
+        self.pending.put(
+            Cf::Revs,
+            keys::rev_key(rec.modr, rec.sub),
+            keys::rev_value(kind, key),
+        );
+        self.sub += 1;
+    }
+
+    pub fn put(&mut self, req: &PutRequest) -> Result<PutResponse, MvccError> {
+        let prev = self.current(&req.key)?;
+        if (req.ignore_value || req.ignore_lease) && prev.is_none() {
+            return Err(MvccError::KeyNotFound);
+        }
+        if req.lease != 0 && !req.ignore_lease {
+            // leases: look the lease up here once the lease store exists; none exist yet.
+            return Err(MvccError::LeaseNotFound);
+        }
+        let rev = self.rev();
+        let rec = Rec {
+            create: prev.as_ref().map_or(rev, |p| p.create),
+            modr: rev,
+            sub: self.sub,
+            version: prev.as_ref().map_or(1, |p| p.version + 1),
+            lease: match (&prev, req.ignore_lease) {
+                (Some(p), true) => p.lease,
+                _ => req.lease,
+            },
+            value: match (&prev, req.ignore_value) {
+                (Some(p), true) => p.value.clone(),
+                _ => req.value.clone(),
+            },
+            tombstone: false,
+        };
+        self.record(&req.key, &rec, keys::EVENT_PUT);
+        let prev_kv = if req.prev_kv {
+            prev.map(|p| p.into_kv(req.key.clone()))
+        } else {
+            None
+        };
+        Ok(PutResponse { prev_kv })
+    }
+
+    pub fn delete(&mut self, req: &DeleteRangeRequest) -> Result<DeleteRangeResponse, MvccError> {
+        let mut found = Vec::new();
+        let cur = self.revs().current;
+        read::visit(
+            &self.view(),
+            &req.key,
+            &req.range_end,
+            cur,
+            true,
+            &mut |k, rec| {
+                found.push((k, rec));
+                Ok(true)
+            },
+        )?;
+        let rev = self.rev();
+        let mut prev_kvs = Vec::new();
+        let deleted = found.len() as i64;
+        for (k, prev) in found {
+            let tomb = Rec {
+                create: 0,
+                modr: rev,
+                sub: self.sub,
+                version: 0,
+                lease: 0,
+                value: Vec::new(),
+                tombstone: true,
+            };
+            self.record(&k, &tomb, keys::EVENT_DELETE);
+            if req.prev_kv {
+                prev_kvs.push(prev.into_kv(k));
+            }
+        }
+        Ok(DeleteRangeResponse { deleted, prev_kvs })
+    }
+
+    pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, MvccError> {
+        read::range(&self.view(), self.revs(), req)
+    }
+
+    pub fn txn(&mut self, req: &TxnRequest) -> Result<TxnResponse, MvccError> {
+        let succeeded = read::guards_hold(&self.view(), self.revs().current, &req.compare)?;
+        let ops = if succeeded {
+            &req.success
+        } else {
+            &req.failure
+        };
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            responses.push(match op {
+                RequestOp::Range(r) => ResponseOp::Range(self.range(r)?),
+                RequestOp::Put(p) => ResponseOp::Put(self.put(p)?),
+                RequestOp::DeleteRange(d) => ResponseOp::DeleteRange(self.delete(d)?),
+                RequestOp::Txn(t) => ResponseOp::Txn(self.txn(t)?),
+            });
+        }
+        Ok(TxnResponse {
+            succeeded,
+            responses,
+        })
+    }
+}
