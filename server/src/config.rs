@@ -19,19 +19,35 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
 
     /// Comma-separated URLs to serve clients on (http only for now).
-    #[arg(long = "listen-client-urls", env = "CONCORD_LISTEN_CLIENT_URLS", default_value = "http://127.0.0.1:2379")]
+    #[arg(
+        long = "listen-client-urls",
+        env = "CONCORD_LISTEN_CLIENT_URLS",
+        default_value = "http://127.0.0.1:2379"
+    )]
     pub listen_client_urls: String,
 
     /// Comma-separated client URLs this member advertises to the cluster.
-    #[arg(long = "advertise-client-urls", env = "CONCORD_ADVERTISE_CLIENT_URLS", default_value = "http://127.0.0.1:2379")]
+    #[arg(
+        long = "advertise-client-urls",
+        env = "CONCORD_ADVERTISE_CLIENT_URLS",
+        default_value = "http://127.0.0.1:2379"
+    )]
     pub advertise_client_urls: String,
 
     /// Comma-separated URLs to listen on for peer traffic.
-    #[arg(long = "listen-peer-urls", env = "CONCORD_LISTEN_PEER_URLS", default_value = "http://127.0.0.1:2380")]
+    #[arg(
+        long = "listen-peer-urls",
+        env = "CONCORD_LISTEN_PEER_URLS",
+        default_value = "http://127.0.0.1:2380"
+    )]
     pub listen_peer_urls: String,
 
     /// Comma-separated peer URLs this member advertises to the rest of the cluster.
-    #[arg(long = "initial-advertise-peer-urls", env = "CONCORD_INITIAL_ADVERTISE_PEER_URLS", default_value = "http://127.0.0.1:2380")]
+    #[arg(
+        long = "initial-advertise-peer-urls",
+        env = "CONCORD_INITIAL_ADVERTISE_PEER_URLS",
+        default_value = "http://127.0.0.1:2380"
+    )]
     pub initial_advertise_peer_urls: String,
 
     /// Initial cluster configuration, `name=peer-url,...`. Default: this member alone.
@@ -39,31 +55,59 @@ pub struct Config {
     pub initial_cluster: Option<String>,
 
     /// `new` to bootstrap a cluster, `existing` to join one.
-    #[arg(long = "initial-cluster-state", env = "CONCORD_INITIAL_CLUSTER_STATE", default_value = "new")]
+    #[arg(
+        long = "initial-cluster-state",
+        env = "CONCORD_INITIAL_CLUSTER_STATE",
+        default_value = "new"
+    )]
     pub initial_cluster_state: String,
 
     /// Token that makes cluster and member ids unique per cluster.
-    #[arg(long = "initial-cluster-token", env = "CONCORD_INITIAL_CLUSTER_TOKEN", default_value = "etcd-cluster")]
+    #[arg(
+        long = "initial-cluster-token",
+        env = "CONCORD_INITIAL_CLUSTER_TOKEN",
+        default_value = "etcd-cluster"
+    )]
     pub initial_cluster_token: String,
 
     /// Largest client request accepted, in bytes.
-    #[arg(long = "max-request-bytes", env = "CONCORD_MAX_REQUEST_BYTES", default_value_t = 1572864)]
+    #[arg(
+        long = "max-request-bytes",
+        env = "CONCORD_MAX_REQUEST_BYTES",
+        default_value_t = 1572864
+    )]
     pub max_request_bytes: usize,
 
     /// Most operations allowed in each of a txn's compare, success and failure lists.
-    #[arg(long = "max-txn-ops", env = "CONCORD_MAX_TXN_OPS", default_value_t = 128)]
+    #[arg(
+        long = "max-txn-ops",
+        env = "CONCORD_MAX_TXN_OPS",
+        default_value_t = 128
+    )]
     pub max_txn_ops: usize,
 
     /// Raft heartbeat interval in milliseconds (one Raft tick).
-    #[arg(long = "heartbeat-interval", env = "CONCORD_HEARTBEAT_INTERVAL", default_value_t = 100)]
+    #[arg(
+        long = "heartbeat-interval",
+        env = "CONCORD_HEARTBEAT_INTERVAL",
+        default_value_t = 100
+    )]
     pub heartbeat_interval: u64,
 
     /// Raft election timeout in milliseconds.
-    #[arg(long = "election-timeout", env = "CONCORD_ELECTION_TIMEOUT", default_value_t = 1000)]
+    #[arg(
+        long = "election-timeout",
+        env = "CONCORD_ELECTION_TIMEOUT",
+        default_value_t = 1000
+    )]
     pub election_timeout: u64,
 
     /// Applied entries between Raft log compactions.
-    #[arg(long = "snapshot-count", env = "CONCORD_SNAPSHOT_COUNT", default_value_t = 100000)]
+    #[arg(
+        long = "snapshot-count",
+        env = "CONCORD_SNAPSHOT_COUNT",
+        default_value_t = 100000
+    )]
     pub snapshot_count: u64,
 
     /// Log filter (tracing env-filter syntax, e.g. `info` or `concord_server=debug`).
@@ -80,13 +124,18 @@ pub enum ConfigError {
 }
 
 fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { flag, reason: reason.into() }
+    ConfigError::Invalid {
+        flag,
+        reason: reason.into(),
+    }
 }
 
 impl Config {
     /// The data directory, defaulting to `./<name>.concord`.
     pub fn data_dir(&self) -> PathBuf {
-        self.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.concord", self.name)))
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}.concord", self.name)))
     }
 
     /// The socket addresses to serve clients on.
@@ -127,7 +176,10 @@ impl Config {
             return Err(invalid("max-txn-ops", "must be positive"));
         }
         if self.initial_cluster_state != "new" && self.initial_cluster_state != "existing" {
-            return Err(invalid("initial-cluster-state", "must be 'new' or 'existing'"));
+            return Err(invalid(
+                "initial-cluster-state",
+                "must be 'new' or 'existing'",
+            ));
         }
         if let Some(cluster) = &self.initial_cluster {
             let members = split_list(cluster);
@@ -143,7 +195,11 @@ impl Config {
 }
 
 fn split_list(s: &str) -> Vec<String> {
-    s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect()
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 fn parse_listen_urls(flag: &'static str, list: &str) -> Result<Vec<SocketAddr>, ConfigError> {
@@ -182,7 +238,10 @@ mod tests {
     fn defaults_match_the_embedded_single_member() {
         let c = Config::parse_from(["concord"]);
         assert_eq!(c.data_dir(), PathBuf::from("default.concord"));
-        assert_eq!(c.client_listen_addrs().unwrap(), vec!["127.0.0.1:2379".parse().unwrap()]);
+        assert_eq!(
+            c.client_listen_addrs().unwrap(),
+            vec!["127.0.0.1:2379".parse().unwrap()]
+        );
         assert_eq!(c.max_request_bytes, 1572864);
         assert_eq!(c.election_ticks().unwrap(), 10);
         c.validate().unwrap();

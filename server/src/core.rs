@@ -55,7 +55,9 @@ impl Core {
     ) -> Core {
         // Request ids only need to be unique among entries that may still be replayed; starting
         // from the clock keeps them apart across restarts.
-        let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64);
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64);
         Core {
             raft_tx,
             raft_status,
@@ -92,17 +94,22 @@ impl Core {
     pub async fn linearizable_barrier(&self) -> Result<(), ServerError> {
         let deadline = Instant::now() + self.request_timeout;
         let (done, index) = oneshot::channel();
-        self.raft_tx.send(RaftMsg::ReadIndex { done }).map_err(|_| ServerError::Stopped)?;
+        self.raft_tx
+            .send(RaftMsg::ReadIndex { done })
+            .map_err(|_| ServerError::Stopped)?;
         let index = match timeout_at(deadline, index).await {
             Err(_) => return Err(ServerError::Timeout),
             Ok(Err(_)) => return Err(ServerError::Stopped),
             Ok(Ok(index)) => index?,
         };
         let mut applied = self.applied.clone();
-        match timeout_at(deadline, applied.wait_for(|a| *a >= index)).await {
+        let reached = timeout_at(deadline, applied.wait_for(|a| *a >= index))
+            .await
+            .map(|r| r.is_ok());
+        match reached {
             Err(_) => Err(ServerError::Timeout),
-            Ok(Err(_)) => Err(ServerError::Stopped),
-            Ok(Ok(_)) => Ok(()),
+            Ok(false) => Err(ServerError::Stopped),
+            Ok(true) => Ok(()),
         }
     }
 
@@ -131,6 +138,8 @@ impl Core {
         F: FnOnce(&Store) -> T + Send + 'static,
     {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store)).await.map_err(|_| ServerError::Stopped)
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|_| ServerError::Stopped)
     }
 }

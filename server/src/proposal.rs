@@ -30,7 +30,9 @@ pub fn command(data: &[u8]) -> Option<Result<Command, MvccError>> {
     }
     Some(match data.get(ID_LEN..) {
         Some(body) => Command::decode(body),
-        None => Err(MvccError::Decode("entry shorter than its request id".into())),
+        None => Err(MvccError::Decode(
+            "entry shorter than its request id".into(),
+        )),
     })
 }
 

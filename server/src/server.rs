@@ -21,13 +21,20 @@ pub enum RunError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("opening the store: {0}")]
     Store(#[from] MvccError),
     #[error("{0}")]
     Raft(#[from] ServerError),
     #[error("data dir {dir} belongs to member {found:x}, not to this member {expected:x}")]
-    WrongMember { dir: PathBuf, found: u64, expected: u64 },
+    WrongMember {
+        dir: PathBuf,
+        found: u64,
+        expected: u64,
+    },
     #[error("serving clients: {0}")]
     Serve(String),
     #[error("fatal: {0}")]
@@ -106,19 +113,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             client_urls: config.advertise_client_urls(),
         },
         cluster_id,
-        Limits { max_request_bytes: config.max_request_bytes, max_txn_ops: config.max_txn_ops },
+        Limits {
+            max_request_bytes: config.max_request_bytes,
+            max_txn_ops: config.max_txn_ops,
+        },
         request_timeout,
     ));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = Vec::new();
     for addr in config.client_listen_addrs()? {
-        let listener =
-            TcpListener::bind(addr).await.map_err(io(format!("listening for clients on {addr}")))?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(io(format!("listening for clients on {addr}")))?;
         tracing::info!(%addr, member_id = %format!("{member_id:x}"), "serving clients");
         let routes = api::router(core.clone());
         let mut stop = stop_rx.clone();
-        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         servers.push(tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_routes(routes)

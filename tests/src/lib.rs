@@ -65,7 +65,8 @@ impl Concord {
             _dir: Some(dir),
         };
         c.spawn().expect("start concord");
-        c.wait_ready().unwrap_or_else(|e| panic!("concord did not become ready: {e:#}\n{}", c.log()));
+        c.wait_ready()
+            .unwrap_or_else(|e| panic!("concord did not become ready: {e:#}\n{}", c.log()));
         c
     }
 
@@ -94,7 +95,10 @@ impl Concord {
     pub fn spawn(&mut self) -> Result<()> {
         assert!(self.child.is_none(), "already running");
         self.starts += 1;
-        let mut log = File::options().create(true).append(true).open(&self.log_path)?;
+        let mut log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)?;
         writeln!(log, "===== start #{} =====", self.starts)?;
         let child = self
             .command()
@@ -109,7 +113,11 @@ impl Concord {
     /// Runs the binary on the data dir in the foreground and returns its output: for start-ups
     /// that are expected to fail.
     pub fn run_to_exit(&self, timeout: Duration) -> Result<Output> {
-        let mut child = self.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        let mut child = self
+            .command()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
         let deadline = Instant::now() + timeout;
         loop {
             if child.try_wait()?.is_some() {
@@ -130,7 +138,9 @@ impl Concord {
     /// Waits until the member answers a linearizable read.
     pub fn wait_ready(&mut self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let endpoint = self.endpoint();
         loop {
             if let Some(child) = self.child.as_mut() {
@@ -143,7 +153,10 @@ impl Concord {
                 let Ok(mut kv) = pb::kv_client::KvClient::connect(endpoint.clone()).await else {
                     return false;
                 };
-                let req = pb::RangeRequest { key: b"health".to_vec(), ..Default::default() };
+                let req = pb::RangeRequest {
+                    key: b"health".to_vec(),
+                    ..Default::default()
+                };
                 tokio::time::timeout(Duration::from_secs(2), kv.range(req))
                     .await
                     .is_ok_and(|r| r.is_ok())
@@ -168,7 +181,9 @@ impl Concord {
 
     /// SIGTERMs the process and waits for it to exit; returns whether it exited cleanly.
     pub fn stop(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else { return true };
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
         // SAFETY: plain kill(2) on our own child's pid.
         unsafe {
             libc::kill(child.id() as i32, libc::SIGTERM);
@@ -177,7 +192,9 @@ impl Concord {
         loop {
             match child.try_wait() {
                 Ok(Some(status)) => return status.success(),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -222,13 +239,21 @@ impl Concord {
             .arg("--dial-timeout=5s")
             .arg("--command-timeout=20s")
             .args(args)
-            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("etcdctl is installed (apt-get install etcd-client)");
+        let mut child = cmd
+            .spawn()
+            .expect("etcdctl is installed (apt-get install etcd-client)");
         if let Some(input) = input {
             let mut stdin = child.stdin.take().expect("stdin");
-            stdin.write_all(input.as_bytes()).expect("write etcdctl stdin");
+            stdin
+                .write_all(input.as_bytes())
+                .expect("write etcdctl stdin");
         }
         child.wait_with_output().expect("etcdctl output")
     }
@@ -247,7 +272,11 @@ impl Concord {
 
     /// A raw gRPC KV client (for asserting exact status codes and messages).
     pub async fn kv(&self) -> pb::kv_client::KvClient<tonic::transport::Channel> {
-        pb::kv_client::KvClient::connect(self.endpoint()).await.expect("connect").max_decoding_message_size(usize::MAX).max_encoding_message_size(usize::MAX)
+        pb::kv_client::KvClient::connect(self.endpoint())
+            .await
+            .expect("connect")
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX)
     }
 }
 

@@ -22,7 +22,11 @@ struct Acked {
 #[test]
 fn acknowledged_writes_survive_kill_9() {
     let mut c = Concord::start();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let acked = Arc::new(Mutex::new(Acked::default()));
     let mut attempted_txns: Vec<String> = Vec::new();
 
@@ -78,15 +82,24 @@ fn acknowledged_writes_survive_kill_9() {
 
         let client = rt.block_on(Client::connect([c.endpoint()])).unwrap();
         let acked = acked.lock().unwrap();
-        assert!(!acked.puts.is_empty() && !acked.txns.is_empty(), "writers made progress");
+        assert!(
+            !acked.puts.is_empty() && !acked.txns.is_empty(),
+            "writers made progress"
+        );
         for (key, value) in &acked.puts {
             let got = rt.block_on(client.get(key.clone())).unwrap();
-            let kv = got.kvs.first().unwrap_or_else(|| panic!("round {round}: acknowledged {key} is missing"));
+            let kv = got
+                .kvs
+                .first()
+                .unwrap_or_else(|| panic!("round {round}: acknowledged {key} is missing"));
             // A later, unacknowledged put of the same key may have landed too; it is never older.
             let got_value = String::from_utf8_lossy(&kv.value).to_string();
             let n = |v: &str| v.rsplit("-n").next().unwrap().parse::<u64>().unwrap();
             let r = |v: &str| v[1..].split('-').next().unwrap().parse::<usize>().unwrap();
-            assert!((r(&got_value), n(&got_value)) >= (r(value), n(value)), "{key}: {got_value} older than acked {value}");
+            assert!(
+                (r(&got_value), n(&got_value)) >= (r(value), n(value)),
+                "{key}: {got_value} older than acked {value}"
+            );
         }
         for id in &acked.txns {
             let a = rt.block_on(client.get(format!("txn/a/{id}"))).unwrap();
@@ -97,8 +110,16 @@ fn acknowledged_writes_survive_kill_9() {
         }
         // Unacknowledged txns are all-or-nothing too.
         for id in &attempted_txns {
-            let a = rt.block_on(client.get(format!("txn/a/{id}"))).unwrap().kvs.len();
-            let b = rt.block_on(client.get(format!("txn/b/{id}"))).unwrap().kvs.len();
+            let a = rt
+                .block_on(client.get(format!("txn/a/{id}")))
+                .unwrap()
+                .kvs
+                .len();
+            let b = rt
+                .block_on(client.get(format!("txn/b/{id}")))
+                .unwrap()
+                .kvs
+                .len();
             assert_eq!(a, b, "txn {id} half-applied");
         }
     }

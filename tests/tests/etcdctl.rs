@@ -39,18 +39,41 @@ fn put_and_get_with_every_option() {
 
     assert_eq!(c.etcdctl_ok(&["get", "foo"]), "foo\nbaz\n");
     assert_eq!(c.etcdctl_ok(&["get", "nothing"]), "");
-    assert_eq!(lines(&c.etcdctl_ok(&["get", "foo", "--prefix"])), ["foo", "baz", "foo2", "bar2"]);
-    assert_eq!(lines(&c.etcdctl_ok(&["get", "foo2", "--from-key"])), ["foo2", "bar2", "zoo", "z"]);
+    assert_eq!(
+        lines(&c.etcdctl_ok(&["get", "foo", "--prefix"])),
+        ["foo", "baz", "foo2", "bar2"]
+    );
+    assert_eq!(
+        lines(&c.etcdctl_ok(&["get", "foo2", "--from-key"])),
+        ["foo2", "bar2", "zoo", "z"]
+    );
     // The value foo had before it was overwritten.
     assert_eq!(c.etcdctl_ok(&["get", "foo", "--rev=4"]), "foo\nbar\n");
     assert_eq!(c.etcdctl_ok(&["get", "foo", "--rev=1"]), "");
-    assert_eq!(lines(&c.etcdctl_ok(&["get", "foo", "--prefix", "--limit=1"])), ["foo", "baz"]);
     assert_eq!(
-        lines(&c.etcdctl_ok(&["get", "", "--from-key", "--sort-by=MODIFY", "--order=DESCEND", "--keys-only"])),
+        lines(&c.etcdctl_ok(&["get", "foo", "--prefix", "--limit=1"])),
+        ["foo", "baz"]
+    );
+    assert_eq!(
+        lines(&c.etcdctl_ok(&[
+            "get",
+            "",
+            "--from-key",
+            "--sort-by=MODIFY",
+            "--order=DESCEND",
+            "--keys-only"
+        ])),
         ["foo", "", "zoo", "", "foo2", ""]
     );
     assert_eq!(
-        lines(&c.etcdctl_ok(&["get", "", "--from-key", "--sort-by=VALUE", "--order=ASCEND", "--keys-only"])),
+        lines(&c.etcdctl_ok(&[
+            "get",
+            "",
+            "--from-key",
+            "--sort-by=VALUE",
+            "--order=ASCEND",
+            "--keys-only"
+        ])),
         ["foo2", "", "foo", "", "zoo", ""]
     );
     assert_eq!(
@@ -86,10 +109,16 @@ fn delete_with_prev_kv_and_prefix() {
     for (k, v) in [("a1", "x"), ("a2", "y"), ("a3", "z"), ("b", "w")] {
         c.etcdctl_ok(&["put", k, v]);
     }
-    assert_eq!(lines(&c.etcdctl_ok(&["del", "--prev-kv", "a1"])), ["1", "a1", "x"]);
+    assert_eq!(
+        lines(&c.etcdctl_ok(&["del", "--prev-kv", "a1"])),
+        ["1", "a1", "x"]
+    );
     assert_eq!(c.etcdctl_ok(&["del", "a1"]), "0\n");
     assert_eq!(c.etcdctl_ok(&["del", "--prefix", "a"]), "2\n");
-    assert_eq!(c.etcdctl_ok(&["get", "", "--from-key", "--keys-only"]), "b\n\n");
+    assert_eq!(
+        c.etcdctl_ok(&["get", "", "--from-key", "--keys-only"]),
+        "b\n\n"
+    );
     // A deleted key comes back with a fresh history.
     c.etcdctl_ok(&["put", "a2", "again"]);
     let j = json(&c.etcdctl_ok(&["get", "a2", "-w", "json"]));
@@ -103,7 +132,11 @@ fn interactive_txn_on_stdin() {
     c.etcdctl_ok(&["put", "zoo", "z"]);
     let script = "value(\"zoo\") = \"z\"\n\nput zoo z2\nput a b\n\nput zoo fail\n\n";
     let out = c.etcdctl_stdin(&["txn", "-i"], Some(script));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("compares:"), "{stdout}");
     assert!(stdout.ends_with("SUCCESS\n\nOK\n\nOK\n"), "{stdout}");
@@ -117,8 +150,15 @@ fn interactive_txn_on_stdin() {
     // Now the compare fails and the failure branch runs, with a get in it.
     let script = "value(\"zoo\") = \"z\"\n\nput zoo never\n\nget a\nput zoo failed\n\n";
     let out = c.etcdctl_stdin(&["txn"], Some(script));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), "FAILURE\n\na\nb\n\nOK\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "FAILURE\n\na\nb\n\nOK\n"
+    );
     assert_eq!(c.etcdctl_ok(&["get", "zoo"]), "zoo\nfailed\n");
 
     // Compares on version, create and mod revision.
@@ -145,7 +185,10 @@ fn compaction_then_old_revisions_are_gone() {
         .contains("Error: etcdserver: mvcc: required revision is a future revision"));
     let out = c.etcdctl(&["compaction", "2"]);
     assert!(!out.status.success());
-    assert_eq!(c.etcdctl_ok(&["compaction", "--physical", "4"]), "compacted revision 4\n");
+    assert_eq!(
+        c.etcdctl_ok(&["compaction", "--physical", "4"]),
+        "compacted revision 4\n"
+    );
     assert_eq!(c.etcdctl_ok(&["get", "k"]), "k\nv3\n");
 }
 
@@ -155,7 +198,13 @@ fn endpoint_status_health_and_member_list() {
     c.etcdctl_ok(&["put", "k", "v"]);
 
     let out = c.etcdctl_ok(&["endpoint", "health"]);
-    assert!(out.starts_with(&format!("{} is healthy: successfully committed proposal", c.endpoint())), "{out}");
+    assert!(
+        out.starts_with(&format!(
+            "{} is healthy: successfully committed proposal",
+            c.endpoint()
+        )),
+        "{out}"
+    );
 
     let status = json(&c.etcdctl_ok(&["endpoint", "status", "-w", "json"]));
     let s = &status[0]["Status"];

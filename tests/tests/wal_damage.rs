@@ -8,7 +8,10 @@ use concord_proto::etcdserverpb as pb;
 use concord_tests::Concord;
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn put_keys(c: &Concord, prefix: &str, n: usize) {
@@ -59,7 +62,10 @@ fn torn_tail_is_truncated_and_the_member_recovers() {
     // of them. Nothing was acknowledged for it.
     let seg = c.wal_segments().pop().expect("a wal segment");
     let mut bytes = Vec::new();
-    std::fs::File::open(&seg).unwrap().read_to_end(&mut bytes).unwrap();
+    std::fs::File::open(&seg)
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
     let end = end_of_data(&bytes);
     let mut f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
     f.seek(SeekFrom::Start(end as u64)).unwrap();
@@ -85,7 +91,10 @@ fn torn_tail_is_truncated_and_the_member_recovers() {
     let seg = c.wal_segments().pop().unwrap();
     let len = std::fs::metadata(&seg).unwrap().len();
     let mut bytes = Vec::new();
-    std::fs::File::open(&seg).unwrap().read_to_end(&mut bytes).unwrap();
+    std::fs::File::open(&seg)
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
     let end = end_of_data(&bytes) as u64;
     assert!(end < len);
     // Append a half-written record at the end of the data and cut the file right after it.
@@ -108,7 +117,10 @@ fn flipped_byte_in_the_middle_of_the_log_is_refused() {
 
     let seg = c.wal_segments().into_iter().next().expect("a wal segment");
     let mut bytes = Vec::new();
-    std::fs::File::open(&seg).unwrap().read_to_end(&mut bytes).unwrap();
+    std::fs::File::open(&seg)
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
     let end = end_of_data(&bytes);
     assert!(end > 1000, "the log holds the writes ({end} bytes)");
     let at = end / 2;

@@ -73,11 +73,18 @@ pub fn put_request(r: &pb::PutRequest) -> m::PutRequest {
 }
 
 pub fn put_response(r: m::PutResponse, header: pb::ResponseHeader) -> pb::PutResponse {
-    pb::PutResponse { header: Some(header), prev_kv: r.prev_kv.map(kv_to_pb) }
+    pb::PutResponse {
+        header: Some(header),
+        prev_kv: r.prev_kv.map(kv_to_pb),
+    }
 }
 
 pub fn delete_request(r: &pb::DeleteRangeRequest) -> m::DeleteRangeRequest {
-    m::DeleteRangeRequest { key: r.key.clone(), range_end: r.range_end.clone(), prev_kv: r.prev_kv }
+    m::DeleteRangeRequest {
+        key: r.key.clone(),
+        range_end: r.range_end.clone(),
+        prev_kv: r.prev_kv,
+    }
 }
 
 pub fn delete_response(
@@ -98,10 +105,15 @@ fn compare(c: &pb::Compare) -> Result<m::Compare, ServerError> {
         Ok(CompareResult::Greater) => m::CompareResult::Greater,
         Ok(CompareResult::Less) => m::CompareResult::Less,
         Ok(CompareResult::NotEqual) => m::CompareResult::NotEqual,
-        Err(_) => return Err(ServerError::InvalidRequest("etcdserver: invalid compare result".into())),
+        Err(_) => {
+            return Err(ServerError::InvalidRequest(
+                "etcdserver: invalid compare result".into(),
+            ))
+        }
     };
     // As in etcd, an operand of another kind than the target compares as zero / empty.
-    let int = |want: fn(&TargetUnion) -> Option<i64>| c.target_union.as_ref().and_then(want).unwrap_or(0);
+    let int =
+        |want: fn(&TargetUnion) -> Option<i64>| c.target_union.as_ref().and_then(want).unwrap_or(0);
     let target = match CompareTarget::try_from(c.target) {
         Ok(CompareTarget::Version) => m::CompareTarget::Version(int(|t| match t {
             TargetUnion::Version(v) => Some(*v),
@@ -123,9 +135,18 @@ fn compare(c: &pb::Compare) -> Result<m::Compare, ServerError> {
             Some(TargetUnion::Value(v)) => v.clone(),
             _ => Vec::new(),
         }),
-        Err(_) => return Err(ServerError::InvalidRequest("etcdserver: invalid compare target".into())),
+        Err(_) => {
+            return Err(ServerError::InvalidRequest(
+                "etcdserver: invalid compare target".into(),
+            ))
+        }
     };
-    Ok(m::Compare { key: c.key.clone(), range_end: c.range_end.clone(), result, target })
+    Ok(m::Compare {
+        key: c.key.clone(),
+        range_end: c.range_end.clone(),
+        result,
+        target,
+    })
 }
 
 fn request_op(op: &pb::RequestOp) -> Result<m::RequestOp, ServerError> {
@@ -150,14 +171,19 @@ pub fn txn_request(r: &pb::TxnRequest) -> Result<m::TxnRequest, ServerError> {
 /// Responses nested in a txn carry only the revision in their header, as etcd's do.
 fn response_op(r: m::ResponseOp, revision: i64) -> pb::ResponseOp {
     use pb::response_op::Response;
-    let header = pb::ResponseHeader { revision, ..Default::default() };
+    let header = pb::ResponseHeader {
+        revision,
+        ..Default::default()
+    };
     let response = match r {
         m::ResponseOp::Range(r) => Response::ResponseRange(range_response(r, header)),
         m::ResponseOp::Put(r) => Response::ResponsePut(put_response(r, header)),
         m::ResponseOp::DeleteRange(r) => Response::ResponseDeleteRange(delete_response(r, header)),
         m::ResponseOp::Txn(r) => Response::ResponseTxn(txn_response(r, header)),
     };
-    pb::ResponseOp { response: Some(response) }
+    pb::ResponseOp {
+        response: Some(response),
+    }
 }
 
 pub fn txn_response(r: m::TxnResponse, header: pb::ResponseHeader) -> pb::TxnResponse {
@@ -165,6 +191,10 @@ pub fn txn_response(r: m::TxnResponse, header: pb::ResponseHeader) -> pb::TxnRes
     pb::TxnResponse {
         header: Some(header),
         succeeded: r.succeeded,
-        responses: r.responses.into_iter().map(|op| response_op(op, revision)).collect(),
+        responses: r
+            .responses
+            .into_iter()
+            .map(|op| response_op(op, revision))
+            .collect(),
     }
 }

@@ -47,7 +47,10 @@ impl pb::kv_server::Kv for KvService {
             self.core.linearizable_barrier().await?;
         }
         let (rev, resp) = self.core.read(move |view| view.range(&internal)).await?;
-        Ok(Response::new(convert::range_response(resp, header(&self.core, rev))))
+        Ok(Response::new(convert::range_response(
+            resp,
+            header(&self.core, rev),
+        )))
     }
 
     async fn put(
@@ -58,9 +61,10 @@ impl pb::kv_server::Kv for KvService {
         validate::put(&r)?;
         validate::size(&r, &self.core.limits)?;
         match self.write(Command::Put(convert::put_request(&r))).await? {
-            (rev, CommandResponse::Put(p)) => {
-                Ok(Response::new(convert::put_response(p, header(&self.core, rev))))
-            }
+            (rev, CommandResponse::Put(p)) => Ok(Response::new(convert::put_response(
+                p,
+                header(&self.core, rev),
+            ))),
             _ => Err(unexpected("put")),
         }
     }
@@ -72,10 +76,14 @@ impl pb::kv_server::Kv for KvService {
         let r = request.into_inner();
         validate::delete(&r)?;
         validate::size(&r, &self.core.limits)?;
-        match self.write(Command::DeleteRange(convert::delete_request(&r))).await? {
-            (rev, CommandResponse::DeleteRange(d)) => {
-                Ok(Response::new(convert::delete_response(d, header(&self.core, rev))))
-            }
+        match self
+            .write(Command::DeleteRange(convert::delete_request(&r)))
+            .await?
+        {
+            (rev, CommandResponse::DeleteRange(d)) => Ok(Response::new(convert::delete_response(
+                d,
+                header(&self.core, rev),
+            ))),
             _ => Err(unexpected("delete")),
         }
     }
@@ -94,13 +102,17 @@ impl pb::kv_server::Kv for KvService {
                 self.core.linearizable_barrier().await?;
             }
             let (rev, resp) = self.core.read(move |view| view.txn(&internal)).await?;
-            return Ok(Response::new(convert::txn_response(resp, header(&self.core, rev))));
+            return Ok(Response::new(convert::txn_response(
+                resp,
+                header(&self.core, rev),
+            )));
         }
         validate::size(&r, &self.core.limits)?;
         match self.write(Command::Txn(internal)).await? {
-            (rev, CommandResponse::Txn(t)) => {
-                Ok(Response::new(convert::txn_response(t, header(&self.core, rev))))
-            }
+            (rev, CommandResponse::Txn(t)) => Ok(Response::new(convert::txn_response(
+                t,
+                header(&self.core, rev),
+            ))),
             _ => Err(unexpected("txn")),
         }
     }
@@ -110,7 +122,11 @@ impl pb::kv_server::Kv for KvService {
         request: Request<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
         let r = request.into_inner();
-        let (rev, _) = self.write(Command::Compact { revision: r.revision }).await?;
+        let (rev, _) = self
+            .write(Command::Compact {
+                revision: r.revision,
+            })
+            .await?;
         if r.physical {
             let target = r.revision;
             let done = self
@@ -121,16 +137,21 @@ impl pb::kv_server::Kv for KvService {
                 return Err(ServerError::Timeout.into());
             }
         }
-        Ok(Response::new(pb::CompactionResponse { header: Some(header(&self.core, rev)) }))
+        Ok(Response::new(pb::CompactionResponse {
+            header: Some(header(&self.core, rev)),
+        }))
     }
 }
 
 /// True when every range of a (read-only) txn, nested ones included, is serializable.
 fn all_serializable(t: &pb::TxnRequest) -> bool {
     use pb::request_op::Request as R;
-    t.success.iter().chain(t.failure.iter()).all(|op| match &op.request {
-        Some(R::RequestRange(r)) => r.serializable,
-        Some(R::RequestTxn(t)) => all_serializable(t),
-        _ => true,
-    })
+    t.success
+        .iter()
+        .chain(t.failure.iter())
+        .all(|op| match &op.request {
+            Some(R::RequestRange(r)) => r.serializable,
+            Some(R::RequestTxn(t)) => all_serializable(t),
+            _ => true,
+        })
 }

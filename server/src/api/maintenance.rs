@@ -39,7 +39,9 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
                     alarms: Vec::new(),
                 }))
             }
-            Ok(AlarmAction::Activate) => Err(Status::unimplemented("alarm activation is not supported yet")),
+            Ok(AlarmAction::Activate) => Err(Status::unimplemented(
+                "alarm activation is not supported yet",
+            )),
             Err(_) => Err(Status::invalid_argument("etcdserver: invalid alarm action")),
         }
     }

@@ -52,6 +52,8 @@ pub fn router(core: Arc<Core>) -> tonic::service::Routes {
             MaintenanceServer::new(MaintenanceService::new(core.clone()))
                 .max_decoding_message_size(max_decode),
         )
-        .add_service(ClusterServer::new(ClusterService::new(core)).max_decoding_message_size(max_decode));
+        .add_service(
+            ClusterServer::new(ClusterService::new(core)).max_decoding_message_size(max_decode),
+        );
     routes.routes()
 }

@@ -30,7 +30,9 @@ impl From<ServerError> for Status {
             E::Mvcc(MvccError::FutureRevision) => {
                 Status::out_of_range("etcdserver: mvcc: required revision is a future revision")
             }
-            E::Mvcc(MvccError::KeyNotFound) => Status::invalid_argument("etcdserver: key not found"),
+            E::Mvcc(MvccError::KeyNotFound) => {
+                Status::invalid_argument("etcdserver: key not found")
+            }
             E::Mvcc(MvccError::LeaseNotFound) => {
                 Status::not_found("etcdserver: requested lease not found")
             }

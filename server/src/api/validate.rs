@@ -97,7 +97,10 @@ impl Interval {
             [0] => None,
             end => Some(end.to_vec()),
         };
-        Interval { start: d.key.clone(), end }
+        Interval {
+            start: d.key.clone(),
+            end,
+        }
     }
 
     fn contains(&self, key: &[u8]) -> bool {
@@ -120,7 +123,9 @@ fn check_intervals(ops: &[pb::RequestOp]) -> Result<(Vec<Vec<u8>>, Vec<Interval>
 
     let mut puts: Vec<Vec<u8>> = Vec::new();
     for op in ops {
-        let Some(Request::RequestTxn(t)) = &op.request else { continue };
+        let Some(Request::RequestTxn(t)) = &op.request else {
+            continue;
+        };
         let (puts_then, dels_then) = check_intervals(&t.success)?;
         let (puts_else, dels_else) = check_intervals(&t.failure)?;
         for k in &puts_then {
@@ -141,7 +146,9 @@ fn check_intervals(ops: &[pb::RequestOp]) -> Result<(Vec<Vec<u8>>, Vec<Interval>
         dels.extend(dels_else);
     }
     for op in ops {
-        let Some(Request::RequestPut(p)) = &op.request else { continue };
+        let Some(Request::RequestPut(p)) = &op.request else {
+            continue;
+        };
         if puts.contains(&p.key) || deleted(&dels, &p.key) {
             return Err(ServerError::DuplicateKey);
         }
@@ -183,16 +190,28 @@ mod tests {
         }
     }
 
-    const LIMITS: Limits = Limits { max_request_bytes: 1 << 20, max_txn_ops: 128 };
+    const LIMITS: Limits = Limits {
+        max_request_bytes: 1 << 20,
+        max_txn_ops: 128,
+    };
 
     fn check(success: Vec<pb::RequestOp>) -> Result<(), ServerError> {
-        txn(&pb::TxnRequest { success, ..Default::default() }, &LIMITS)
+        txn(
+            &pb::TxnRequest {
+                success,
+                ..Default::default()
+            },
+            &LIMITS,
+        )
     }
 
     #[test]
     fn duplicate_puts_and_puts_inside_deletes_are_refused() {
         assert!(check(vec![put_op("a"), put_op("b")]).is_ok());
-        assert!(matches!(check(vec![put_op("a"), put_op("a")]), Err(ServerError::DuplicateKey)));
+        assert!(matches!(
+            check(vec![put_op("a"), put_op("a")]),
+            Err(ServerError::DuplicateKey)
+        ));
         assert!(matches!(
             check(vec![del_op("a", "c"), put_op("b")]),
             Err(ServerError::DuplicateKey)
@@ -224,7 +243,10 @@ mod tests {
         assert!(matches!(check(ops), Err(ServerError::TooManyOps)));
         let ops: Vec<_> = (0..128).map(|i| put_op(&format!("k{i}"))).collect();
         assert!(check(ops).is_ok());
-        assert!(matches!(check(vec![put_op("")]), Err(ServerError::EmptyKey)));
+        assert!(matches!(
+            check(vec![put_op("")]),
+            Err(ServerError::EmptyKey)
+        ));
         assert!(matches!(
             check(vec![pb::RequestOp { request: None }]),
             Err(ServerError::Mvcc(concord_mvcc::MvccError::KeyNotFound))

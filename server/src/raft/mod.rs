@@ -5,7 +5,7 @@ mod logger;
 mod node;
 mod reads;
 
-pub use node::{spawn, RaftHandle, RaftMsg, RaftStatus, StartOptions};
+pub use node::{spawn, RaftMsg, RaftStatus, StartOptions};
 
 use concord_mvcc::Applied;
 use tokio::sync::oneshot;

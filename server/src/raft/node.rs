@@ -27,7 +27,11 @@ use crate::Fatal;
 /// Requests to the Raft thread.
 pub enum RaftMsg {
     /// Propose a log entry; `done` gets the outcome once it is applied.
-    Propose { id: u64, data: Vec<u8>, done: ProposeDone },
+    Propose {
+        id: u64,
+        data: Vec<u8>,
+        done: ProposeDone,
+    },
     /// Ask for a read index; `done` gets an index the state machine must reach before serving.
     ReadIndex { done: ReadDone },
     /// The state machine durably holds every entry up to `index`; older log entries may go.
@@ -77,7 +81,10 @@ pub fn spawn(
     let initial = Marker {
         index: 0,
         term: 0,
-        conf_state: ConfState { voters: opts.initial_voters.clone(), ..Default::default() },
+        conf_state: ConfState {
+            voters: opts.initial_voters.clone(),
+            ..Default::default()
+        },
     };
     let (wal, recovered) =
         Wal::open(&opts.wal_dir, WalOptions::default(), initial).map_err(|e| log_err(&e))?;
@@ -148,7 +155,8 @@ fn restore_storage(rec: &Recovered, applied: u64) -> Result<MemStorage, ServerEr
             meta.index = rec.marker.index;
             meta.term = rec.marker.term;
             meta.set_conf_state(rec.marker.conf_state.clone());
-            core.apply_snapshot(snap).map_err(|e| ServerError::Log(e.to_string()))?;
+            core.apply_snapshot(snap)
+                .map_err(|e| ServerError::Log(e.to_string()))?;
         } else {
             core.set_conf_state(rec.marker.conf_state.clone());
         }
@@ -162,7 +170,8 @@ fn restore_storage(rec: &Recovered, applied: u64) -> Result<MemStorage, ServerEr
             }
             expected += 1;
         }
-        core.append(&rec.entries).map_err(|e| ServerError::Log(e.to_string()))?;
+        core.append(&rec.entries)
+            .map_err(|e| ServerError::Log(e.to_string()))?;
         let last = rec.marker.index + rec.entries.len() as u64;
         if applied > last {
             return Err(ServerError::Log(format!(
@@ -252,7 +261,10 @@ impl RaftLoop {
         let mut ready = self.node.ready();
         // A single member has no peers; replication sends ready.messages() here.
         if !ready.messages().is_empty() {
-            tracing::debug!(count = ready.messages().len(), "dropping messages: no peers");
+            tracing::debug!(
+                count = ready.messages().len(),
+                "dropping messages: no peers"
+            );
         }
         self.dispatch_committed(ready.take_committed_entries())?;
 
@@ -266,7 +278,8 @@ impl RaftLoop {
         {
             let mut core = self.node.mut_store().wl();
             if has_entries {
-                core.append(ready.entries()).map_err(|e| ServerError::Log(e.to_string()))?;
+                core.append(ready.entries())
+                    .map_err(|e| ServerError::Log(e.to_string()))?;
             }
             if let Some(hs) = ready.hs() {
                 core.set_hardstate(hs.clone());
@@ -299,7 +312,9 @@ impl RaftLoop {
                 _ => None,
             })
             .collect();
-        self.apply_tx.send(ApplyTask { entries, callbacks }).map_err(|_| ServerError::Stopped)
+        self.apply_tx
+            .send(ApplyTask { entries, callbacks })
+            .map_err(|_| ServerError::Stopped)
     }
 
     /// Drops log entries the state machine no longer needs, keeping `log_retain` behind it.
@@ -314,7 +329,9 @@ impl RaftLoop {
             .wl()
             .compact(target)
             .map_err(|e| ServerError::Log(e.to_string()))?;
-        self.wal.compact_to(target - 1).map_err(|e| ServerError::Log(e.to_string()))?;
+        self.wal
+            .compact_to(target - 1)
+            .map_err(|e| ServerError::Log(e.to_string()))?;
         tracing::debug!(first_index = target, "raft log compacted");
         Ok(())
     }

@@ -36,7 +36,11 @@ impl ReadBatcher {
         self.next_ctx += 1;
         let ctx = self.next_ctx;
         node.read_index(ctx.to_le_bytes().to_vec());
-        self.in_flight = Some(InFlight { ctx, waiters: std::mem::take(&mut self.waiting), ticks: 0 });
+        self.in_flight = Some(InFlight {
+            ctx,
+            waiters: std::mem::take(&mut self.waiting),
+            ticks: 0,
+        });
     }
 
     /// Answers the reads a ReadIndex result belongs to.
