@@ -233,9 +233,14 @@ impl Concord {
 
     /// Runs etcdctl with `input` on its standard input.
     pub fn etcdctl_stdin(&self, args: &[&str], input: Option<&str>) -> Output {
+        self.etcdctl_via(&self.endpoint(), args, input)
+    }
+
+    /// Runs etcdctl against `endpoint` as written (e.g. without the `http://` scheme).
+    pub fn etcdctl_via(&self, endpoint: &str, args: &[&str], input: Option<&str>) -> Output {
         let mut cmd = Command::new("etcdctl");
         cmd.env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", self.endpoint()))
+            .arg(format!("--endpoints={endpoint}"))
             .arg("--dial-timeout=5s")
             .arg("--command-timeout=20s")
             .args(args)

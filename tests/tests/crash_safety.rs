@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use concord_client::{Client, Compare, CompareOp, TxnOp};
+use concord_client::{Client, Compare, CompareOp, GetOptions, TxnOp};
 use concord_tests::Concord;
 
 const ROUNDS: usize = 5;
@@ -81,45 +81,53 @@ fn acknowledged_writes_survive_kill_9() {
         c.restart();
 
         let client = rt.block_on(Client::connect([c.endpoint()])).unwrap();
+        let read_all = |prefix: &str| -> HashMap<String, (String, i64)> {
+            let r = rt
+                .block_on(client.get_with(prefix, GetOptions::new().prefix()))
+                .unwrap();
+            r.kvs
+                .into_iter()
+                .map(|kv| {
+                    let k = String::from_utf8(kv.key).unwrap();
+                    (k, (String::from_utf8(kv.value).unwrap(), kv.mod_revision))
+                })
+                .collect()
+        };
+        let puts = read_all("put/");
+        let txns = read_all("txn/");
         let acked = acked.lock().unwrap();
         assert!(
             !acked.puts.is_empty() && !acked.txns.is_empty(),
             "writers made progress"
         );
+        let order = |v: &str| -> (usize, u64) {
+            let (r, n) = v[1..].split_once("-n").unwrap();
+            (r.parse().unwrap(), n.parse().unwrap())
+        };
         for (key, value) in &acked.puts {
-            let got = rt.block_on(client.get(key.clone())).unwrap();
-            let kv = got
-                .kvs
-                .first()
+            let (got, _) = puts
+                .get(key)
                 .unwrap_or_else(|| panic!("round {round}: acknowledged {key} is missing"));
-            // A later, unacknowledged put of the same key may have landed too; it is never older.
-            let got_value = String::from_utf8_lossy(&kv.value).to_string();
-            let n = |v: &str| v.rsplit("-n").next().unwrap().parse::<u64>().unwrap();
-            let r = |v: &str| v[1..].split('-').next().unwrap().parse::<usize>().unwrap();
+            // A later, unacknowledged put of the same key may have landed too; never an older one.
             assert!(
-                (r(&got_value), n(&got_value)) >= (r(value), n(value)),
-                "{key}: {got_value} older than acked {value}"
+                order(got) >= order(value),
+                "{key}: {got} is older than acknowledged {value}"
             );
         }
         for id in &acked.txns {
-            let a = rt.block_on(client.get(format!("txn/a/{id}"))).unwrap();
-            let b = rt.block_on(client.get(format!("txn/b/{id}"))).unwrap();
-            assert_eq!(a.kvs.len(), 1, "acknowledged txn {id} lost");
-            assert_eq!(b.kvs.len(), 1, "acknowledged txn {id} half-applied");
-            assert_eq!(a.kvs[0].mod_revision, b.kvs[0].mod_revision);
+            let a = txns.get(&format!("txn/a/{id}"));
+            let b = txns.get(&format!("txn/b/{id}"));
+            assert!(a.is_some(), "round {round}: acknowledged txn {id} lost");
+            assert_eq!(
+                a.map(|x| x.1),
+                b.map(|x| x.1),
+                "acknowledged txn {id} half-applied"
+            );
         }
         // Unacknowledged txns are all-or-nothing too.
         for id in &attempted_txns {
-            let a = rt
-                .block_on(client.get(format!("txn/a/{id}")))
-                .unwrap()
-                .kvs
-                .len();
-            let b = rt
-                .block_on(client.get(format!("txn/b/{id}")))
-                .unwrap()
-                .kvs
-                .len();
+            let a = txns.get(&format!("txn/a/{id}")).map(|x| x.1);
+            let b = txns.get(&format!("txn/b/{id}")).map(|x| x.1);
             assert_eq!(a, b, "txn {id} half-applied");
         }
     }

@@ -47,9 +47,18 @@ fn count(c: &Concord, prefix: &str) -> i64 {
     })
 }
 
-/// Offset just past the last non-zero byte of a (preallocated, zero-filled) segment.
+/// Offset just past the last record of a segment: records are `[len u32 LE][crc u32][len
+/// bytes]`, and a zero length ends the data of a preallocated segment.
 fn end_of_data(bytes: &[u8]) -> usize {
-    bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1)
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            break;
+        }
+        at += 8 + len;
+    }
+    at
 }
 
 #[test]
