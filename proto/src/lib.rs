@@ -26,7 +26,12 @@ mod tests {
 
     #[test]
     fn field_numbers_match_etcd() {
-        let put = pb::PutRequest { key: b"k".to_vec(), lease: 5, prev_kv: true, ..Default::default() };
+        let put = pb::PutRequest {
+            key: b"k".to_vec(),
+            lease: 5,
+            prev_kv: true,
+            ..Default::default()
+        };
         // key: field 1 bytes; lease: field 3 varint; prev_kv: field 4 varint.
         assert_eq!(put.encode_to_vec(), vec![0x0a, 1, b'k', 0x18, 5, 0x20, 1]);
         let cmp = pb::Compare {
@@ -43,6 +48,9 @@ mod tests {
         use tonic::server::NamedService;
         struct S;
         impl pb::kv_server::Kv for S {}
-        assert_eq!(<pb::kv_server::KvServer<S> as NamedService>::NAME, "etcdserverpb.KV");
+        assert_eq!(
+            <pb::kv_server::KvServer<S> as NamedService>::NAME,
+            "etcdserverpb.KV"
+        );
     }
 }
