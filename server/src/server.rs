@@ -1,7 +1,6 @@
 //! Start-up, serving and graceful shutdown of one member.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,14 +28,6 @@ pub enum RunError {
     Store(#[from] MvccError),
     #[error("{0}")]
     Raft(#[from] ServerError),
-    #[error("data dir {dir} belongs to member {found:x}, not to this member {expected:x}")]
-    WrongMember {
-        dir: PathBuf,
-        found: u64,
-        expected: u64,
-    },
-    #[error("serving clients: {0}")]
-    Serve(String),
     #[error("fatal: {0}")]
     Fatal(String),
 }
@@ -58,15 +49,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     std::fs::create_dir_all(&data_dir).map_err(io(format!("creating {}", data_dir.display())))?;
 
     let peer_urls = config.advertise_peer_urls();
-    let member_id = ids::member_id(&peer_urls, &config.initial_cluster_token);
-    let cluster_id = ids::cluster_id(&[member_id]);
 
     let db_dir = data_dir.join("db");
     let store = tokio::task::spawn_blocking(move || Store::open(&db_dir, StoreOptions::default()))
         .await
         .map_err(|e| RunError::Fatal(e.to_string()))??;
     let store = Arc::new(store);
-    check_identity(&store, &data_dir, member_id, cluster_id)?;
+    let (member_id, cluster_id) = identity(&store, &peer_urls, &config.initial_cluster_token)?;
 
     let (fatal, mut fatal_rx) = mpsc::unbounded_channel();
     let fatal = Fatal(fatal);
@@ -173,32 +162,31 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     outcome
 }
 
-/// Records this member's identity in a new data dir, or checks it against an existing one.
-fn check_identity(
-    store: &Store,
-    data_dir: &std::path::Path,
-    member_id: u64,
-    cluster_id: u64,
-) -> Result<(), RunError> {
-    match store.meta_get(MEMBER_ID_KEY)? {
-        Some(bytes) => {
-            let found = bytes
-                .as_slice()
-                .try_into()
-                .map(u64::from_be_bytes)
-                .map_err(|_| MvccError::Corrupt("member id is not 8 bytes".into()))?;
-            if found != member_id {
-                return Err(RunError::WrongMember {
-                    dir: data_dir.to_path_buf(),
-                    found,
-                    expected: member_id,
-                });
+/// The member and cluster ids: derived from the flags for a new data dir (and recorded there),
+/// read back from an existing one. As in etcd, the `--initial-*` flags only matter the first
+/// time a data dir is used.
+fn identity(store: &Store, peer_urls: &[String], token: &str) -> Result<(u64, u64), RunError> {
+    let read = |name: &str| -> Result<Option<u64>, RunError> {
+        match store.meta_get(name)? {
+            None => Ok(None),
+            Some(bytes) => {
+                let arr: [u8; 8] = bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| MvccError::Corrupt(format!("{name} is not 8 bytes")))?;
+                Ok(Some(u64::from_be_bytes(arr)))
             }
         }
-        None => {
-            store.meta_put(MEMBER_ID_KEY, &member_id.to_be_bytes())?;
-            store.meta_put(CLUSTER_ID_KEY, &cluster_id.to_be_bytes())?;
+    };
+    if let (Some(member), Some(cluster)) = (read(MEMBER_ID_KEY)?, read(CLUSTER_ID_KEY)?) {
+        if member != ids::member_id(peer_urls, token) {
+            tracing::info!("data dir exists: keeping its member id; --initial-* flags are ignored");
         }
+        return Ok((member, cluster));
     }
-    Ok(())
+    let member = ids::member_id(peer_urls, token);
+    let cluster = ids::cluster_id(&[member]);
+    store.meta_put(CLUSTER_ID_KEY, &cluster.to_be_bytes())?;
+    store.meta_put(MEMBER_ID_KEY, &member.to_be_bytes())?;
+    Ok((member, cluster))
 }
