@@ -40,7 +40,7 @@ pub trait Source {
     ) -> Result<(), MvccError>;
 }
 
-fn handle<'a>(db: &'a DB, cf: Cf) -> Result<&'a rocksdb::ColumnFamily, MvccError> {
+fn handle(db: &DB, cf: Cf) -> Result<&rocksdb::ColumnFamily, MvccError> {
     db.cf_handle(cf.name())
         .ok_or_else(|| MvccError::Corrupt(format!("missing column family {}", cf.name())))
 }

@@ -198,21 +198,25 @@ pub fn decode(kind: u8, payload: &[u8]) -> Option<Record> {
             Record::Entry(e)
         }
         TYPE_HARD_STATE => {
-            let mut hs = HardState::default();
-            hs.term = r.u64()?;
-            hs.vote = r.u64()?;
-            hs.commit = r.u64()?;
-            Record::HardState(hs)
+            let (term, vote, commit) = (r.u64()?, r.u64()?, r.u64()?);
+            Record::HardState(HardState {
+                term,
+                vote,
+                commit,
+                ..Default::default()
+            })
         }
         TYPE_MARKER => {
             let index = r.u64()?;
             let term = r.u64()?;
-            let mut cs = ConfState::default();
-            cs.voters = r.ids()?;
-            cs.learners = r.ids()?;
-            cs.voters_outgoing = r.ids()?;
-            cs.learners_next = r.ids()?;
-            cs.auto_leave = r.u8()? != 0;
+            let cs = ConfState {
+                voters: r.ids()?,
+                learners: r.ids()?,
+                voters_outgoing: r.ids()?,
+                learners_next: r.ids()?,
+                auto_leave: r.u8()? != 0,
+                ..Default::default()
+            };
             Record::Marker(Marker {
                 index,
                 term,

@@ -160,15 +160,13 @@ fn restore_storage(rec: &Recovered, applied: u64) -> Result<MemStorage, ServerEr
         } else {
             core.set_conf_state(rec.marker.conf_state.clone());
         }
-        let mut expected = rec.marker.index + 1;
-        for e in &rec.entries {
+        for (expected, e) in (rec.marker.index + 1..).zip(rec.entries.iter()) {
             if e.index != expected {
                 return Err(ServerError::Log(format!(
                     "log has a gap: expected entry {expected}, found {}",
                     e.index
                 )));
             }
-            expected += 1;
         }
         core.append(&rec.entries)
             .map_err(|e| ServerError::Log(e.to_string()))?;
