@@ -110,6 +110,10 @@ pub struct Config {
     )]
     pub snapshot_count: u64,
 
+    /// Size of one Raft WAL segment file, in bytes (Concord-specific).
+    #[arg(long = "wal-segment-size", env = "CONCORD_WAL_SEGMENT_SIZE", default_value_t = 64 * 1024 * 1024)]
+    pub wal_segment_size: u64,
+
     /// Log filter (tracing env-filter syntax, e.g. `info` or `concord_server=debug`).
     /// `RUST_LOG` takes precedence when set.
     #[arg(long = "log-level", env = "CONCORD_LOG_LEVEL", default_value = "info")]
@@ -171,6 +175,9 @@ impl Config {
         self.client_listen_addrs()?;
         if self.max_request_bytes == 0 {
             return Err(invalid("max-request-bytes", "must be positive"));
+        }
+        if self.wal_segment_size < 4096 {
+            return Err(invalid("wal-segment-size", "must be at least 4096"));
         }
         if self.max_txn_ops == 0 {
             return Err(invalid("max-txn-ops", "must be positive"));

@@ -39,7 +39,8 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
 
 const MEMBER_ID_KEY: &str = "member_id";
 const CLUSTER_ID_KEY: &str = "cluster_id";
-/// Raft log entries kept behind the applied index when the log is compacted.
+/// Most Raft log entries kept behind the applied index when the log is compacted (fewer when
+/// `--snapshot-count` is smaller).
 const LOG_RETAIN: u64 = 5000;
 
 /// Runs a member until `shutdown` completes or a fatal error happens.
@@ -66,10 +67,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         id: member_id,
         initial_voters: vec![member_id],
         wal_dir: data_dir.join("wal"),
+        wal: concord_wal::WalOptions {
+            segment_size: config.wal_segment_size,
+        },
         tick: Duration::from_millis(config.heartbeat_interval),
         election_ticks: config.election_ticks()?,
         applied: store.applied_index(),
-        log_retain: LOG_RETAIN,
+        log_retain: LOG_RETAIN.min(config.snapshot_count),
     };
     let raft_fatal = fatal.clone();
     let raft = tokio::task::spawn_blocking(move || raft::spawn(raft_opts, apply_tx, raft_fatal))

@@ -56,6 +56,7 @@ pub struct StartOptions {
     /// The voters of a brand-new log.
     pub initial_voters: Vec<u64>,
     pub wal_dir: PathBuf,
+    pub wal: WalOptions,
     pub tick: Duration,
     pub election_ticks: usize,
     /// Index of the last entry the state machine has applied.
@@ -87,7 +88,7 @@ pub fn spawn(
         },
     };
     let (wal, recovered) =
-        Wal::open(&opts.wal_dir, WalOptions::default(), initial).map_err(|e| log_err(&e))?;
+        Wal::open(&opts.wal_dir, opts.wal.clone(), initial).map_err(|e| log_err(&e))?;
     if !recovered.marker.conf_state.voters.contains(&opts.id)
         && !recovered.marker.conf_state.learners.contains(&opts.id)
     {
