@@ -122,8 +122,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tracing::info!(%addr, member_id = %format!("{member_id:x}"), "serving clients");
         let routes = api::router(core.clone());
         let mut stop = stop_rx.clone();
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming = api::incoming(listener);
         servers.push(tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_routes(routes)

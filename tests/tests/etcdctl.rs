@@ -205,11 +205,11 @@ fn endpoint_status_health_and_member_list() {
         "{out}"
     );
 
-    // etcdctl 3.4's `endpoint status` sends an `http://` URL as the HTTP/2 :authority, which the
-    // h2 server refuses; the same endpoint without the scheme works (see docs/ARCHITECTURE.md).
+    // etcdctl 3.4's `endpoint status` dials the endpoint directly and sends the whole URL as the
+    // HTTP/2 :authority; Concord must take that as grpc-go servers do. Both spellings work.
     let bare = format!("127.0.0.1:{}", c.port);
-    let status_of = |args: &[&str]| {
-        let out = c.etcdctl_via(&bare, args, None);
+    let status_of = |endpoint: &str, args: &[&str]| {
+        let out = c.etcdctl_via(endpoint, args, None);
         assert!(
             out.status.success(),
             "{}",
@@ -217,9 +217,14 @@ fn endpoint_status_health_and_member_list() {
         );
         String::from_utf8(out.stdout).unwrap()
     };
-    let status = json(&status_of(&["endpoint", "status", "-w", "json"]));
+    let bare_status = json(&status_of(&bare, &["endpoint", "status", "-w", "json"]));
+    assert_eq!(bare_status[0]["Endpoint"], bare);
+    let status = json(&status_of(
+        &c.endpoint(),
+        &["endpoint", "status", "-w", "json"],
+    ));
+    assert_eq!(status[0]["Endpoint"], c.endpoint());
     let s = &status[0]["Status"];
-    assert_eq!(status[0]["Endpoint"], bare);
     assert!(s["version"].as_str().unwrap().starts_with("3.5."), "{s}");
     let member = s["header"]["member_id"].as_u64().unwrap();
     assert_eq!(s["leader"].as_u64().unwrap(), member);
@@ -228,9 +233,9 @@ fn endpoint_status_health_and_member_list() {
     assert!(s["raftTerm"].as_u64().unwrap() >= 1);
     assert_eq!(s["header"]["revision"], 2);
 
-    let table = status_of(&["endpoint", "status"]);
+    let table = status_of(&c.endpoint(), &["endpoint", "status"]);
     let cols: Vec<&str> = table.trim().split(", ").collect();
-    assert_eq!(cols[0], bare);
+    assert_eq!(cols[0], c.endpoint());
     assert_eq!(cols[1], format!("{member:x}"));
     assert!(cols[2].starts_with("3.5."));
     assert_eq!(cols[4], "true", "is leader: {table}");

@@ -4,6 +4,7 @@
 //! Services that are not built yet (Watch, Lease, Auth) are not registered, so gRPC answers
 //! them with Unimplemented; so do the unbuilt methods of the registered services.
 
+mod authority;
 mod cluster;
 mod convert;
 mod kv;
@@ -17,6 +18,7 @@ use concord_proto::etcdserverpb as pb;
 
 use crate::core::Core;
 
+pub use authority::incoming;
 pub use cluster::ClusterService;
 pub use kv::KvService;
 pub use maintenance::MaintenanceService;
