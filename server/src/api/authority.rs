@@ -288,6 +288,35 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for AuthorityRewrite<S> {
     }
 }
 
+impl tonic::transport::server::Connected for AuthorityRewrite<tokio::net::TcpStream> {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
+}
+
+/// Accepted client connections, wrapped. Accept errors (e.g. out of file descriptors) are logged
+/// and retried rather than ending the server.
+pub fn incoming(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = Result<AuthorityRewrite<tokio::net::TcpStream>, std::io::Error>> {
+    futures::stream::unfold(listener, |listener| async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Some((Ok(AuthorityRewrite::new(stream)), listener));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a client connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,33 +431,4 @@ mod tests {
         assert_eq!(&out[24 + 9..24 + 9 + 3], &[0x41, 1, b'x']);
         assert_eq!(out.len(), 24 + 9 + 3 + 9 + 40000);
     }
-}
-
-impl tonic::transport::server::Connected for AuthorityRewrite<tokio::net::TcpStream> {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.inner.connect_info()
-    }
-}
-
-/// Accepted client connections, wrapped. Accept errors (e.g. out of file descriptors) are logged
-/// and retried rather than ending the server.
-pub fn incoming(
-    listener: tokio::net::TcpListener,
-) -> impl futures::Stream<Item = Result<AuthorityRewrite<tokio::net::TcpStream>, std::io::Error>> {
-    futures::stream::unfold(listener, |listener| async move {
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    return Some((Ok(AuthorityRewrite::new(stream)), listener));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting a client connection failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
-        }
-    })
 }
