@@ -31,6 +31,11 @@ impl Rec {
     }
 
     pub fn decode(b: &[u8]) -> Result<Rec, MvccError> {
+        Rec::decode_with(b, true)
+    }
+
+    /// Decodes a record, leaving its value empty unless `with_value`.
+    pub fn decode_with(b: &[u8], with_value: bool) -> Result<Rec, MvccError> {
         if b.len() < REC_HEADER || b[0] != REC_FORMAT {
             return Err(MvccError::Corrupt("bad record".into()));
         }
@@ -45,9 +50,21 @@ impl Rec {
             sub: n(2),
             version: n(3),
             lease: n(4),
-            value: b[REC_HEADER..].to_vec(),
+            value: if with_value {
+                b[REC_HEADER..].to_vec()
+            } else {
+                Vec::new()
+            },
             tombstone: b[1] != 0,
         })
+    }
+
+    /// Whether an encoded record is a tombstone, without decoding the rest.
+    pub fn is_tombstone(b: &[u8]) -> Result<bool, MvccError> {
+        if b.len() < REC_HEADER || b[0] != REC_FORMAT {
+            return Err(MvccError::Corrupt("bad record".into()));
+        }
+        Ok(b[1] != 0)
     }
 
     pub fn into_kv(self, key: Vec<u8>) -> KeyValue {
@@ -78,6 +95,13 @@ pub fn escaped(key: &[u8]) -> Vec<u8> {
 pub fn terminated(key: &[u8]) -> Vec<u8> {
     let mut out = escaped(key);
     out.extend_from_slice(&[0, 1]);
+    out
+}
+
+/// The smallest `history` key after every version of `key`: its terminator's last byte bumped.
+pub fn after_versions(key: &[u8]) -> Vec<u8> {
+    let mut out = escaped(key);
+    out.extend_from_slice(&[0, 2]);
     out
 }
 
@@ -173,12 +197,7 @@ pub fn kv_upper(key: &[u8], end: &End) -> Option<Vec<u8>> {
 /// The bounds in the `history` CF covering the same user keys.
 pub fn history_bounds(key: &[u8], end: &End) -> (Vec<u8>, Option<Vec<u8>>) {
     match end {
-        End::Single => {
-            let from = terminated(key);
-            let mut to = escaped(key);
-            to.extend_from_slice(&[0, 2]);
-            (from, Some(to))
-        }
+        End::Single => (terminated(key), Some(after_versions(key))),
         End::Until(e) => (escaped(key), Some(terminated(e))),
         End::Unbounded => (escaped(key), None),
     }

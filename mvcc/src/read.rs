@@ -30,15 +30,20 @@ impl Revs {
     }
 }
 
-/// Visits every live key in `[key, range_end)` at revision `rev` in key order, until `f` says
-/// stop. `current` says whether `rev` is the current revision (then the `kv` CF answers).
+/// How many rows a history scan steps over before it seeks instead: stepping is cheaper than a
+/// seek for a few rows, a seek is cheaper for many (a key with a long history).
+const STEPS_BEFORE_SEEK: u32 = 8;
+
+/// Visits every live key in `[key, range_end)` at revision `rev` in key order, with its encoded
+/// record, until `f` says stop. `current` says whether `rev` is the current revision (then the
+/// `kv` CF answers; else, per key, the newest `history` version at or below `rev`).
 pub fn visit(
     src: &dyn Source,
     key: &[u8],
     range_end: &[u8],
     rev: i64,
     current: bool,
-    f: &mut dyn FnMut(Vec<u8>, Rec) -> Result<bool, MvccError>,
+    f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool, MvccError>,
 ) -> Result<(), MvccError> {
     let end = keys::end_of(range_end);
     if let End::Until(e) = &end {
@@ -48,25 +53,41 @@ pub fn visit(
     }
     if current {
         let upper = keys::kv_upper(key, &end);
-        return src.scan(Cf::Kv, key, upper.as_deref(), &mut |k, v| {
-            f(k.to_vec(), Rec::decode(v)?)
-        });
+        return src.scan(Cf::Kv, key, upper.as_deref(), f);
     }
     let (from, to) = keys::history_bounds(key, &end);
-    let mut done_key: Option<Vec<u8>> = None;
-    src.scan(Cf::History, &from, to.as_deref(), &mut |hk, v| {
+    let mut cur = src.cursor(Cf::History, to.as_deref())?;
+    cur.seek(&from);
+    // The user key whose version at `rev` was already taken: its older versions are skipped.
+    let mut done: Option<Vec<u8>> = None;
+    let mut steps = 0u32;
+    while let Some((hk, v)) = cur.current() {
         let (k, r) = keys::split_history_key(hk)?;
-        if done_key.as_deref() == Some(k.as_slice()) || r > rev {
-            return Ok(true);
+        let finished = done.as_deref() == Some(k.as_slice());
+        if finished || r > rev {
+            steps += 1;
+            if steps <= STEPS_BEFORE_SEEK {
+                cur.next();
+            } else {
+                steps = 0;
+                // Past the rest of this key's versions, or to its newest one at or below `rev`.
+                let target = if finished {
+                    keys::after_versions(&k)
+                } else {
+                    keys::history_key(&k, rev)
+                };
+                cur.seek(&target);
+            }
+            continue;
         }
-        // The newest version at or below `rev`.
-        let rec = Rec::decode(v)?;
-        done_key = Some(k.clone());
-        if rec.tombstone {
-            return Ok(true);
+        steps = 0;
+        if !Rec::is_tombstone(v)? && !f(&k, v)? {
+            return Ok(());
         }
-        f(k, rec)
-    })
+        done = Some(k);
+        cur.next();
+    }
+    cur.status()
 }
 
 /// A Range, with etcd's limit, filter and sort rules.
@@ -82,6 +103,8 @@ pub fn range(src: &dyn Source, revs: Revs, req: &RangeRequest) -> Result<RangeRe
     } else {
         (req.limit as usize).saturating_add(1)
     };
+    // Values are dropped from the answer and nothing sorts on them: don't copy them.
+    let values_unused = req.keys_only && req.sort_target != SortTarget::Value;
     let mut count = 0i64;
     let mut kvs = Vec::new();
     visit(
@@ -90,10 +113,10 @@ pub fn range(src: &dyn Source, revs: Revs, req: &RangeRequest) -> Result<RangeRe
         &req.range_end,
         rev,
         rev == revs.current,
-        &mut |k, rec| {
+        &mut |k, raw| {
             count += 1;
             if !req.count_only && kvs.len() < fetch {
-                kvs.push(rec.into_kv(k));
+                kvs.push(Rec::decode_with(raw, !values_unused)?.into_kv(k.to_vec()));
             }
             Ok(true)
         },
@@ -156,9 +179,10 @@ fn compare_one(c: &Compare, kv: &KeyValue) -> bool {
 pub fn compare(src: &dyn Source, current: i64, c: &Compare) -> Result<bool, MvccError> {
     let mut any = false;
     let mut all = true;
-    visit(src, &c.key, &c.range_end, current, true, &mut |k, rec| {
+    visit(src, &c.key, &c.range_end, current, true, &mut |k, raw| {
         any = true;
-        all = compare_one(c, &rec.into_kv(k));
+        let rec = Rec::decode_with(raw, matches!(c.target, CompareTarget::Value(_)))?;
+        all = compare_one(c, &rec.into_kv(k.to_vec()));
         Ok(all)
     })?;
     if !any {
@@ -183,6 +207,33 @@ pub fn guards_hold(
     Ok(true)
 }
 
+/// The ops a txn runs when its compares came out `succeeded`.
+pub fn branch(req: &TxnRequest, succeeded: bool) -> &[RequestOp] {
+    if succeeded {
+        &req.success
+    } else {
+        &req.failure
+    }
+}
+
+/// etcd's txn path: the outcome of the compares of `req` and then, in order, of every txn nested
+/// in the chosen branch (recursively), all evaluated against `src` as it is before the txn runs.
+pub fn txn_path(
+    src: &dyn Source,
+    current: i64,
+    req: &TxnRequest,
+    out: &mut Vec<bool>,
+) -> Result<(), MvccError> {
+    let succeeded = guards_hold(src, current, &req.compare)?;
+    out.push(succeeded);
+    for op in branch(req, succeeded) {
+        if let RequestOp::Txn(t) = op {
+            txn_path(src, current, t, out)?;
+        }
+    }
+    Ok(())
+}
+
 /// A txn that only reads, against a snapshot.
 pub fn txn_read_only(
     src: &dyn Source,
@@ -190,11 +241,7 @@ pub fn txn_read_only(
     req: &TxnRequest,
 ) -> Result<TxnResponse, MvccError> {
     let succeeded = guards_hold(src, revs.current, &req.compare)?;
-    let ops = if succeeded {
-        &req.success
-    } else {
-        &req.failure
-    };
+    let ops = branch(req, succeeded);
     let mut responses = Vec::with_capacity(ops.len());
     for op in ops {
         responses.push(match op {

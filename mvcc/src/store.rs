@@ -2,7 +2,7 @@
 //! and the background compactor.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use rocksdb::{
 use crate::error::MvccError;
 use crate::keys;
 use crate::read::{self, Revs};
-use crate::source::{Cf, Live, Overlay, Pending, Snap, Source, CF_NAMES};
+use crate::source::{self, Cf, Live, Overlay, Pending, Snap, Source, CF_NAMES};
 use crate::types::*;
 use crate::write::Writer;
 
@@ -25,8 +25,10 @@ const META_COMPACT_DONE: &[u8] = b"compact_done";
 /// Prefix of the names the server keeps in `meta`.
 const META_USER: &str = "user/";
 
-/// Revisions visited per compaction batch.
+/// `revs` entries visited per compaction chunk.
 const COMPACT_BATCH: usize = 10_000;
+/// Deletions per compaction WriteBatch.
+const COMPACT_WRITE: usize = 10_000;
 
 /// Tuning of the store.
 #[derive(Clone, Debug)]
@@ -43,15 +45,24 @@ impl Default for StoreOptions {
     }
 }
 
+/// Progress of physical compaction.
+struct Compaction {
+    /// The latest compaction revision recorded (scheduled).
+    target: i64,
+    /// The revision physical compaction has reached.
+    done: i64,
+}
+
 /// State shared with the compactor thread.
 struct Shared {
     db: DB,
     applied: AtomicU64,
     revision: AtomicI64,
     compact: AtomicI64,
-    /// (target, done) of physical compaction.
-    compaction: Mutex<(i64, i64, bool)>,
+    compaction: Mutex<Compaction>,
     compaction_cv: Condvar,
+    /// Set when the store is dropped: the compactor stops between chunks.
+    stop: AtomicBool,
 }
 
 /// The MVCC store. One writer (`apply`), any number of readers (`view`).
@@ -99,7 +110,12 @@ impl Store {
         let cfs = CF_NAMES.iter().map(|name| {
             let mut block = BlockBasedOptions::default();
             block.set_block_cache(&cache);
-            if *name == "kv" || *name == "history" {
+            // Index and filter blocks live in (and are bounded by) the block cache.
+            block.set_cache_index_and_filter_blocks(true);
+            block.set_pin_l0_filter_and_index_blocks_in_cache(true);
+            // Point gets happen only in `kv` (and `meta`, which is tiny); `history` and `revs`
+            // are read by seeks, which whole-key bloom filters do not help.
+            if *name == "kv" {
                 block.set_bloom_filter(10.0, false);
             }
             let mut cf_opts = Options::default();
@@ -117,8 +133,12 @@ impl Store {
             applied: AtomicU64::new(applied),
             revision: AtomicI64::new(revision),
             compact: AtomicI64::new(compact),
-            compaction: Mutex::new((compact, done, false)),
+            compaction: Mutex::new(Compaction {
+                target: compact,
+                done,
+            }),
             compaction_cv: Condvar::new(),
+            stop: AtomicBool::new(false),
         });
         let worker = shared.clone();
         let compactor = std::thread::Builder::new()
@@ -178,9 +198,9 @@ impl Store {
                     }
                 }
             };
-            // Storage failures are fatal, not a request's outcome.
-            if let Err(MvccError::Storage(e)) = &outcome {
-                return Err(MvccError::Storage(e.clone()));
+            // Storage failures and unreadable data are fatal, not a request's outcome.
+            if let Err(e @ (MvccError::Storage(_) | MvccError::Corrupt(_))) = &outcome {
+                return Err(e.clone());
             }
             let wrote = w.wrote();
             let rev = w.rev();
@@ -228,7 +248,7 @@ impl Store {
                 .compaction
                 .lock()
                 .map_err(|_| MvccError::Storage("lock".into()))?;
-            c.0 = c.0.max(target);
+            c.target = c.target.max(target);
             self.shared.compaction_cv.notify_all();
         }
         Ok(results)
@@ -258,7 +278,7 @@ impl Store {
         let Ok(mut c) = self.shared.compaction.lock() else {
             return false;
         };
-        while c.1 < revision {
+        while c.done < revision {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
@@ -313,8 +333,8 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        if let Ok(mut c) = self.shared.compaction.lock() {
-            c.2 = true;
+        self.shared.stop.store(true, Ordering::Release);
+        if let Ok(_c) = self.shared.compaction.lock() {
             self.shared.compaction_cv.notify_all();
         }
         if let Some(t) = self.compactor.take() {
@@ -350,51 +370,72 @@ impl View<'_> {
 
 fn compactor_loop(shared: &Shared) {
     loop {
-        let target = {
+        let (from, target) = {
             let Ok(mut c) = shared.compaction.lock() else {
                 return;
             };
-            while c.1 >= c.0 && !c.2 {
+            while c.done >= c.target && !shared.stop.load(Ordering::Acquire) {
                 c = match shared.compaction_cv.wait(c) {
                     Ok(g) => g,
                     Err(_) => return,
                 };
             }
-            if c.2 {
+            if shared.stop.load(Ordering::Acquire) {
                 return;
             }
-            c.0
+            (c.done, c.target)
         };
-        match compact(&shared.db, target) {
-            Ok(()) => {
+        match compact(shared, from, target) {
+            Ok(true) => {
                 if let Ok(mut c) = shared.compaction.lock() {
-                    c.1 = c.1.max(target);
+                    c.done = c.done.max(target);
                     shared.compaction_cv.notify_all();
                 }
                 tracing::info!(revision = target, "compaction finished");
             }
+            // Stopped: the store is being dropped; the next open resumes.
+            Ok(false) => return,
             Err(e) => {
                 tracing::error!(error = %e, "compaction failed; retrying in a second");
-                std::thread::sleep(Duration::from_secs(1));
+                for _ in 0..10 {
+                    if shared.stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
             }
         }
     }
 }
 
-/// Physically removes every version no read at `target` or later can see.
-fn compact(db: &DB, target: i64) -> Result<(), MvccError> {
-    let cf = |c: Cf| {
-        db.cf_handle(c.name())
-            .ok_or_else(|| MvccError::Corrupt("missing column family".into()))
-    };
+/// Physically removes every `history` version that no read at `target` or later can see, for
+/// the keys changed since the last finished compaction (`from`), found in `revs`; then the
+/// `revs` entries below `target`, and records `compact_done = target`. Works in chunks of
+/// `revs` entries. Returns false if it stopped early because the store is being dropped.
+///
+/// Runs beside the apply thread without a lock: every row it deletes is at or below `target`,
+/// and is invisible to every read the store still allows; the apply thread writes only above.
+fn compact(shared: &Shared, from: i64, target: i64) -> Result<bool, MvccError> {
+    let db = &shared.db;
+    let (history, revs, meta) = (
+        source::handle(db, Cf::History)?,
+        source::handle(db, Cf::Revs)?,
+        source::handle(db, Cf::Meta)?,
+    );
     let live = Live(db);
+    // Entries below the last finished compaction point are already gone.
+    let mut pos = keys::rev_key(from.max(0), 0);
     let upper = keys::rev_key(target.saturating_add(1), 0);
     loop {
-        // The keys changed at or below the target, a batch at a time.
+        if shared.stop.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        // The next chunk of changes at or below the target.
         let mut changed: Vec<Vec<u8>> = Vec::new();
         let mut revs_to_delete = Vec::new();
+        let mut last: Option<Vec<u8>> = None;
         let mut seen = 0;
-        live.scan(Cf::Revs, &[], Some(&upper), &mut |rk, v| {
+        live.scan(Cf::Revs, &pos, Some(&upper), &mut |rk, v| {
             seen += 1;
             if let Some(key) = v.get(1..) {
                 changed.push(key.to_vec());
@@ -402,47 +443,57 @@ fn compact(db: &DB, target: i64) -> Result<(), MvccError> {
             if keys::rev_of(rk)? < target {
                 revs_to_delete.push(rk.to_vec());
             }
+            last = Some(rk.to_vec());
             Ok(seen < COMPACT_BATCH)
         })?;
         changed.sort();
         changed.dedup();
         let mut wb = WriteBatch::default();
-        let history = cf(Cf::History)?;
         for key in &changed {
-            let (from, to) = keys::history_bounds(key, &keys::End::Single);
-            let mut kept_newest_at_target = false;
-            live.scan(Cf::History, &from, to.as_deref(), &mut |hk, v| {
-                let (_, rev) = keys::split_history_key(hk)?;
-                if rev > target {
+            // From the newest version at or below the target to the key's oldest.
+            let start = keys::history_key(key, target);
+            let end = keys::after_versions(key);
+            let mut newest = true;
+            let mut err = None;
+            live.scan(Cf::History, &start, Some(&end), &mut |hk, v| {
+                if std::mem::take(&mut newest) && !keys::Rec::is_tombstone(v)? {
+                    // What reads at the target see: kept.
                     return Ok(true);
                 }
-                if !kept_newest_at_target {
-                    kept_newest_at_target = true;
-                    if !keys::Rec::decode(v)?.tombstone {
-                        return Ok(true);
+                wb.delete_cf(history, hk);
+                if wb.len() >= COMPACT_WRITE {
+                    // Deleting invisible versions is safe in any split.
+                    if let Err(e) = db.write(std::mem::take(&mut wb)) {
+                        err = Some(e);
+                        return Ok(false);
                     }
                 }
-                wb.delete_cf(history, hk);
                 Ok(true)
             })?;
+            if let Some(e) = err {
+                return Err(e.into());
+            }
         }
-        let revs_cf = cf(Cf::Revs)?;
-        let finished = seen < COMPACT_BATCH;
+        // The history rows go first (in this batch or earlier ones); only then the `revs`
+        // entries that lead to them, so a crash in between leaves nothing unreachable.
         for rk in &revs_to_delete {
-            wb.delete_cf(revs_cf, rk);
+            wb.delete_cf(revs, rk);
         }
+        let finished = seen < COMPACT_BATCH;
         if finished {
-            wb.put_cf(cf(Cf::Meta)?, META_COMPACT_DONE, target.to_le_bytes());
+            wb.put_cf(meta, META_COMPACT_DONE, target.to_le_bytes());
         }
         db.write(wb)?;
-        if finished || revs_to_delete.is_empty() {
-            if !finished {
-                // Only entries at the target remain below the bound: done.
-                let mut wb = WriteBatch::default();
-                wb.put_cf(cf(Cf::Meta)?, META_COMPACT_DONE, target.to_le_bytes());
-                db.write(wb)?;
+        if finished {
+            return Ok(true);
+        }
+        // Continue right after the last entry of this chunk.
+        match last {
+            Some(mut l) => {
+                l.push(0);
+                pos = l;
             }
-            return Ok(());
+            None => return Ok(true),
         }
     }
 }

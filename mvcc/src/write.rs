@@ -30,7 +30,7 @@ impl<'a> Writer<'a> {
 
     /// The revision this command writes at.
     pub fn rev(&self) -> i64 {
-        self.begin + 1
+        self.begin.saturating_add(1)
     }
 
     /// True if the command wrote anything (and so takes a revision).
@@ -78,20 +78,15 @@ impl<'a> Writer<'a> {
     }
 
     pub fn put(&mut self, req: &PutRequest) -> Result<PutResponse, MvccError> {
-        let prev = self.current(&req.key)?;
-        if (req.ignore_value || req.ignore_lease) && prev.is_none() {
-            return Err(MvccError::KeyNotFound);
-        }
-        if req.lease != 0 && !req.ignore_lease {
-            // leases: look the lease up here once the lease store exists; none exist yet.
-            return Err(MvccError::LeaseNotFound);
-        }
+        // Inside a txn this runs again after the txn's check: an earlier op of the same txn may
+        // have deleted the key (etcd panics there; here the txn fails and changes nothing).
+        let prev = self.check_put(req)?;
         let rev = self.rev();
         let rec = Rec {
             create: prev.as_ref().map_or(rev, |p| p.create),
             modr: rev,
             sub: self.sub,
-            version: prev.as_ref().map_or(1, |p| p.version + 1),
+            version: prev.as_ref().map_or(1, |p| p.version.saturating_add(1)),
             lease: match (&prev, req.ignore_lease) {
                 (Some(p), true) => p.lease,
                 _ => req.lease,
@@ -120,8 +115,8 @@ impl<'a> Writer<'a> {
             &req.range_end,
             cur,
             true,
-            &mut |k, rec| {
-                found.push((k, rec));
+            &mut |k, raw| {
+                found.push((k.to_vec(), Rec::decode_with(raw, req.prev_kv)?));
                 Ok(true)
             },
         )?;
@@ -150,20 +145,73 @@ impl<'a> Writer<'a> {
         read::range(&self.view(), self.revs(), req)
     }
 
+    /// A txn the way etcd applies one: every compare (nested txns' included) is evaluated against
+    /// the state before the txn, the chosen ops are checked against that state too, and only
+    /// then are they run, in order, each seeing the writes before it. An error anywhere fails
+    /// the whole txn; the caller then drops everything it wrote.
     pub fn txn(&mut self, req: &TxnRequest) -> Result<TxnResponse, MvccError> {
-        let succeeded = read::guards_hold(&self.view(), self.revs().current, &req.compare)?;
-        let ops = if succeeded {
-            &req.success
-        } else {
-            &req.failure
-        };
+        let mut path = Vec::new();
+        read::txn_path(&self.view(), self.revs().current, req, &mut path)?;
+        let before = self.revs();
+        self.check(req, before, &mut path.iter().copied())?;
+        self.run_txn(req, &mut path.into_iter())
+    }
+
+    /// etcd's checkTxn: puts that must fail and ranges at revisions that cannot be read, in the
+    /// chosen branches, against the state before the txn.
+    fn check(
+        &self,
+        req: &TxnRequest,
+        before: Revs,
+        path: &mut dyn Iterator<Item = bool>,
+    ) -> Result<(), MvccError> {
+        let succeeded = path
+            .next()
+            .ok_or_else(|| MvccError::Corrupt("txn path too short".into()))?;
+        for op in read::branch(req, succeeded) {
+            match op {
+                RequestOp::Range(r) => {
+                    before.resolve(r.revision)?;
+                }
+                RequestOp::Put(p) => {
+                    self.check_put(p)?;
+                }
+                RequestOp::DeleteRange(_) => {}
+                RequestOp::Txn(t) => self.check(t, before, path)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Why a put would fail, if it would.
+    fn check_put(&self, req: &PutRequest) -> Result<Option<Rec>, MvccError> {
+        let prev = self.current(&req.key)?;
+        if (req.ignore_value || req.ignore_lease) && prev.is_none() {
+            return Err(MvccError::KeyNotFound);
+        }
+        if req.lease != 0 && !req.ignore_lease {
+            // leases: look the lease up here once the lease store exists; none exist yet.
+            return Err(MvccError::LeaseNotFound);
+        }
+        Ok(prev)
+    }
+
+    fn run_txn(
+        &mut self,
+        req: &TxnRequest,
+        path: &mut dyn Iterator<Item = bool>,
+    ) -> Result<TxnResponse, MvccError> {
+        let succeeded = path
+            .next()
+            .ok_or_else(|| MvccError::Corrupt("txn path too short".into()))?;
+        let ops = read::branch(req, succeeded);
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
             responses.push(match op {
                 RequestOp::Range(r) => ResponseOp::Range(self.range(r)?),
                 RequestOp::Put(p) => ResponseOp::Put(self.put(p)?),
                 RequestOp::DeleteRange(d) => ResponseOp::DeleteRange(self.delete(d)?),
-                RequestOp::Txn(t) => ResponseOp::Txn(self.txn(t)?),
+                RequestOp::Txn(t) => ResponseOp::Txn(self.run_txn(t, path)?),
             });
         }
         Ok(TxnResponse {
