@@ -1,18 +1,32 @@
 //! Concord's state machine: an MVCC key-value store on RocksDB with etcd's revision model.
 //!
-//! There is no in-memory index of keys, so the data set is not limited by RAM. The layout, in
-//! four column families:
+//! There is no in-memory index of keys, so the data set is not limited by RAM: current and
+//! historical reads both go to RocksDB. The layout, in four column families:
 //!
 //! - `kv`: user key → record of its live version. Current reads, the common case, are plain
-//!   ordered scans here. Deleted keys are absent.
+//!   ordered scans here (and point gets, with bloom filters). Deleted keys are absent.
 //! - `history`: escaped user key (`0x00` → `0x00 0xff`), terminator `0x00 0x01`, then
-//!   `u64::MAX - revision` big-endian → record (or tombstone). Each key's versions sort newest
-//!   first, so a read at revision R takes, per key, the first version at or below R.
-//! - `revs`: main + sub revision (big-endian) → event kind + user key. Orders changes by revision:
-//!   compaction visits only changed keys, and watch history replay will read it.
-//! - `meta`: applied index, current revision, compaction revisions, and the server's own values.
+//!   `u64::MAX - main revision` big-endian → record (or tombstone). The escaping keeps user-key
+//!   order, and each key's versions sort newest first, so a read at revision R is a seek per
+//!   key: the first version at or below R (absent if it is a tombstone); the next user key
+//!   starts at the escaped key with the terminator bumped to `0x00 0x02`.
+//! - `revs`: main + sub revision (big-endian) → event kind + user key. Orders changes by
+//!   revision: compaction visits only the keys changed since the last one, and watch history
+//!   replay will read it.
+//! - `meta`: applied Raft index, current revision, compaction revisions (scheduled and
+//!   physically done), and the server's own named values.
 //!
-//! Every applied batch is one RocksDB write that also stores the applied index.
+//! A record is a fixed little-endian layout behind a format-version byte: tombstone flag,
+//! create, mod and sub revision, version, lease, then the value.
+//!
+//! Every applied batch of commands is one RocksDB write that also stores the applied index, so
+//! the data and the index never disagree. Writes go to RocksDB's WAL unsynced: Concord's own
+//! Raft log is fsynced, and on restart it replays whatever RocksDB lost after the applied index.
+//! [`Store::sync`] makes everything durable before the server drops old Raft log segments.
+//!
+//! Within a batch, commands (and the ops of a txn) see earlier writes through overlays of
+//! pending writes over the database; a command that fails drops its overlay and changes nothing.
+//! Readers use RocksDB snapshots; a background thread physically removes compacted history.
 
 mod error;
 mod keys;

@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 
 use crate::error::MvccError;
 use crate::keys::{self, End, Rec};
-use crate::source::{Cf, Source};
+use crate::source::{Cf, Source, Visit};
 use crate::types::*;
 
 /// The revisions a read is checked against.
@@ -43,7 +43,7 @@ pub fn visit(
     range_end: &[u8],
     rev: i64,
     current: bool,
-    f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool, MvccError>,
+    f: &mut Visit<'_>,
 ) -> Result<(), MvccError> {
     let end = keys::end_of(range_end);
     if let End::Until(e) = &end {

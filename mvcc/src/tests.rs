@@ -743,7 +743,12 @@ fn put_ignore_lease_and_prev_kv() {
     }
     let kv = t.get_at("k", 0).unwrap();
     assert_eq!(
-        (kv.value.as_slice(), kv.version, kv.lease, kv.create_revision),
+        (
+            kv.value.as_slice(),
+            kv.version,
+            kv.lease,
+            kv.create_revision
+        ),
         (&b"v2"[..], 2, 0, 2)
     );
     // A lease on an existing key: still not found, nothing changes.
@@ -838,7 +843,7 @@ fn range_keys_revisions_and_errors() {
         value: b"zero".to_vec(),
         ..Default::default()
     })); // 5
-    // key [0] + range_end [0]: everything.
+         // key [0] + range_end [0]: everything.
     let r = t
         .range(RangeRequest {
             key: vec![0],
@@ -936,24 +941,19 @@ fn range_limit_sort_and_filters_like_etcd() {
         r.min_mod_revision = 5;
         r.limit = 1;
     });
-    assert_eq!(
-        (keys_of(&r), r.more, r.count),
-        (vec!["a".into()], true, 3)
-    );
+    assert_eq!((keys_of(&r), r.more, r.count), (vec!["a".into()], true, 3));
     let r = q(&|r| {
         r.max_mod_revision = 4;
         r.limit = 1;
     });
-    assert_eq!(
-        (keys_of(&r), r.more, r.count),
-        (vec!["b".into()], false, 3)
-    );
+    assert_eq!((keys_of(&r), r.more, r.count), (vec!["b".into()], false, 3));
     // Value sort with keys_only: sorted by value, values cleared.
     let r = q(&|r| {
         r.sort_target = SortTarget::Value;
         r.keys_only = true;
     });
-    assert_eq!(keys_of(&r), ["b", "c", "a"]);
+    // Values: a = "z2", b = "y", c = "x2".
+    assert_eq!(keys_of(&r), ["c", "b", "a"]);
     assert!(r.kvs.iter().all(|kv| kv.value.is_empty()));
     // count_only with a limit.
     let r = q(&|r| {
@@ -972,9 +972,9 @@ fn range_limit_sort_and_filters_like_etcd() {
 fn txn_compares_use_the_state_before_the_txn_even_when_nested() {
     let (_d, mut t) = t();
     t.one(put("a", "1")); // 2
-    // The outer txn changes a to 2, then a nested txn asks whether a == 2: etcd evaluates all
-    // compares before running anything, so the nested one sees a == 1 and takes its failure
-    // branch.
+                          // The outer txn changes a to 2, then a nested txn asks whether a == 2: etcd evaluates all
+                          // compares before running anything, so the nested one sees a == 1 and takes its failure
+                          // branch.
     let nested = TxnRequest {
         compare: vec![cmp(
             "a",
@@ -1013,9 +1013,17 @@ fn txn_compares_use_the_state_before_the_txn_even_when_nested() {
         (CompareResult::Equal, CompareTarget::Lease(0), true),
         (CompareResult::Greater, CompareTarget::Create(-1), true),
         (CompareResult::NotEqual, CompareTarget::Value(vec![]), false),
-        (CompareResult::Less, CompareTarget::Value(b"z".to_vec()), false),
+        (
+            CompareResult::Less,
+            CompareTarget::Value(b"z".to_vec()),
+            false,
+        ),
     ] {
-        let r = t.one(txn(vec![cmp("missing", res, target.clone())], vec![], vec![]));
+        let r = t.one(txn(
+            vec![cmp("missing", res, target.clone())],
+            vec![],
+            vec![],
+        ));
         assert_eq!(txn_resp(&r).succeeded, want, "{res:?} {target:?}");
     }
     assert_eq!(t.store.revision(), 3);
@@ -1025,7 +1033,7 @@ fn txn_compares_use_the_state_before_the_txn_even_when_nested() {
 fn txn_checks_the_chosen_branch_before_writing() {
     let (_d, mut t) = t();
     t.one(put("a", "1")); // 2
-    // A range at a revision the txn itself would create: FutureRevision, like etcd's check.
+                          // A range at a revision the txn itself would create: FutureRevision, like etcd's check.
     let r = t.one(txn(
         vec![],
         vec![
@@ -1151,7 +1159,12 @@ fn txn_writes_share_a_revision_and_see_each_other() {
     // After delete + put in one txn the key starts over at this revision.
     let kv = t.get_at("k", 0).unwrap();
     assert_eq!(
-        (kv.value.as_slice(), kv.create_revision, kv.mod_revision, kv.version),
+        (
+            kv.value.as_slice(),
+            kv.create_revision,
+            kv.mod_revision,
+            kv.version
+        ),
         (&b"3"[..], 3, 3, 1)
     );
     // Sub revisions 0..4 at main revision 3.
@@ -1299,7 +1312,8 @@ fn restart_restores_revisions_meta_and_resumes_compaction() {
     let cur = before.len() as i64;
     let target = cur - 10;
     {
-        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &path, crate::source::CF_NAMES).unwrap();
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &path, crate::source::CF_NAMES)
+            .unwrap();
         let meta = db.cf_handle("meta").unwrap();
         db.put_cf(meta, "compact_revision", target.to_le_bytes())
             .unwrap();
@@ -1552,7 +1566,11 @@ fn random_batches_txns_and_compactions_match_a_model() {
             }
             let all = model_range(&history[rev as usize], &k, &e);
             let got = got.unwrap();
-            assert_eq!(got.count, all.len() as i64, "count at {rev} of {k:?}..{e:?}");
+            assert_eq!(
+                got.count,
+                all.len() as i64,
+                "count at {rev} of {k:?}..{e:?}"
+            );
             let mut want = all.clone();
             if limit > 0 && want.len() > limit as usize {
                 want.truncate(limit as usize);
@@ -1576,5 +1594,56 @@ fn random_batches_txns_and_compactions_match_a_model() {
             .unwrap();
         let want: Vec<KeyValue> = history[rev as usize].values().cloned().collect();
         assert_eq!(got.kvs, want, "at {rev}");
+    }
+}
+
+#[test]
+fn long_histories_read_at_every_revision() {
+    // Many versions per key, so reads at old revisions seek past newer versions and past the
+    // older ones of each key rather than stepping through them.
+    let (_d, mut t) = t();
+    let ks: [&[u8]; 4] = [b"a", b"a\0", b"a\0b", b"b"];
+    let mut history: Vec<Model> = vec![Model::new(), Model::new()];
+    let mut state = Model::new();
+    for i in 0..200usize {
+        let k = ks[i % ks.len()];
+        let rev = history.len() as i64;
+        if i % 11 == 10 {
+            let r = t.one(Command::DeleteRange(DeleteRangeRequest {
+                key: k.to_vec(),
+                ..Default::default()
+            }));
+            if model_delete(&mut state, k, &[]) > 0 {
+                history.push(state.clone());
+            }
+            assert_eq!(r.revision, (history.len() - 1) as i64);
+        } else {
+            let v = format!("{i}").into_bytes();
+            t.one(Command::Put(PutRequest {
+                key: k.to_vec(),
+                value: v.clone(),
+                ..Default::default()
+            }));
+            model_put(&mut state, k, &v, rev);
+            history.push(state.clone());
+        }
+    }
+    for (rev, want) in history.iter().enumerate().skip(1) {
+        for (key, end) in [
+            (b"a".to_vec(), vec![0]),
+            (b"a\0".to_vec(), vec![]),
+            (b"a\0".to_vec(), b"b".to_vec()),
+            (vec![0], vec![0]),
+        ] {
+            let got = t
+                .range(RangeRequest {
+                    key: key.clone(),
+                    range_end: end.clone(),
+                    revision: rev as i64,
+                    ..Default::default()
+                })
+                .unwrap();
+            assert_eq!(got.kvs, model_range(want, &key, &end), "at {rev}");
+        }
     }
 }
