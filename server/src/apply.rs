@@ -16,6 +16,9 @@ use crate::proposal;
 use crate::raft::{ProposeDone, RaftMsg};
 use crate::Fatal;
 
+/// An apply batch slower than this is logged.
+const SLOW_APPLY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Most Raft batches merged into one store write.
 const MAX_TASKS_PER_BATCH: usize = 64;
 
@@ -106,7 +109,17 @@ impl Applier {
         if last_index == already {
             return Ok(None);
         }
+        let started = std::time::Instant::now();
         let results = self.store.apply(last_index, &commands)?;
+        let took = started.elapsed();
+        if took > SLOW_APPLY {
+            // etcd warns about slow applies the same way.
+            tracing::warn!(
+                took_ms = took.as_millis() as u64,
+                commands = commands.len(),
+                "slow apply"
+            );
+        }
         for (done, applied) in waiters.into_iter().zip(results) {
             if let Some(done) = done {
                 let _ = done.send(Ok::<Applied, ServerError>(applied));

@@ -24,6 +24,9 @@ use crate::error::ServerError;
 use crate::proposal;
 use crate::Fatal;
 
+/// A WAL append slower than this is logged, as etcd warns about slow disk syncs.
+const SLOW: Duration = Duration::from_millis(100);
+
 /// Requests to the Raft thread.
 pub enum RaftMsg {
     /// Propose a log entry; `done` gets the outcome once it is applied.
@@ -270,9 +273,18 @@ impl RaftLoop {
         let has_entries = !ready.entries().is_empty();
         if has_entries || ready.must_sync() {
             // One write and one fdatasync for all entries and the hard state of this Ready.
+            let started = Instant::now();
             self.wal
                 .append(ready.entries(), ready.hs())
                 .map_err(|e| ServerError::Log(e.to_string()))?;
+            let took = started.elapsed();
+            if took > SLOW {
+                tracing::warn!(
+                    took_ms = took.as_millis() as u64,
+                    entries = ready.entries().len(),
+                    "slow WAL append and sync"
+                );
+            }
         }
         {
             let mut core = self.node.mut_store().wl();
