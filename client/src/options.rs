@@ -37,6 +37,28 @@ impl RangeSpec {
     }
 }
 
+/// The builder methods that turn the key argument into a range, shared by the option types
+/// that have a `range: RangeSpec` field.
+macro_rules! range_builders {
+    () => {
+        /// Every key starting with the key.
+        pub fn prefix(mut self) -> Self {
+            self.range = RangeSpec::Prefix;
+            self
+        }
+        /// Every key from the key on.
+        pub fn from_key(mut self) -> Self {
+            self.range = RangeSpec::FromKey;
+            self
+        }
+        /// Keys in `[key, end)`.
+        pub fn range_end(mut self, end: impl Into<Vec<u8>>) -> Self {
+            self.range = RangeSpec::End(end.into());
+            self
+        }
+    };
+}
+
 /// Options of a get (etcd Range).
 #[derive(Clone, Debug, Default)]
 pub struct GetOptions {
@@ -48,21 +70,7 @@ impl GetOptions {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Every key starting with the key.
-    pub fn prefix(mut self) -> Self {
-        self.range = RangeSpec::Prefix;
-        self
-    }
-    /// Every key from the key on.
-    pub fn from_key(mut self) -> Self {
-        self.range = RangeSpec::FromKey;
-        self
-    }
-    /// Keys in `[key, end)`.
-    pub fn range_end(mut self, end: impl Into<Vec<u8>>) -> Self {
-        self.range = RangeSpec::End(end.into());
-        self
-    }
+    range_builders!();
     pub fn limit(mut self, n: i64) -> Self {
         self.req.limit = n;
         self
@@ -148,18 +156,7 @@ impl DeleteOptions {
     pub fn new() -> Self {
         Self::default()
     }
-    pub fn prefix(mut self) -> Self {
-        self.range = RangeSpec::Prefix;
-        self
-    }
-    pub fn from_key(mut self) -> Self {
-        self.range = RangeSpec::FromKey;
-        self
-    }
-    pub fn range_end(mut self, end: impl Into<Vec<u8>>) -> Self {
-        self.range = RangeSpec::End(end.into());
-        self
-    }
+    range_builders!();
     /// Return the deleted key-values.
     pub fn prev_kv(mut self) -> Self {
         self.prev_kv = true;
