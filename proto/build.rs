@@ -1,5 +1,5 @@
-//! Generates the wire types at build time with protox (a pure-Rust protobuf compiler), so no
-//! `protoc` needs to be installed.
+//! Generates the wire types and tonic stubs at build time. The .proto files are compiled with
+//! protox (a pure-Rust protobuf compiler), so no `protoc` needs to be installed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=etcd");
@@ -8,9 +8,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "etcd/mvccpb/kv.proto",
         "etcd/authpb/auth.proto",
         "etcd/etcdserverpb/rpc.proto",
+        "etcd/v3lockpb/v3lock.proto",
+        "etcd/v3electionpb/v3election.proto",
         "concord/peer.proto",
     ];
-    let fds = protox::compile(files, ["etcd", "concord", "."])?;
+    // Imports are relative to the include roots: `import "mvccpb/kv.proto";` and so on.
+    let fds = protox::compile(files, ["etcd", "concord"])?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
