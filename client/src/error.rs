@@ -1,101 +1,201 @@
-//! Typed errors: etcd's known server errors are recognised by gRPC code and exact text.
+//! Typed errors. etcd's well-known server errors are recognised by their gRPC code together with
+//! their exact text, so a server that merely mentions one of those texts under another code is
+//! not mistaken for it.
+
+use std::time::Duration;
 
 use tonic::Code;
 
-/// Why a request failed.
+/// Why a call failed.
+///
+/// The first group of variants are etcd's own server errors, recognised by gRPC code and exact
+/// message (their `Display` is etcd's text). Other server answers are [`Error::Unavailable`] (code
+/// `Unavailable`) or [`Error::Server`]. The rest are raised by the client itself.
+///
+/// [`Error::code`] and [`Error::message`] give the gRPC code and the text as the server sent it,
+/// whichever the variant.
+///
+/// ```
+/// use concord_client::Error;
+///
+/// let status = tonic::Status::out_of_range("etcdserver: mvcc: required revision has been compacted");
+/// let err = Error::from(status);
+/// assert_eq!(err, Error::Compacted);
+/// assert_eq!(err.code(), tonic::Code::OutOfRange);
+/// assert_eq!(err.message(), "etcdserver: mvcc: required revision has been compacted");
+/// ```
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
+    /// `OutOfRange`: the revision asked for is older than the last compaction.
     #[error("etcdserver: mvcc: required revision has been compacted")]
     Compacted,
+    /// `OutOfRange`: the revision asked for is newer than the store's.
     #[error("etcdserver: mvcc: required revision is a future revision")]
     FutureRevision,
+    /// `InvalidArgument`: etcd's "key not found" (e.g. a lease or auth lookup).
     #[error("etcdserver: key not found")]
     KeyNotFound,
+    /// `InvalidArgument`: the request has an empty key.
     #[error("etcdserver: key is not provided")]
     EmptyKey,
+    /// `InvalidArgument`: the txn has more operations than the server allows.
     #[error("etcdserver: too many operations in txn request")]
     TooManyOps,
+    /// `InvalidArgument`: a txn branch writes the same key twice.
     #[error("etcdserver: duplicate key given in txn request")]
     DuplicateKey,
+    /// `InvalidArgument`: the request exceeds the server's request size limit.
     #[error("etcdserver: request is too large")]
     RequestTooLarge,
+    /// `NotFound`: the lease does not exist (or has expired).
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
+    /// `Unavailable`: the member that answered has no Raft leader.
     #[error("etcdserver: no leader")]
     NoLeader,
+    /// `Unavailable`: the server gave up waiting for the request to be committed or applied.
+    /// For a write, its outcome is unknown.
     #[error("etcdserver: request timed out")]
     Timeout,
-    /// The server could not be reached or is unavailable.
+    /// Any other `Unavailable` answer from the server (e.g. "etcdserver: leader changed").
     #[error("unavailable: {message}")]
-    Unavailable { message: String },
+    Unavailable {
+        /// The server's text.
+        message: String,
+    },
     /// Any other status the server answered with.
-    #[error("server error {code:?}: {message}")]
-    Server { code: Code, message: String },
-    /// The connection failed.
-    #[error("transport: {0}")]
+    #[error("server error ({code:?}): {message}")]
+    Server {
+        /// The gRPC code.
+        code: Code,
+        /// The server's text.
+        message: String,
+    },
+    /// The connection failed: no endpoint could be reached, or the connection broke during the
+    /// request (then, for a write, its outcome is unknown).
+    #[error("transport error: {0}")]
     Transport(String),
+    /// No answer within [`ConnectOptions::request_timeout`](crate::ConnectOptions). For a write,
+    /// its outcome is unknown.
+    #[error("no answer within {0:?}")]
+    DeadlineExceeded(Duration),
+    /// An endpoint could not be parsed.
     #[error("invalid endpoint: {0}")]
     InvalidEndpoint(String),
+    /// The endpoint list was empty.
     #[error("no endpoints given")]
     NoEndpoints,
 }
 
+/// etcd's server errors that have a variant of their own, with their gRPC code.
+const KNOWN: [(Error, Code); 10] = [
+    (Error::Compacted, Code::OutOfRange),
+    (Error::FutureRevision, Code::OutOfRange),
+    (Error::KeyNotFound, Code::InvalidArgument),
+    (Error::EmptyKey, Code::InvalidArgument),
+    (Error::TooManyOps, Code::InvalidArgument),
+    (Error::DuplicateKey, Code::InvalidArgument),
+    (Error::RequestTooLarge, Code::InvalidArgument),
+    (Error::LeaseNotFound, Code::NotFound),
+    (Error::NoLeader, Code::Unavailable),
+    (Error::Timeout, Code::Unavailable),
+];
+
 impl Error {
-    /// The gRPC code the server answered with (Unavailable for connection failures).
+    /// The gRPC code: the server's for server errors; `Unavailable` for [`Error::Transport`],
+    /// `DeadlineExceeded` for [`Error::DeadlineExceeded`], `InvalidArgument` for endpoint errors.
     pub fn code(&self) -> Code {
         match self {
-            Error::Compacted | Error::FutureRevision => Code::OutOfRange,
-            Error::KeyNotFound
-            | Error::EmptyKey
-            | Error::TooManyOps
-            | Error::DuplicateKey
-            | Error::RequestTooLarge
-            | Error::InvalidEndpoint(_)
-            | Error::NoEndpoints => Code::InvalidArgument,
-            Error::LeaseNotFound => Code::NotFound,
-            Error::NoLeader | Error::Timeout | Error::Unavailable { .. } | Error::Transport(_) => {
-                Code::Unavailable
-            }
+            Error::Unavailable { .. } | Error::Transport(_) => Code::Unavailable,
             Error::Server { code, .. } => *code,
+            Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            Error::InvalidEndpoint(_) | Error::NoEndpoints => Code::InvalidArgument,
+            known => KNOWN
+                .iter()
+                .find(|(e, _)| e == known)
+                .map_or(Code::Unknown, |(_, code)| *code),
         }
     }
 
-    /// The server's message, exactly as sent.
+    /// The text: exactly as the server sent it for server errors, else a description.
     pub fn message(&self) -> String {
         match self {
             Error::Unavailable { message } | Error::Server { message, .. } => message.clone(),
+            Error::Transport(m) | Error::InvalidEndpoint(m) => m.clone(),
             other => other.to_string(),
         }
     }
 
-    /// True when another endpoint may succeed where this one failed.
-    pub(crate) fn is_unavailable(&self) -> bool {
+    /// True when the endpoint that answered (or failed to) is unhealthy and another endpoint may
+    /// succeed: transport failures, `Unavailable` answers (including [`Error::NoLeader`] and
+    /// [`Error::Timeout`]) and client-side deadlines. The client moves to its next endpoint after
+    /// such an error.
+    pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            Error::Unavailable { .. } | Error::Transport(_) | Error::NoLeader
+            Error::Unavailable { .. }
+                | Error::Transport(_)
+                | Error::NoLeader
+                | Error::Timeout
+                | Error::DeadlineExceeded(_)
         )
+    }
+
+    /// Classifies a status and tells whether the request certainly never left the client (the
+    /// connection to the endpoint could not be (re-)established), so that even a write may be sent
+    /// elsewhere.
+    pub(crate) fn from_status(status: tonic::Status) -> (Error, bool) {
+        let mut source = std::error::Error::source(&status);
+        let mut transport = false;
+        let mut not_sent = false;
+        while let Some(e) = source {
+            if e.is::<tonic::ConnectError>() {
+                not_sent = true;
+            }
+            if e.is::<tonic::transport::Error>() {
+                transport = true;
+            }
+            source = e.source();
+        }
+        if transport || not_sent {
+            let detail = match std::error::Error::source(&status) {
+                Some(src) => error_chain(src),
+                None => status.message().to_string(),
+            };
+            return (Error::Transport(detail), not_sent);
+        }
+        (Error::from(status), false)
     }
 }
 
+/// An error and its sources, joined by `": "`, skipping repeats.
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source = Some(err);
+    while let Some(e) = source {
+        let s = e.to_string();
+        // tonic's transport error says only "transport error"; Error::Transport says so already.
+        if !e.is::<tonic::transport::Error>() && !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        source = e.source();
+    }
+    if parts.is_empty() {
+        return err.to_string();
+    }
+    parts.join(": ")
+}
+
 impl From<tonic::Status> for Error {
+    /// Classifies a status as the server sent it. (Statuses the client's transport made up are
+    /// classified as [`Error::Transport`] by the client itself before this is reached.)
     fn from(s: tonic::Status) -> Error {
-        let known = [
-            Error::Compacted,
-            Error::FutureRevision,
-            Error::KeyNotFound,
-            Error::EmptyKey,
-            Error::TooManyOps,
-            Error::DuplicateKey,
-            Error::RequestTooLarge,
-            Error::LeaseNotFound,
-            Error::NoLeader,
-            Error::Timeout,
-        ];
-        if let Some(e) = known
-            .into_iter()
-            .find(|e| e.code() == s.code() && e.to_string() == s.message())
+        if let Some((e, _)) = KNOWN
+            .iter()
+            .find(|(e, code)| *code == s.code() && e.to_string() == s.message())
         {
-            return e;
+            return e.clone();
         }
         match s.code() {
             Code::Unavailable => Error::Unavailable {
@@ -112,30 +212,122 @@ impl From<tonic::Status> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tonic::Status;
 
     #[test]
-    fn statuses_map_to_variants() {
-        let e: Error =
-            tonic::Status::out_of_range("etcdserver: mvcc: required revision has been compacted")
-                .into();
-        assert_eq!(e, Error::Compacted);
-        let e: Error =
-            tonic::Status::invalid_argument("etcdserver: duplicate key given in txn request")
-                .into();
-        assert_eq!(e, Error::DuplicateKey);
-        let e: Error = tonic::Status::not_found("etcdserver: requested lease not found").into();
-        assert_eq!(e, Error::LeaseNotFound);
-        let e: Error = tonic::Status::unavailable("etcdserver: no leader").into();
-        assert_eq!(e, Error::NoLeader);
-        let e: Error = tonic::Status::unavailable("connection reset").into();
+    fn each_etcd_error_maps_to_its_variant() {
+        let cases = [
+            (
+                Status::out_of_range("etcdserver: mvcc: required revision has been compacted"),
+                Error::Compacted,
+            ),
+            (
+                Status::out_of_range("etcdserver: mvcc: required revision is a future revision"),
+                Error::FutureRevision,
+            ),
+            (
+                Status::invalid_argument("etcdserver: key not found"),
+                Error::KeyNotFound,
+            ),
+            (
+                Status::invalid_argument("etcdserver: key is not provided"),
+                Error::EmptyKey,
+            ),
+            (
+                Status::invalid_argument("etcdserver: too many operations in txn request"),
+                Error::TooManyOps,
+            ),
+            (
+                Status::invalid_argument("etcdserver: duplicate key given in txn request"),
+                Error::DuplicateKey,
+            ),
+            (
+                Status::invalid_argument("etcdserver: request is too large"),
+                Error::RequestTooLarge,
+            ),
+            (
+                Status::not_found("etcdserver: requested lease not found"),
+                Error::LeaseNotFound,
+            ),
+            (
+                Status::unavailable("etcdserver: no leader"),
+                Error::NoLeader,
+            ),
+            (
+                Status::unavailable("etcdserver: request timed out"),
+                Error::Timeout,
+            ),
+        ];
+        for (status, want) in cases {
+            let (code, message) = (status.code(), status.message().to_string());
+            let got = Error::from(status);
+            assert_eq!(got, want);
+            // The helpers give back exactly what the server sent.
+            assert_eq!(got.code(), code, "{want:?}");
+            assert_eq!(got.message(), message, "{want:?}");
+            assert_eq!(got.to_string(), message, "{want:?}");
+            // The same through the client's own classification (no transport source).
+            assert_eq!(
+                Error::from_status(Status::new(code, message.clone())),
+                (want, false)
+            );
+        }
+    }
+
+    #[test]
+    fn other_statuses() {
+        let e = Error::from(Status::unavailable("etcdserver: leader changed"));
+        assert_eq!(
+            e,
+            Error::Unavailable {
+                message: "etcdserver: leader changed".into()
+            }
+        );
         assert!(e.is_unavailable());
-        let e: Error = tonic::Status::internal("boom").into();
+        assert_eq!(e.code(), Code::Unavailable);
+        assert_eq!(e.message(), "etcdserver: leader changed");
+
+        let e = Error::from(Status::internal("boom"));
         assert_eq!(
             (e.code(), e.message()),
             (Code::Internal, "boom".to_string())
         );
-        // Same text, other code: not the known error.
-        let e: Error = tonic::Status::internal("etcdserver: key not found").into();
-        assert!(matches!(e, Error::Server { .. }));
+        assert!(!e.is_unavailable());
+
+        // The right text under another code is not the known error.
+        let e = Error::from(Status::internal("etcdserver: key not found"));
+        assert!(matches!(
+            e,
+            Error::Server {
+                code: Code::Internal,
+                ..
+            }
+        ));
+        // Nor is a text that merely starts like it.
+        let e = Error::from(Status::unavailable("etcdserver: no leader yet"));
+        assert!(matches!(e, Error::Unavailable { .. }));
+    }
+
+    #[test]
+    fn connect_failures_are_transport_errors_never_sent() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let status = Status::from_error(Box::new(tonic::ConnectError(Box::new(refused))));
+        assert_eq!(status.code(), Code::Unavailable);
+        let (e, not_sent) = Error::from_status(status);
+        assert_eq!((e, not_sent), (Error::Transport("refused".into()), true));
+    }
+
+    #[test]
+    fn client_side_errors() {
+        assert!(Error::NoLeader.is_unavailable());
+        assert!(Error::Timeout.is_unavailable());
+        assert!(Error::Transport("x".into()).is_unavailable());
+        assert!(!Error::Compacted.is_unavailable());
+        assert_eq!(
+            Error::DeadlineExceeded(Duration::from_secs(1)).code(),
+            Code::DeadlineExceeded
+        );
+        assert_eq!(Error::Transport("refused".into()).message(), "refused");
+        assert_eq!(Error::NoEndpoints.code(), Code::InvalidArgument);
     }
 }
