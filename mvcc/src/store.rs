@@ -172,6 +172,17 @@ impl Store {
 
     /// Applies committed commands in one RocksDB write together with `applied_index = last_index`.
     pub fn apply(&self, last_index: u64, commands: &[Command]) -> Result<Vec<Applied>, MvccError> {
+        self.apply_with_meta(last_index, commands, &[])
+    }
+
+    /// Like `apply`, and writes server meta values (`None` deletes) in the same batch, so they
+    /// are exact at every applied index.
+    pub fn apply_with_meta(
+        &self,
+        last_index: u64,
+        commands: &[Command],
+        meta_writes: &[(String, Option<Vec<u8>>)],
+    ) -> Result<Vec<Applied>, MvccError> {
         let db = &self.shared.db;
         let live = Live(db);
         let mut batch = Pending::default();
@@ -236,6 +247,13 @@ impl Store {
         wb.put_cf(meta, META_APPLIED, (last_index as i64).to_le_bytes());
         wb.put_cf(meta, META_REVISION, revs.current.to_le_bytes());
         wb.put_cf(meta, META_COMPACT, revs.compacted.to_le_bytes());
+        for (name, value) in meta_writes {
+            let key = format!("{META_USER}{name}");
+            match value {
+                Some(v) => wb.put_cf(meta, key, v),
+                None => wb.delete_cf(meta, key),
+            }
+        }
         let mut wo = WriteOptions::default();
         wo.set_sync(false);
         db.write_opt(wb, &wo)?;
@@ -317,6 +335,44 @@ impl Store {
     /// Reads a value the server keeps in `meta`.
     pub fn meta_get(&self, name: &str) -> Result<Option<Vec<u8>>, MvccError> {
         Live(&self.shared.db).get(Cf::Meta, format!("{META_USER}{name}").as_bytes())
+    }
+
+    /// The server's meta values whose names start with `prefix`, in name order.
+    pub fn meta_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, MvccError> {
+        let db = &self.shared.db;
+        let meta = db
+            .cf_handle("meta")
+            .ok_or_else(|| MvccError::Corrupt("no meta column family".into()))?;
+        let start = format!("{META_USER}{prefix}");
+        let mut out = Vec::new();
+        let iter = db.iterator_cf(
+            meta,
+            rocksdb::IteratorMode::From(start.as_bytes(), rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(start.as_bytes()) {
+                break;
+            }
+            let name = String::from_utf8_lossy(&k[META_USER.len()..]).into_owned();
+            out.push((name, v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Writes a RocksDB checkpoint of the whole store into `dir` (which must not exist) and
+    /// returns the applied index it holds, read from the checkpoint itself.
+    pub fn checkpoint(&self, dir: &Path) -> Result<u64, MvccError> {
+        let db = &self.shared.db;
+        let cp = rocksdb::checkpoint::Checkpoint::new(db)?;
+        // Flushing first keeps the checkpoint to SST files (no WAL to replay on the receiver).
+        db.flush_wal(true)?;
+        cp.create_checkpoint(dir)?;
+        let mut opts = Options::default();
+        opts.create_if_missing(false);
+        let cp_db = DB::open_cf_for_read_only(&opts, dir, CF_NAMES, false)?;
+        let applied = get_i64(&cp_db, META_APPLIED)?.unwrap_or(0) as u64;
+        Ok(applied)
     }
 
     /// Writes (and syncs) a value the server keeps in `meta`.

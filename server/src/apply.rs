@@ -1,19 +1,28 @@
 //! The apply thread: applies committed entries to the MVCC store in batches and answers the
-//! requests that proposed them.
+//! requests that proposed them; it also applies membership changes, builds the checkpoints a
+//! leader sends as snapshots, and swaps in a snapshot received from the leader.
 //!
-//! Every batch is one RocksDB write that also records the applied index, so a restart replays
-//! exactly the entries the store is missing.
+//! Every batch is one RocksDB write that also records the applied index and any membership
+//! change, so a restart replays exactly the entries the store is missing.
 
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 
-use concord_mvcc::{Applied, Store};
-use raft::eraftpb::{Entry, EntryType};
+use concord_mvcc::{Command, Store, StoreOptions};
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, Entry, EntryType};
 use tokio::sync::watch;
 
+use crate::cluster::{
+    Members, Membership, MetaWrite, CONF_STATE_KEY, MEMBER_PREFIX, REMOVED_PREFIX,
+};
 use crate::error::ServerError;
-use crate::proposal;
-use crate::raft::{ProposeDone, RaftMsg};
+use crate::proposal::{self, Body};
+use crate::raft::{Outcome, ProposeDone, RaftMsg};
+use crate::snapshot;
+use crate::store_cell::StoreCell;
+use crate::transport::Transport;
 use crate::Fatal;
 
 /// An apply batch slower than this is logged.
@@ -22,19 +31,40 @@ const SLOW_APPLY: std::time::Duration = std::time::Duration::from_millis(100);
 /// Most Raft batches merged into one store write.
 const MAX_TASKS_PER_BATCH: usize = 64;
 
-/// Committed entries, with the callback (if any) of the request behind each.
-pub struct ApplyTask {
-    pub entries: Vec<Entry>,
-    pub callbacks: Vec<Option<ProposeDone>>,
+/// Work for the apply thread, in log order.
+pub enum ApplyTask {
+    /// Committed entries, with the callback (if any) of the request behind each.
+    Entries {
+        entries: Vec<Entry>,
+        callbacks: Vec<Option<ProposeDone>>,
+    },
+    /// Build a checkpoint of the applied state for a follower that needs a snapshot.
+    Checkpoint,
+    /// Swap in the snapshot staged for `index` (the WAL already starts there).
+    Install { index: u64 },
+}
+
+/// Reads the membership the store holds.
+pub fn load_membership(store: &Store) -> Result<Membership, ServerError> {
+    let members = store.meta_scan(MEMBER_PREFIX)?;
+    let removed = store.meta_scan(REMOVED_PREFIX)?;
+    let cs = store.meta_get(CONF_STATE_KEY)?;
+    Membership::from_meta(members, removed, cs).map_err(ServerError::Log)
 }
 
 pub struct Applier {
-    pub store: Arc<Store>,
+    pub id: u64,
+    pub store: StoreCell,
     pub rx: Receiver<ApplyTask>,
     /// Publishes the applied index; linearizable reads wait on it.
     pub applied: watch::Sender<u64>,
-    /// Tells the Raft thread when its log may be compacted.
+    /// Publishes the members after every change.
+    pub members: watch::Sender<Arc<Members>>,
+    pub membership: Membership,
+    /// Tells the Raft thread about conf changes, checkpoints and when its log may be compacted.
     pub raft_tx: Sender<RaftMsg>,
+    pub transport: Arc<dyn Transport>,
+    pub data_dir: PathBuf,
     /// Applied entries between log compactions.
     pub snapshot_count: u64,
     pub fatal: Fatal,
@@ -42,8 +72,8 @@ pub struct Applier {
 
 impl Applier {
     /// Runs until the Raft thread hangs up.
-    pub fn run(self) {
-        let mut last_compaction = self.store.applied_index();
+    pub fn run(mut self) {
+        let mut last_compaction = self.store.get().map(|s| s.applied_index()).unwrap_or(0);
         while let Ok(first) = self.rx.recv() {
             let mut tasks = vec![first];
             while tasks.len() < MAX_TASKS_PER_BATCH {
@@ -52,56 +82,121 @@ impl Applier {
                     Err(_) => break,
                 }
             }
-            let applied = match self.apply_batch(tasks) {
-                Ok(Some(index)) => index,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::error!(error = %e, "applying committed entries failed");
-                    self.fatal.fail(format!("apply: {e}"));
-                    return;
-                }
-            };
-            let _ = self.applied.send(applied);
-            if applied.saturating_sub(last_compaction) >= self.snapshot_count {
-                // The Raft log may only shrink once RocksDB has the data durably.
-                if let Err(e) = self.store.sync() {
-                    tracing::error!(error = %e, "syncing the store failed");
-                    self.fatal.fail(format!("store sync: {e}"));
-                    return;
-                }
-                let _ = self.raft_tx.send(RaftMsg::Applied { index: applied });
-                last_compaction = applied;
+            if let Err(e) = self.run_tasks(tasks, &mut last_compaction) {
+                tracing::error!(error = %e, "applying committed entries failed");
+                self.fatal.fail(format!("apply: {e}"));
+                return;
             }
         }
     }
 
-    /// Applies a batch; returns the new applied index, or None if every entry was applied before.
-    fn apply_batch(&self, tasks: Vec<ApplyTask>) -> Result<Option<u64>, ServerError> {
-        let already = self.store.applied_index();
-        let mut last_index = already;
-        let mut commands = Vec::new();
-        let mut waiters: Vec<Option<ProposeDone>> = Vec::new();
+    fn run_tasks(
+        &mut self,
+        tasks: Vec<ApplyTask>,
+        last_compaction: &mut u64,
+    ) -> Result<(), ServerError> {
+        // Consecutive entry batches are applied together; checkpoints and installs in order
+        // between them.
+        let mut pending = Vec::new();
         for task in tasks {
-            for (entry, done) in task.entries.into_iter().zip(task.callbacks) {
+            match task {
+                ApplyTask::Entries { entries, callbacks } => pending.push((entries, callbacks)),
+                other => {
+                    self.apply_entries(std::mem::take(&mut pending), last_compaction)?;
+                    match other {
+                        ApplyTask::Checkpoint => self.checkpoint()?,
+                        ApplyTask::Install { index } => {
+                            self.install(index)?;
+                            *last_compaction = index;
+                        }
+                        ApplyTask::Entries { .. } => unreachable!(),
+                    }
+                }
+            }
+        }
+        self.apply_entries(pending, last_compaction)
+    }
+
+    fn apply_entries(
+        &mut self,
+        batches: Vec<(Vec<Entry>, Vec<Option<ProposeDone>>)>,
+        last_compaction: &mut u64,
+    ) -> Result<(), ServerError> {
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let store = self.store.get()?;
+        let Some(applied) = self.apply_batch(&store, batches)? else {
+            return Ok(());
+        };
+        let _ = self.applied.send(applied);
+        if applied.saturating_sub(*last_compaction) >= self.snapshot_count {
+            // The Raft log may only shrink once RocksDB has the data durably.
+            store.sync()?;
+            let _ = self.raft_tx.send(RaftMsg::Applied { index: applied });
+            *last_compaction = applied;
+        }
+        Ok(())
+    }
+
+    /// Applies a batch; returns the new applied index, or None if every entry was applied before.
+    fn apply_batch(
+        &mut self,
+        store: &Store,
+        batches: Vec<(Vec<Entry>, Vec<Option<ProposeDone>>)>,
+    ) -> Result<Option<u64>, ServerError> {
+        let already = store.applied_index();
+        let mut last_index = already;
+        let mut commands: Vec<Command> = Vec::new();
+        let mut kv_waiters: Vec<Option<ProposeDone>> = Vec::new();
+        let mut meta: Vec<MetaWrite> = Vec::new();
+        // Membership outcomes, answered once the batch is written.
+        let mut member_answers: Vec<(ProposeDone, Result<(), ServerError>)> = Vec::new();
+        let mut conf_changes: Vec<ConfChange> = Vec::new();
+        let membership_before = self.membership.members.clone();
+        for (entries, callbacks) in batches {
+            for (entry, done) in entries.into_iter().zip(callbacks) {
                 if entry.index <= already {
                     // Replayed after a restart: the store has it already.
                     continue;
                 }
                 last_index = last_index.max(entry.index);
-                if entry.get_entry_type() != EntryType::EntryNormal {
-                    continue;
-                }
-                match proposal::command(entry.get_data()) {
-                    None => {}
-                    Some(Ok(cmd)) => {
-                        commands.push(cmd);
-                        waiters.push(done);
-                    }
-                    Some(Err(e)) => {
-                        tracing::warn!(index = entry.index, error = %e, "skipping undecodable entry");
-                        if let Some(done) = done {
-                            let _ = done.send(Err(e.into()));
+                match entry.get_entry_type() {
+                    EntryType::EntryNormal => match proposal::body(entry.get_data()) {
+                        None => {}
+                        Some(Ok(Body::Kv(cmd))) => {
+                            commands.push(cmd);
+                            kv_waiters.push(done);
                         }
+                        Some(Ok(Body::Publish(p))) => {
+                            meta.extend(self.membership.apply_publish(&p));
+                            if let Some(done) = done {
+                                member_answers.push((done, Ok(())));
+                            }
+                        }
+                        Some(Ok(Body::PeerUrls(p))) => {
+                            let r = self.membership.apply_peer_urls(&p).map(|w| meta.extend(w));
+                            if let Some(done) = done {
+                                member_answers.push((done, r));
+                            }
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(index = entry.index, error = %e, "skipping undecodable entry");
+                            if let Some(done) = done {
+                                let _ = done.send(Err(ServerError::Log(e.to_string())));
+                            }
+                        }
+                    },
+                    EntryType::EntryConfChange => {
+                        let r = self.apply_conf_change(&entry, &mut meta, &mut conf_changes);
+                        if let Some(done) = done {
+                            member_answers.push((done, r));
+                        } else if let Err(e) = r {
+                            tracing::info!(index = entry.index, error = %e, "conf change rejected");
+                        }
+                    }
+                    EntryType::EntryConfChangeV2 => {
+                        tracing::warn!(index = entry.index, "ignoring a ConfChangeV2 entry");
                     }
                 }
             }
@@ -110,7 +205,7 @@ impl Applier {
             return Ok(None);
         }
         let started = std::time::Instant::now();
-        let results = self.store.apply(last_index, &commands)?;
+        let results = store.apply_with_meta(last_index, &commands, &meta)?;
         let took = started.elapsed();
         if took > SLOW_APPLY {
             // etcd warns about slow applies the same way.
@@ -120,11 +215,88 @@ impl Applier {
                 "slow apply"
             );
         }
-        for (done, applied) in waiters.into_iter().zip(results) {
+        for (done, applied) in kv_waiters.into_iter().zip(results) {
             if let Some(done) = done {
-                let _ = done.send(Ok::<Applied, ServerError>(applied));
+                let _ = done.send(Ok(Outcome::Kv(applied)));
             }
         }
+        for cc in conf_changes {
+            let _ = self.raft_tx.send(RaftMsg::ConfChangeApplied(cc));
+        }
+        if self.membership.members != membership_before {
+            self.publish_members();
+        }
+        for (done, r) in member_answers {
+            let _ = done.send(r.map(|()| Outcome::Members(self.membership.members.list())));
+        }
         Ok(Some(last_index))
+    }
+
+    fn apply_conf_change(
+        &mut self,
+        entry: &Entry,
+        meta: &mut Vec<MetaWrite>,
+        conf_changes: &mut Vec<ConfChange>,
+    ) -> Result<(), ServerError> {
+        let cc = ConfChange::parse_from_bytes(entry.get_data())
+            .map_err(|e| ServerError::Log(format!("bad conf change at {}: {e}", entry.index)))?;
+        let record = proposal::context_member(entry.get_context())
+            .map_err(|e| ServerError::Log(e.to_string()))?;
+        let writes = self.membership.apply_conf_change(&cc, record)?;
+        meta.extend(writes);
+        conf_changes.push(cc);
+        Ok(())
+    }
+
+    /// Tells the transport and the API about the members as they are now.
+    fn publish_members(&self) {
+        let members = Arc::new(self.membership.members.clone());
+        self.transport.set_peers(
+            members
+                .by_id
+                .values()
+                .filter(|m| m.id != self.id)
+                .map(|m| (m.id, m.peer_urls.clone()))
+                .collect(),
+        );
+        let _ = self.members.send(members);
+    }
+
+    /// Builds a checkpoint of the applied state and hands it to the Raft thread.
+    fn checkpoint(&mut self) -> Result<(), ServerError> {
+        let store = self.store.get()?;
+        let dir = snapshot::outgoing_dir(&self.data_dir);
+        let index = store.checkpoint(&dir)?;
+        tracing::info!(index, "checkpoint built for a snapshot");
+        let conf_state = self.membership.voters.to_conf_state();
+        let _ = self.raft_tx.send(RaftMsg::SnapshotReady {
+            index,
+            conf_state,
+            dir,
+        });
+        Ok(())
+    }
+
+    /// Replaces the store with the snapshot staged for `index`.
+    fn install(&mut self, index: u64) -> Result<(), ServerError> {
+        let data_dir = self.data_dir.clone();
+        self.store.replace(|| {
+            snapshot::swap_db(&data_dir, index)
+                .map_err(|e| ServerError::Log(format!("installing snapshot {index}: {e}")))?;
+            let store = Store::open(&data_dir.join("db"), StoreOptions::default())?;
+            Ok(Arc::new(store))
+        })?;
+        let store = self.store.get()?;
+        if store.applied_index() != index {
+            return Err(ServerError::Log(format!(
+                "snapshot {index} holds applied index {}",
+                store.applied_index()
+            )));
+        }
+        self.membership = load_membership(&store)?;
+        self.publish_members();
+        let _ = self.applied.send(index);
+        tracing::info!(index, "snapshot installed");
+        Ok(())
     }
 }

@@ -4,6 +4,8 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
+use crate::cluster::bootstrap::{parse_initial_cluster, InitialMember};
+
 use clap::Parser;
 
 /// Concord: a Raft-replicated key-value store that speaks etcd's v3 API.
@@ -147,6 +149,51 @@ impl Config {
         parse_listen_urls("listen-client-urls", &self.listen_client_urls)
     }
 
+    /// The socket addresses to serve peers on.
+    pub fn peer_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        parse_listen_urls("listen-peer-urls", &self.listen_peer_urls)
+    }
+
+    /// The initial members; by default this member alone. This member must be listed under its
+    /// name with exactly its advertised peer URLs.
+    pub fn initial_cluster(&self) -> Result<Vec<InitialMember>, ConfigError> {
+        let own = self.advertise_peer_urls();
+        let text = match &self.initial_cluster {
+            Some(c) => c.clone(),
+            None => own
+                .iter()
+                .map(|u| format!("{}={u}", self.name))
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        let members = parse_initial_cluster(&text).map_err(|e| invalid("initial-cluster", e))?;
+        let mine = members.iter().find(|m| m.name == self.name);
+        let same = mine.is_some_and(|m| {
+            let mut a = m.peer_urls.clone();
+            let mut b = own.clone();
+            a.sort();
+            b.sort();
+            a == b
+        });
+        if !same {
+            return Err(invalid(
+                "initial-cluster",
+                format!(
+                    "it must list this member (--name {}) with its --initial-advertise-peer-urls \
+                     ({})",
+                    self.name,
+                    own.join(",")
+                ),
+            ));
+        }
+        Ok(members)
+    }
+
+    /// Whether this member joins an existing cluster (`--initial-cluster-state existing`).
+    pub fn joins_existing(&self) -> bool {
+        self.initial_cluster_state == "existing"
+    }
+
     pub fn advertise_client_urls(&self) -> Vec<String> {
         split_list(&self.advertise_client_urls)
     }
@@ -188,15 +235,8 @@ impl Config {
                 "must be 'new' or 'existing'",
             ));
         }
-        if let Some(cluster) = &self.initial_cluster {
-            let members = split_list(cluster);
-            if members.len() != 1 || !members[0].starts_with(&format!("{}=", self.name)) {
-                return Err(invalid(
-                    "initial-cluster",
-                    "this version runs a single member: it must be '<name>=<peer-url>'",
-                ));
-            }
-        }
+        self.peer_listen_addrs()?;
+        self.initial_cluster()?;
         Ok(())
     }
 }
@@ -262,5 +302,21 @@ mod tests {
         assert!(c.validate().is_err());
         let c = Config::parse_from(["concord", "--election-timeout", "200"]);
         assert!(c.validate().is_err());
+        let c = Config::parse_from([
+            "concord",
+            "--initial-cluster",
+            "other=http://127.0.0.1:2380",
+        ]);
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("--name default"));
+        let c = Config::parse_from([
+            "concord",
+            "--initial-cluster",
+            "default=http://127.0.0.1:2380,b=http://127.0.0.1:9",
+        ]);
+        assert_eq!(c.initial_cluster().unwrap().len(), 2);
     }
 }

@@ -3,22 +3,25 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use concord_mvcc::{Applied, Command, MvccError, Store, View};
+use raft::eraftpb::ConfChange;
+use raft::RawNode;
 use tokio::sync::{oneshot, watch};
 use tokio::time::{timeout_at, Instant};
 
+use crate::cluster::{MemberRecord, Members};
 use crate::error::ServerError;
-use crate::proposal;
-use crate::raft::{RaftMsg, RaftStatus};
+use crate::proposal::{self, Body, Tag};
+use crate::raft::{Outcome, RaftMsg, RaftStatus, RaftStorage};
+use crate::store_cell::StoreCell;
 
-/// This member as the cluster sees it.
+/// This member as it describes itself.
 #[derive(Clone, Debug)]
 pub struct Member {
     pub id: u64,
     pub name: String,
-    pub peer_urls: Vec<String>,
     pub client_urls: Vec<String>,
 }
 
@@ -29,45 +32,47 @@ pub struct Limits {
     pub max_txn_ops: usize,
 }
 
+/// Everything `Core` is built from.
+pub struct CoreParts {
+    pub raft_tx: Sender<RaftMsg>,
+    pub raft_status: Arc<Mutex<RaftStatus>>,
+    pub applied: watch::Receiver<u64>,
+    pub members: watch::Receiver<Arc<Members>>,
+    pub store: StoreCell,
+    pub member: Member,
+    pub cluster_id: u64,
+    pub limits: Limits,
+    pub request_timeout: Duration,
+}
+
 pub struct Core {
     raft_tx: Sender<RaftMsg>,
     raft_status: Arc<Mutex<RaftStatus>>,
     applied: watch::Receiver<u64>,
-    pub store: Arc<Store>,
+    members: watch::Receiver<Arc<Members>>,
+    store: StoreCell,
     pub member: Member,
     pub cluster_id: u64,
     pub limits: Limits,
-    request_timeout: Duration,
+    pub request_timeout: Duration,
     next_request_id: AtomicU64,
 }
 
 impl Core {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        raft_tx: Sender<RaftMsg>,
-        raft_status: Arc<Mutex<RaftStatus>>,
-        applied: watch::Receiver<u64>,
-        store: Arc<Store>,
-        member: Member,
-        cluster_id: u64,
-        limits: Limits,
-        request_timeout: Duration,
-    ) -> Core {
-        // Request ids only need to be unique among entries that may still be replayed; starting
-        // from the clock keeps them apart across restarts.
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64);
+    pub fn new(p: CoreParts) -> Core {
         Core {
-            raft_tx,
-            raft_status,
-            applied,
-            store,
-            member,
-            cluster_id,
-            limits,
-            request_timeout,
-            next_request_id: AtomicU64::new(seed.unwrap_or(1)),
+            raft_tx: p.raft_tx,
+            raft_status: p.raft_status,
+            applied: p.applied,
+            members: p.members,
+            store: p.store,
+            member: p.member,
+            cluster_id: p.cluster_id,
+            limits: p.limits,
+            request_timeout: p.request_timeout,
+            // Request ids only need to be unique among this member's entries that may still be
+            // applied; entries carry the proposer's id too.
+            next_request_id: AtomicU64::new(1),
         }
     }
 
@@ -75,22 +80,131 @@ impl Core {
         self.raft_status.lock().map(|s| *s).unwrap_or_default()
     }
 
-    /// Replicates a command through Raft and waits until it is applied.
-    pub async fn propose(&self, command: &Command) -> Result<Applied, ServerError> {
-        let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        let (done, outcome) = oneshot::channel();
-        let data = proposal::encode(id, command);
-        self.raft_tx
-            .send(RaftMsg::Propose { id, data, done })
-            .map_err(|_| ServerError::Stopped)?;
+    pub fn has_leader(&self) -> bool {
+        self.raft_status().leader_id != 0
+    }
+
+    /// The store as it is now (it changes when a snapshot is installed).
+    pub fn store(&self) -> Result<Arc<Store>, ServerError> {
+        self.store.get()
+    }
+
+    /// The members at the applied index.
+    pub fn members(&self) -> Arc<Members> {
+        self.members.borrow().clone()
+    }
+
+    fn next_tag(&self) -> Tag {
+        Tag {
+            proposer: self.member.id,
+            request: self.next_request_id.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// Waits for a proposal's outcome; a timeout after the term moved on is reported as
+    /// possibly caused by the leader change (the entry may or may not have been committed; it
+    /// is never proposed again).
+    async fn wait(
+        &self,
+        term: u64,
+        outcome: oneshot::Receiver<Result<Outcome, ServerError>>,
+    ) -> Result<Outcome, ServerError> {
         match tokio::time::timeout(self.request_timeout, outcome).await {
+            Err(_) if self.raft_status().term != term => Err(ServerError::TimeoutLeaderChanged),
             Err(_) => Err(ServerError::Timeout),
             Ok(Err(_)) => Err(ServerError::Stopped),
             Ok(Ok(result)) => result,
         }
     }
 
-    /// Waits until the store reflects every write acknowledged before this call (ReadIndex).
+    /// Replicates an entry through Raft (through the leader when this member follows) and
+    /// waits until this member has applied it.
+    pub async fn propose(&self, body: &Body) -> Result<Outcome, ServerError> {
+        let tag = self.next_tag();
+        let (done, outcome) = oneshot::channel();
+        let term = self.raft_status().term;
+        self.raft_tx
+            .send(RaftMsg::Propose {
+                request: tag.request,
+                data: proposal::encode(tag, body),
+                done,
+            })
+            .map_err(|_| ServerError::Stopped)?;
+        self.wait(term, outcome).await
+    }
+
+    /// Replicates a KV command.
+    pub async fn propose_kv(&self, command: Command) -> Result<Applied, ServerError> {
+        match self.propose(&Body::Kv(command)).await? {
+            Outcome::Kv(applied) => Ok(applied),
+            Outcome::Members(_) => Err(ServerError::Log("unexpected outcome".into())),
+        }
+    }
+
+    /// Replicates a membership change; returns the members after it.
+    pub async fn propose_conf_change(
+        &self,
+        cc: ConfChange,
+        member: &MemberRecord,
+    ) -> Result<Vec<MemberRecord>, ServerError> {
+        let tag = self.next_tag();
+        let (done, outcome) = oneshot::channel();
+        let term = self.raft_status().term;
+        self.raft_tx
+            .send(RaftMsg::ProposeConfChange {
+                request: tag.request,
+                cc,
+                context: proposal::encode_context(tag, member),
+                done,
+            })
+            .map_err(|_| ServerError::Stopped)?;
+        match self.wait(term, outcome).await? {
+            Outcome::Members(m) => Ok(m),
+            Outcome::Kv(_) => Err(ServerError::Log("unexpected outcome".into())),
+        }
+    }
+
+    /// Replicates a membership entry that is not a Raft conf change (publish, peer URLs).
+    pub async fn propose_member_update(
+        &self,
+        body: &Body,
+    ) -> Result<Vec<MemberRecord>, ServerError> {
+        match self.propose(body).await? {
+            Outcome::Members(m) => Ok(m),
+            Outcome::Kv(_) => Err(ServerError::Log("unexpected outcome".into())),
+        }
+    }
+
+    /// Hands leadership to `to` and waits until it leads.
+    pub async fn transfer_leader(&self, to: u64) -> Result<(), ServerError> {
+        let (done, result) = oneshot::channel();
+        self.raft_tx
+            .send(RaftMsg::TransferLeader { to, done })
+            .map_err(|_| ServerError::Stopped)?;
+        match tokio::time::timeout(self.request_timeout, result).await {
+            Err(_) => Err(ServerError::Timeout),
+            Ok(Err(_)) => Err(ServerError::Stopped),
+            Ok(Ok(r)) => r,
+        }
+    }
+
+    /// Runs `f` on the Raft thread against the node (read-only).
+    pub async fn inspect<T, F>(&self, f: F) -> Result<T, ServerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&RawNode<RaftStorage>) -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.raft_tx
+            .send(RaftMsg::Inspect(Box::new(move |node| {
+                let _ = tx.send(f(node));
+            })))
+            .map_err(|_| ServerError::Stopped)?;
+        rx.await.map_err(|_| ServerError::Stopped)
+    }
+
+    /// Waits until the store reflects every write acknowledged before this call (ReadIndex:
+    /// nothing is written to the log).
     pub async fn linearizable_barrier(&self) -> Result<(), ServerError> {
         let deadline = Instant::now() + self.request_timeout;
         let (done, index) = oneshot::channel();
@@ -120,7 +234,7 @@ impl Core {
         T: Send + 'static,
         F: FnOnce(&View<'_>) -> Result<T, MvccError> + Send + 'static,
     {
-        let store = self.store.clone();
+        let store = self.store()?;
         tokio::task::spawn_blocking(move || {
             let view = store.view();
             let rev = view.revision();
@@ -137,9 +251,14 @@ impl Core {
         T: Send + 'static,
         F: FnOnce(&Store) -> T + Send + 'static,
     {
-        let store = self.store.clone();
+        let store = self.store()?;
         tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(|_| ServerError::Stopped)
+    }
+
+    /// The store's current revision (cheap: read from memory).
+    pub fn revision(&self) -> i64 {
+        self.store().map(|s| s.revision()).unwrap_or(0)
     }
 }

@@ -12,6 +12,42 @@ pub enum ServerError {
     /// The request did not complete in time; its outcome is unknown.
     #[error("request timed out")]
     Timeout,
+    /// The request timed out after the leader changed; it may or may not have been applied.
+    #[error("request timed out, possibly due to previous leader failure")]
+    TimeoutLeaderChanged,
+    /// The leader changed while a linearizable read waited for it.
+    #[error("leader changed")]
+    LeaderChanged,
+    /// The request must be served by the leader and this member is not it.
+    #[error("not leader")]
+    NotLeader,
+    /// MoveLeader named a member that cannot take over.
+    #[error("bad leader transferee")]
+    BadLeaderTransferee,
+    /// A member id that is already in the cluster.
+    #[error("member ID already exist")]
+    MemberExists,
+    /// A peer URL another member already uses.
+    #[error("Peer URLs already exists")]
+    PeerUrlExists,
+    /// No member with that id (or it was removed).
+    #[error("member not found")]
+    MemberNotFound,
+    /// Peer URLs that are not http://host:port.
+    #[error("given member URLs are invalid")]
+    MemberBadUrls,
+    /// MemberPromote of a voting member.
+    #[error("can only promote a learner member")]
+    MemberNotLearner,
+    /// MemberPromote of a learner that has not caught up.
+    #[error("can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    /// More learners than allowed (etcd allows one).
+    #[error("too many learner members in cluster")]
+    TooManyLearners,
+    /// The change would leave too few started voters to keep a quorum.
+    #[error("re-configuration failed due to not enough started members")]
+    NotEnoughStartedMembers,
     /// The server is shutting down or a core thread has stopped.
     #[error("server stopped")]
     Stopped,

@@ -3,13 +3,21 @@
 
 mod api;
 mod apply;
+mod cluster;
 pub mod config;
 mod core;
+mod discovery;
 pub mod error;
 mod ids;
 mod proposal;
 mod raft;
 pub mod server;
+#[cfg(test)]
+mod sim;
+#[path = "snapfiles.rs"]
+mod snapshot;
+mod store_cell;
+mod transport;
 
 pub use config::Config;
 pub use server::{run, RunError};

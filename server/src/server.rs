@@ -1,18 +1,26 @@
 //! Start-up, serving and graceful shutdown of one member.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ::raft::eraftpb::{ConfState, Entry};
 use concord_mvcc::{MvccError, Store, StoreOptions};
+use concord_wal::{Marker, Wal, WalOptions};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::apply::Applier;
+use crate::apply::{load_membership, Applier};
+use crate::cluster::bootstrap::{bootstrap_entries, initial_members};
+use crate::cluster::Membership;
 use crate::config::{Config, ConfigError};
-use crate::core::{Core, Limits, Member};
+use crate::core::{Core, CoreParts, Limits, Member};
 use crate::error::ServerError;
-use crate::{api, ids, raft, Fatal};
+use crate::proposal::{Body, Publish};
+use crate::store_cell::StoreCell;
+use crate::transport::{GrpcTransport, Local, PeerService, Transport};
+use crate::{api, discovery, ids, raft, snapshot, Fatal};
 
 /// Why the server could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +36,8 @@ pub enum RunError {
     Store(#[from] MvccError),
     #[error("{0}")]
     Raft(#[from] ServerError),
+    #[error("refusing to start: {0}")]
+    Refused(String),
     #[error("fatal: {0}")]
     Fatal(String),
 }
@@ -43,83 +53,257 @@ const CLUSTER_ID_KEY: &str = "cluster_id";
 /// `--snapshot-count` is smaller).
 const LOG_RETAIN: u64 = 5000;
 
-/// Runs a member until `shutdown` completes or a fatal error happens.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RunError> + Send + 'static,
+) -> Result<T, RunError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RunError::Fatal(e.to_string()))?
+}
+
+/// A started member without its gRPC servers: Raft, the applier and `Core`. The transport is
+/// supplied by the caller, so tests can run members in one process on a simulated network.
+pub(crate) struct Node {
+    pub core: Arc<Core>,
+    pub member_id: u64,
+    pub cluster_id: u64,
+    pub raft_tx: std::sync::mpsc::Sender<raft::RaftMsg>,
+    pub members: watch::Receiver<Arc<crate::cluster::Members>>,
+    pub fatal_rx: mpsc::UnboundedReceiver<String>,
+    transport: Arc<dyn Transport>,
+    raft: raft::RaftHandle,
+    apply_thread: std::thread::JoinHandle<()>,
+    store: StoreCell,
+    publisher: tokio::task::JoinHandle<()>,
+}
+
+/// Opens the data dir and starts Raft and the applier. `make_transport` gets this member's
+/// identity once it is known.
+pub(crate) async fn start_node<F>(config: &Config, make_transport: F) -> Result<Node, RunError>
+where
+    F: FnOnce(Local) -> Arc<dyn Transport>,
+{
     config.validate()?;
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir).map_err(io(format!("creating {}", data_dir.display())))?;
 
-    let peer_urls = config.advertise_peer_urls();
-
-    let db_dir = data_dir.join("db");
-    let store = tokio::task::spawn_blocking(move || Store::open(&db_dir, StoreOptions::default()))
-        .await
-        .map_err(|e| RunError::Fatal(e.to_string()))??;
+    // The WAL first: it says whether an interrupted snapshot install must be finished before the
+    // store is opened.
+    let wal_dir = data_dir.join("wal");
+    let wal_opts = WalOptions {
+        segment_size: config.wal_segment_size,
+    };
+    let (wal, recovered) = blocking(move || {
+        let initial = Marker {
+            index: 0,
+            term: 0,
+            conf_state: ConfState::default(),
+        };
+        Wal::open(&wal_dir, wal_opts, initial).map_err(|e| ServerError::Log(e.to_string()).into())
+    })
+    .await?;
+    let marker_index = recovered.marker.index;
+    let dd = data_dir.clone();
+    let store = blocking(move || {
+        snapshot::recover(&dd, marker_index)
+            .map_err(|e| RunError::Fatal(format!("recovering a snapshot install: {e}")))?;
+        snapshot::remove_all_outgoing(&dd);
+        Ok(Store::open(&dd.join("db"), StoreOptions::default())?)
+    })
+    .await?;
     let store = Arc::new(store);
-    let (member_id, cluster_id) = identity(&store, &peer_urls, &config.initial_cluster_token)?;
 
-    let (fatal, mut fatal_rx) = mpsc::unbounded_channel();
+    let identity = identity(&store, config).await?;
+    let (member_id, cluster_id) = (identity.member_id, identity.cluster_id);
+    discovery::check_cluster(&identity.peers_to_check, cluster_id, member_id)
+        .await
+        .map_err(RunError::Refused)?;
+    let membership = load_membership(&store)?;
+
+    let (fatal, fatal_rx) = mpsc::unbounded_channel();
     let fatal = Fatal(fatal);
+    let (raft_tx, raft_rx) = std::sync::mpsc::channel();
     let (apply_tx, apply_rx) = std::sync::mpsc::channel();
     let (applied_tx, applied_rx) = watch::channel(store.applied_index());
+    let (members_tx, members_rx) = watch::channel(Arc::new(membership.members.clone()));
 
+    let bind = config
+        .peer_listen_addrs()?
+        .first()
+        .map(|a| a.ip())
+        .filter(|ip: &IpAddr| !ip.is_unspecified());
+    let transport = make_transport(Local {
+        id: member_id,
+        cluster_id,
+        bind,
+        raft_tx: raft_tx.clone(),
+    });
+    transport.set_peers(
+        membership
+            .members
+            .by_id
+            .values()
+            .filter(|m| m.id != member_id)
+            .map(|m| (m.id, m.peer_urls.clone()))
+            .collect(),
+    );
+
+    let store_cell = StoreCell::new(store.clone());
     let raft_opts = raft::StartOptions {
         id: member_id,
-        initial_voters: vec![member_id],
-        wal_dir: data_dir.join("wal"),
-        wal: concord_wal::WalOptions {
-            segment_size: config.wal_segment_size,
-        },
+        bootstrap: identity.bootstrap,
+        conf_state: membership.voters.to_conf_state(),
+        data_dir: data_dir.clone(),
+        wal,
+        recovered,
         tick: Duration::from_millis(config.heartbeat_interval),
         election_ticks: config.election_ticks()?,
         applied: store.applied_index(),
         log_retain: LOG_RETAIN.min(config.snapshot_count),
     };
     let raft_fatal = fatal.clone();
-    let raft = tokio::task::spawn_blocking(move || raft::spawn(raft_opts, apply_tx, raft_fatal))
-        .await
-        .map_err(|e| RunError::Fatal(e.to_string()))??;
+    let raft_transport = transport.clone();
+    let raft_tx2 = raft_tx.clone();
+    let raft = blocking(move || {
+        Ok(raft::spawn(
+            raft_opts,
+            raft_tx2,
+            raft_rx,
+            apply_tx,
+            raft_transport,
+            raft_fatal,
+        )?)
+    })
+    .await?;
 
     let applier = Applier {
-        store: store.clone(),
+        id: member_id,
+        store: store_cell.clone(),
         rx: apply_rx,
         applied: applied_tx,
+        members: members_tx,
+        membership,
         raft_tx: raft.tx.clone(),
+        transport: transport.clone(),
+        data_dir: data_dir.clone(),
         snapshot_count: config.snapshot_count.max(1),
         fatal: fatal.clone(),
     };
+    drop(store);
     let apply_thread = std::thread::Builder::new()
         .name("apply".into())
         .spawn(move || applier.run())
         .map_err(io("starting the apply thread"))?;
 
     let request_timeout = Duration::from_millis(5000 + 2 * config.election_timeout);
-    let core = Arc::new(Core::new(
-        raft.tx.clone(),
-        raft.status.clone(),
-        applied_rx,
-        store.clone(),
-        Member {
-            id: member_id,
-            name: config.name.clone(),
-            peer_urls,
-            client_urls: config.advertise_client_urls(),
-        },
+    let me = Member {
+        id: member_id,
+        name: config.name.clone(),
+        client_urls: config.advertise_client_urls(),
+    };
+    let core = Arc::new(Core::new(CoreParts {
+        raft_tx: raft.tx.clone(),
+        raft_status: raft.status.clone(),
+        applied: applied_rx,
+        members: members_rx.clone(),
+        store: store_cell.clone(),
+        member: me,
         cluster_id,
-        Limits {
+        limits: Limits {
             max_request_bytes: config.max_request_bytes,
             max_txn_ops: config.max_txn_ops,
         },
         request_timeout,
-    ));
+    }));
+    let publisher = tokio::spawn(publish(core.clone()));
+    Ok(Node {
+        core,
+        member_id,
+        cluster_id,
+        raft_tx,
+        members: members_rx,
+        fatal_rx,
+        transport,
+        raft,
+        apply_thread,
+        store: store_cell,
+        publisher,
+    })
+}
+
+impl Node {
+    /// Stops Raft and the applier and syncs the store. Callers stop serving requests first.
+    pub async fn stop(self) {
+        self.publisher.abort();
+        let _ = self.raft.tx.send(raft::RaftMsg::Stop);
+        drop(self.core);
+        self.transport.set_peers(Vec::new());
+        let (raft, apply_thread, store) = (self.raft, self.apply_thread, self.store);
+        let joined = tokio::task::spawn_blocking(move || {
+            let _ = raft.thread.join();
+            let _ = apply_thread.join();
+            store
+                .get()
+                .and_then(|s| s.sync().map_err(ServerError::from))
+        })
+        .await;
+        if let Ok(Err(e)) = joined {
+            tracing::warn!(error = %e, "final store sync failed");
+        }
+    }
+}
+
+/// Runs a member until `shutdown` completes or a fatal error happens.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let runtime = tokio::runtime::Handle::current();
+    let mut node = start_node(&config, |local| {
+        Arc::new(GrpcTransport::new(local, runtime)) as Arc<dyn Transport>
+    })
+    .await?;
+    let core = node.core.clone();
+    let member_id = node.member_id;
+    let cluster_id = node.cluster_id;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = Vec::new();
+    for addr in config.peer_listen_addrs()? {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(io(format!("listening for peers on {addr}")))?;
+        tracing::info!(%addr, "serving peers");
+        let service = PeerService {
+            id: member_id,
+            cluster_id,
+            raft_tx: node.raft_tx.clone(),
+            members: node.members.clone(),
+            data_dir: config.data_dir(),
+        };
+        let mut stop = stop_rx.clone();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        servers.push(tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(
+                    concord_proto::concordpeerpb::peer_server::PeerServer::new(service)
+                        .max_decoding_message_size(usize::MAX)
+                        .max_encoding_message_size(usize::MAX),
+                )
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stop.changed().await;
+                })
+                .await
+        }));
+    }
     for addr in config.client_listen_addrs()? {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(io(format!("listening for clients on {addr}")))?;
-        tracing::info!(%addr, member_id = %format!("{member_id:x}"), "serving clients");
+        tracing::info!(
+            %addr,
+            member_id = %format!("{member_id:x}"),
+            cluster_id = %format!("{cluster_id:x}"),
+            "serving clients"
+        );
         let routes = api::router(core.clone());
         let mut stop = stop_rx.clone();
         let incoming = api::incoming(listener);
@@ -132,13 +316,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 .await
         }));
     }
+    drop(core);
 
     let outcome = tokio::select! {
         _ = shutdown => {
             tracing::info!("shutting down");
             Ok(())
         }
-        msg = fatal_rx.recv() => Err(RunError::Fatal(msg.unwrap_or_default())),
+        msg = node.fatal_rx.recv() => Err(RunError::Fatal(msg.unwrap_or_default())),
     };
 
     // Stop taking requests and let in-flight ones finish, then stop Raft and the applier.
@@ -146,50 +331,126 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     for server in servers {
         match server.await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "client server stopped with an error"),
-            Err(e) => tracing::warn!(error = %e, "client server task failed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "a server stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "a server task failed"),
         }
     }
-    let _ = raft.tx.send(raft::RaftMsg::Stop);
-    drop(core);
-    let joined = tokio::task::spawn_blocking(move || {
-        let _ = raft.thread.join();
-        let _ = apply_thread.join();
-        store.sync()
-    })
-    .await;
-    if let Ok(Err(e)) = joined {
-        tracing::warn!(error = %e, "final store sync failed");
-    }
+    node.stop().await;
     tracing::info!("stopped");
     outcome
 }
 
-/// The member and cluster ids: derived from the flags for a new data dir (and recorded there),
-/// read back from an existing one. As in etcd, the `--initial-*` flags only matter the first
-/// time a data dir is used.
-fn identity(store: &Store, peer_urls: &[String], token: &str) -> Result<(u64, u64), RunError> {
-    let read = |name: &str| -> Result<Option<u64>, RunError> {
-        match store.meta_get(name)? {
-            None => Ok(None),
-            Some(bytes) => {
-                let arr: [u8; 8] = bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| MvccError::Corrupt(format!("{name} is not 8 bytes")))?;
-                Ok(Some(u64::from_be_bytes(arr)))
-            }
+/// Announces this member's name and client URLs through the log once a leader is known, as
+/// etcd's members publish themselves, so `member list` shows them on every member.
+async fn publish(core: Arc<Core>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        let me = &core.member;
+        let members = core.members();
+        let Some(rec) = members.get(me.id) else {
+            continue;
+        };
+        if rec.name == me.name && rec.client_urls == me.client_urls {
+            return;
         }
-    };
-    if let (Some(member), Some(cluster)) = (read(MEMBER_ID_KEY)?, read(CLUSTER_ID_KEY)?) {
-        if member != ids::member_id(peer_urls, token) {
-            tracing::info!("data dir exists: keeping its member id; --initial-* flags are ignored");
+        if !core.has_leader() {
+            continue;
         }
-        return Ok((member, cluster));
+        let body = Body::Publish(Publish {
+            id: me.id,
+            name: me.name.clone(),
+            client_urls: me.client_urls.clone(),
+        });
+        match core.propose_member_update(&body).await {
+            Ok(_) => tracing::info!("published this member's name and client URLs"),
+            Err(e) => tracing::debug!(error = %e, "publishing failed; retrying"),
+        }
     }
-    let member = ids::member_id(peer_urls, token);
-    let cluster = ids::cluster_id(&[member]);
-    store.meta_put(CLUSTER_ID_KEY, &cluster.to_be_bytes())?;
-    store.meta_put(MEMBER_ID_KEY, &member.to_be_bytes())?;
-    Ok((member, cluster))
+}
+
+/// Who this member is, and how it starts.
+struct Identity {
+    member_id: u64,
+    cluster_id: u64,
+    /// The first log entries of a new cluster (empty otherwise).
+    bootstrap: Vec<Entry>,
+    /// Peer URLs to ask whether they belong to our cluster.
+    peers_to_check: Vec<String>,
+}
+
+fn read_id(store: &Store, name: &str) -> Result<Option<u64>, RunError> {
+    match store.meta_get(name)? {
+        None => Ok(None),
+        Some(bytes) => {
+            let arr: [u8; 8] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| MvccError::Corrupt(format!("{name} is not 8 bytes")))?;
+            Ok(Some(u64::from_be_bytes(arr)))
+        }
+    }
+}
+
+/// The member and cluster ids. A data dir that has them keeps them (as in etcd, the
+/// `--initial-*` flags only matter the first time). A new member of a new cluster derives them
+/// from `--initial-cluster` and `--initial-cluster-token`; a member joining an existing cluster
+/// asks the other members, which must already list it (`member add`).
+async fn identity(store: &Arc<Store>, config: &Config) -> Result<Identity, RunError> {
+    let initial = config.initial_cluster()?;
+    let own_urls = config.advertise_peer_urls();
+    let others: Vec<String> = initial
+        .iter()
+        .filter(|m| m.name != config.name)
+        .flat_map(|m| m.peer_urls.clone())
+        .collect();
+    if let (Some(member_id), Some(cluster_id)) = (
+        read_id(store, MEMBER_ID_KEY)?,
+        read_id(store, CLUSTER_ID_KEY)?,
+    ) {
+        let membership: Membership = load_membership(store)?;
+        let mut peers: Vec<String> = membership
+            .members
+            .by_id
+            .values()
+            .filter(|m| m.id != member_id)
+            .flat_map(|m| m.peer_urls.clone())
+            .collect();
+        if peers.is_empty() {
+            peers = others;
+        }
+        // Ids are recorded before the bootstrap entries are written: if a crash came between,
+        // the WAL is still empty and gets them now (raft::spawn only writes them then).
+        let members = initial_members(&initial, &config.initial_cluster_token);
+        let bootstrap = if !config.joins_existing() && members.iter().any(|m| m.id == member_id) {
+            bootstrap_entries(&members)
+        } else {
+            Vec::new()
+        };
+        return Ok(Identity {
+            member_id,
+            cluster_id,
+            bootstrap,
+            peers_to_check: peers,
+        });
+    }
+    let (member_id, cluster_id, bootstrap, peers_to_check) = if config.joins_existing() {
+        let (member_id, cluster_id) = discovery::join(&others, &own_urls)
+            .await
+            .map_err(RunError::Refused)?;
+        (member_id, cluster_id, Vec::new(), Vec::new())
+    } else {
+        let members = initial_members(&initial, &config.initial_cluster_token);
+        let member_id = ids::member_id(&own_urls, &config.initial_cluster_token);
+        let cluster_id = ids::cluster_id(&members.iter().map(|m| m.id).collect::<Vec<_>>());
+        (member_id, cluster_id, bootstrap_entries(&members), others)
+    };
+    store.meta_put(CLUSTER_ID_KEY, &cluster_id.to_be_bytes())?;
+    store.meta_put(MEMBER_ID_KEY, &member_id.to_be_bytes())?;
+    Ok(Identity {
+        member_id,
+        cluster_id,
+        bootstrap,
+        peers_to_check,
+    })
 }

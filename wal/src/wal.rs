@@ -79,6 +79,7 @@ impl Wal {
         opts: WalOptions,
         initial: Marker,
     ) -> Result<(Wal, Recovered), WalError> {
+        remove_staging(dir)?;
         let dir = Dir::open_locked(dir)?;
         let mut files = dir.list()?;
         if files.is_empty() {
@@ -212,6 +213,57 @@ impl Wal {
         Ok(())
     }
 
+    /// Replaces the whole log with an empty one that starts after `marker` (a snapshot the
+    /// state machine holds), keeping the hard state's term and vote. Crash-safe: the new log is
+    /// built in a sibling directory and swapped in with one atomic exchange of the two
+    /// directories, so an open after a crash finds either the old log or the new one (and
+    /// removes the other).
+    pub fn install_snapshot(&mut self, marker: Marker) -> Result<(), WalError> {
+        if self.broken {
+            return Err(WalError::Broken);
+        }
+        let path = self.dir.path().to_path_buf();
+        let staging = staging_path(&path);
+        remove_staging(&path)?;
+        let mut hs = self.hard_state.clone();
+        hs.term = hs.term.max(marker.term);
+        hs.commit = hs.commit.max(marker.index);
+        {
+            let new_dir = Dir::open_locked(&staging)?;
+            new_dir.create_segment(0, &marker, Some(&hs), self.opts.segment_size)?;
+            new_dir.sync()?;
+        }
+        if let Err(e) = exchange(&path, &staging) {
+            self.broken = true;
+            return Err(e);
+        }
+        if let Some(parent) = path.parent() {
+            if let Ok(d) = File::open(parent) {
+                let _ = d.sync_all();
+            }
+        }
+        let (wal, _) = match Wal::open(&path, self.opts.clone(), marker.clone()) {
+            Ok(w) => w,
+            Err(e) => {
+                self.broken = true;
+                return Err(e);
+            }
+        };
+        // Opening removed the old log, which the exchange had moved to the staging path.
+        *self = wal;
+        tracing::info!(
+            index = marker.index,
+            term = marker.term,
+            "wal: replaced by a snapshot"
+        );
+        Ok(())
+    }
+
+    /// The marker the log starts after.
+    pub fn first_index(&self) -> u64 {
+        self.terms.base_index() + 1
+    }
+
     /// Index of the last entry written (the marker's index if there is none).
     pub fn last_index(&self) -> u64 {
         self.terms.last_index()
@@ -324,6 +376,52 @@ impl Wal {
     pub(crate) fn offset(&self) -> u64 {
         self.offset
     }
+}
+
+fn staging_path(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut name = dir
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".new");
+    dir.with_file_name(name)
+}
+
+/// Removes what an interrupted `install_snapshot` left beside the log: before the exchange it
+/// is an unfinished new log, after it the old one; either way the log at `dir` is the one.
+fn remove_staging(dir: &std::path::Path) -> Result<(), WalError> {
+    let staging = staging_path(dir);
+    match fs::remove_dir_all(&staging) {
+        Ok(()) => {
+            tracing::warn!(path = %staging.display(), "wal: removed a leftover of a snapshot install");
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(&staging)(e)),
+    }
+}
+
+/// Atomically swaps two directories (renameat2 with RENAME_EXCHANGE).
+fn exchange(a: &std::path::Path, b: &std::path::Path) -> Result<(), WalError> {
+    use std::os::unix::ffi::OsStrExt;
+    let ca = std::ffi::CString::new(a.as_os_str().as_bytes())
+        .map_err(|_| WalError::InvalidAppend("path with a NUL byte".into()))?;
+    let cb = std::ffi::CString::new(b.as_os_str().as_bytes())
+        .map_err(|_| WalError::InvalidAppend("path with a NUL byte".into()))?;
+    // SAFETY: two valid NUL-terminated paths, relative to the working directory.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc != 0 {
+        return Err(io(a)(std::io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// The segment the log can start at after dropping everything at or below `index`: the last

@@ -25,7 +25,7 @@ impl KvService {
 
     /// Proposes a write and returns the revision after it with its response.
     async fn write(&self, command: Command) -> Result<(i64, CommandResponse), ServerError> {
-        let applied = self.core.propose(&command).await?;
+        let applied = self.core.propose_kv(command).await?;
         Ok((applied.revision, applied.result?))
     }
 }

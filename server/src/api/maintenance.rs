@@ -1,4 +1,4 @@
-//! The Maintenance service: Status and Alarm so far.
+//! The Maintenance service: Status, Alarm and MoveLeader so far.
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::header;
 use crate::core::Core;
+use crate::error::ServerError;
 
 /// The etcd version Concord reports. Clients gate features on it; Concord implements the 3.5 API.
 pub const ETCD_VERSION: &str = "3.5.0";
@@ -33,7 +34,7 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
             // No alarm can be raised yet (quotas come later), so there is never one to list or
             // to clear.
             Ok(AlarmAction::Get) | Ok(AlarmAction::Deactivate) => {
-                let rev = self.core.store.revision();
+                let rev = self.core.revision();
                 Ok(Response::new(pb::AlarmResponse {
                     header: Some(header(&self.core, rev)),
                     alarms: Vec::new(),
@@ -51,7 +52,7 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let raft = self.core.raft_status();
-        let store = self.core.store.clone();
+        let store = self.core.store()?;
         let (rev, applied, db_size) = tokio::task::spawn_blocking(move || {
             (store.revision(), store.applied_index(), store.db_size())
         })
@@ -67,7 +68,26 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
             raft_applied_index: applied,
             errors: Vec::new(),
             db_size_in_use: db_size as i64,
-            is_learner: false,
+            is_learner: raft.is_learner,
+        }))
+    }
+
+    async fn move_leader(
+        &self,
+        request: Request<pb::MoveLeaderRequest>,
+    ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
+        let target = request.into_inner().target_id;
+        let raft = self.core.raft_status();
+        if raft.leader_id != self.core.member.id {
+            return Err(ServerError::NotLeader.into());
+        }
+        match self.core.members().get(target) {
+            Some(m) if !m.is_learner => {}
+            _ => return Err(ServerError::BadLeaderTransferee.into()),
+        }
+        self.core.transfer_leader(target).await?;
+        Ok(Response::new(pb::MoveLeaderResponse {
+            header: Some(header(&self.core, self.core.revision())),
         }))
     }
 }

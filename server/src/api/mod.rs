@@ -37,25 +37,45 @@ fn header(core: &Core, revision: i64) -> pb::ResponseHeader {
     }
 }
 
+/// etcd's `hasleader` request metadata: a client that sets it wants an immediate "no leader"
+/// rather than a request that waits for an election.
+fn require_leader(core: Arc<Core>) -> impl tonic::service::Interceptor + Clone {
+    move |req: tonic::Request<()>| {
+        let wants = req
+            .metadata()
+            .get("hasleader")
+            .is_some_and(|v| v.as_bytes() == b"true");
+        if wants && !core.has_leader() {
+            return Err(tonic::Status::unavailable("etcdserver: no leader"));
+        }
+        Ok(req)
+    }
+}
+
 /// The gRPC services of one client listener.
 pub fn router(core: Arc<Core>) -> tonic::service::Routes {
     use pb::cluster_server::ClusterServer;
     use pb::kv_server::KvServer;
     use pb::maintenance_server::MaintenanceServer;
+    use tonic::service::interceptor::InterceptedService;
     let max_decode = core.limits.max_request_bytes + GRPC_OVERHEAD_BYTES;
+    let leader = require_leader(core.clone());
     let mut routes = tonic::service::RoutesBuilder::default();
     routes
-        .add_service(
+        .add_service(InterceptedService::new(
             KvServer::new(KvService::new(core.clone()))
                 .max_decoding_message_size(max_decode)
                 .max_encoding_message_size(usize::MAX),
-        )
-        .add_service(
+            leader.clone(),
+        ))
+        .add_service(InterceptedService::new(
             MaintenanceServer::new(MaintenanceService::new(core.clone()))
                 .max_decoding_message_size(max_decode),
-        )
-        .add_service(
+            leader.clone(),
+        ))
+        .add_service(InterceptedService::new(
             ClusterServer::new(ClusterService::new(core)).max_decoding_message_size(max_decode),
-        );
+            leader,
+        ));
     routes.routes()
 }

@@ -11,6 +11,32 @@ impl From<ServerError> for Status {
         match e {
             E::NoLeader => Status::unavailable("etcdserver: no leader"),
             E::Timeout => Status::unavailable("etcdserver: request timed out"),
+            E::TimeoutLeaderChanged => Status::unavailable(
+                "etcdserver: request timed out, possibly due to previous leader failure",
+            ),
+            E::LeaderChanged => Status::unavailable("etcdserver: leader changed"),
+            E::NotLeader => Status::unavailable("etcdserver: not leader"),
+            E::BadLeaderTransferee => {
+                Status::failed_precondition("etcdserver: bad leader transferee")
+            }
+            E::MemberExists => Status::failed_precondition("etcdserver: member ID already exist"),
+            E::PeerUrlExists => Status::failed_precondition("etcdserver: Peer URLs already exists"),
+            E::MemberNotFound => Status::not_found("etcdserver: member not found"),
+            E::MemberBadUrls => {
+                Status::invalid_argument("etcdserver: given member URLs are invalid")
+            }
+            E::MemberNotLearner => {
+                Status::failed_precondition("etcdserver: can only promote a learner member")
+            }
+            E::LearnerNotReady => Status::failed_precondition(
+                "etcdserver: can only promote a learner member which is in sync with leader",
+            ),
+            E::TooManyLearners => {
+                Status::failed_precondition("etcdserver: too many learner members in cluster")
+            }
+            E::NotEnoughStartedMembers => Status::failed_precondition(
+                "etcdserver: re-configuration failed due to not enough started members",
+            ),
             E::Stopped => Status::unavailable("etcdserver: server stopped"),
             E::RequestTooLarge => Status::invalid_argument("etcdserver: request is too large"),
             E::TooManyOps => {

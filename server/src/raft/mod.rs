@@ -4,16 +4,28 @@
 mod logger;
 mod node;
 mod reads;
+mod storage;
 
-pub use node::{spawn, RaftMsg, RaftStatus, StartOptions};
+pub use node::{checkpoint_dir, spawn, RaftHandle, RaftMsg, RaftStatus, StartOptions};
+pub use storage::RaftStorage;
 
 use concord_mvcc::Applied;
 use tokio::sync::oneshot;
 
+use crate::cluster::MemberRecord;
 use crate::error::ServerError;
 
+/// What an applied proposal produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A KV command's result.
+    Kv(Applied),
+    /// A membership change: the members after it.
+    Members(Vec<MemberRecord>),
+}
+
 /// Where the outcome of a proposal goes once it is applied.
-pub type ProposeDone = oneshot::Sender<Result<Applied, ServerError>>;
+pub type ProposeDone = oneshot::Sender<Result<Outcome, ServerError>>;
 
 /// Where the read index of a linearizable read goes.
 pub type ReadDone = oneshot::Sender<Result<u64, ServerError>>;

@@ -1,9 +1,10 @@
 //! The Raft thread: the only owner of the `RawNode`.
 //!
-//! It handles each `Ready` in raft-rs's order: persist new entries and the hard state to the WAL
-//! with one write and one fdatasync (group commit: everything proposed while the previous sync ran
-//! lands in the same Ready), then advance, then hand committed entries to the apply thread with
-//! the callbacks of the requests that proposed them.
+//! It handles each `Ready` in raft-rs's order: send the messages that need no persistence (so a
+//! leader's appends reach followers while its own WAL write runs), install a received snapshot,
+//! hand committed entries to the apply thread with the callbacks of the requests that proposed
+//! them, persist new entries and the hard state with one WAL write and one fdatasync (group
+//! commit), then send the messages that had to wait for that sync, and advance.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,31 +13,68 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use concord_wal::{Marker, Recovered, Wal, WalOptions};
-use raft::eraftpb::{ConfState, Entry, EntryType, Snapshot};
+use concord_wal::{Marker, Recovered, Wal};
+use raft::eraftpb::{ConfChange, ConfState, Entry, EntryType, Message, Snapshot};
 use raft::storage::MemStorage;
-use raft::{RawNode, StateRole};
+use raft::{RawNode, SnapshotStatus, StateRole};
+use tokio::sync::oneshot;
 
 use super::reads::ReadBatcher;
+use super::storage::RaftStorage;
 use super::{logger, ProposeDone, ReadDone};
 use crate::apply::ApplyTask;
 use crate::error::ServerError;
 use crate::proposal;
+use crate::snapshot;
+use crate::transport::Transport;
 use crate::Fatal;
 
 /// A WAL append slower than this is logged, as etcd warns about slow disk syncs.
 const SLOW: Duration = Duration::from_millis(100);
 
+/// Ticks between sweeps of callers that gave up waiting.
+const SWEEP_TICKS: u64 = 50;
+
 /// Requests to the Raft thread.
 pub enum RaftMsg {
-    /// Propose a log entry; `done` gets the outcome once it is applied.
+    /// Propose a normal entry; `done` gets the outcome once it is applied here.
     Propose {
-        id: u64,
+        request: u64,
         data: Vec<u8>,
+        done: ProposeDone,
+    },
+    /// Propose a membership change; `context` is built by `proposal::encode_context`.
+    ProposeConfChange {
+        request: u64,
+        cc: ConfChange,
+        context: Vec<u8>,
         done: ProposeDone,
     },
     /// Ask for a read index; `done` gets an index the state machine must reach before serving.
     ReadIndex { done: ReadDone },
+    /// A message from a peer.
+    Step(Message),
+    /// A snapshot received from the leader, verified and waiting in `dir`, with its message.
+    SnapshotReceived { msg: Message, dir: PathBuf },
+    /// The apply thread has applied a conf change: raft-rs must now apply it too.
+    ConfChangeApplied(ConfChange),
+    /// The apply thread built a checkpoint of the applied state.
+    SnapshotReady {
+        index: u64,
+        conf_state: ConfState,
+        dir: PathBuf,
+    },
+    /// The transport could not reach a peer.
+    Unreachable(u64),
+    /// The transport finished (or failed) sending a snapshot.
+    SnapshotSent { to: u64, ok: bool },
+    /// Hand leadership to `to`; `done` answers once `to` leads.
+    TransferLeader {
+        to: u64,
+        done: oneshot::Sender<Result<(), ServerError>>,
+    },
+    /// Run a read-only look at the node (such as a learner's progress).
+    Inspect(Box<dyn FnOnce(&RawNode<RaftStorage>) + Send>),
     /// The state machine durably holds every entry up to `index`; older log entries may go.
     Applied { index: u64 },
     /// Stop the thread.
@@ -50,16 +88,22 @@ pub struct RaftStatus {
     pub leader_id: u64,
     pub commit_index: u64,
     pub last_index: u64,
+    pub is_learner: bool,
 }
 
 /// How to start the Raft thread.
 pub struct StartOptions {
     /// This member's id, also its Raft id.
     pub id: u64,
-    /// The voters of a brand-new log.
-    pub initial_voters: Vec<u64>,
-    pub wal_dir: PathBuf,
-    pub wal: WalOptions,
+    /// The first entries of a brand-new log (the bootstrap of a new cluster), else empty.
+    pub bootstrap: Vec<Entry>,
+    /// The Raft configuration at the applied index, as the store recorded it (empty for a new
+    /// member).
+    pub conf_state: ConfState,
+    pub data_dir: PathBuf,
+    /// The opened WAL and what it recovered.
+    pub wal: Wal,
+    pub recovered: Recovered,
     pub tick: Duration,
     pub election_ticks: usize,
     /// Index of the last entry the state machine has applied.
@@ -78,31 +122,44 @@ pub struct RaftHandle {
 /// Recovers the log from the WAL and starts the Raft thread.
 pub fn spawn(
     opts: StartOptions,
+    tx: Sender<RaftMsg>,
+    rx: Receiver<RaftMsg>,
     apply_tx: Sender<ApplyTask>,
+    transport: Arc<dyn Transport>,
     fatal: Fatal,
 ) -> Result<RaftHandle, ServerError> {
     let log_err = |e: &dyn std::fmt::Display| ServerError::Log(e.to_string());
-    let initial = Marker {
-        index: 0,
-        term: 0,
-        conf_state: ConfState {
-            voters: opts.initial_voters.clone(),
+    let mut wal = opts.wal;
+    let mut recovered = opts.recovered;
+    if recovered.marker.index == 0 && recovered.entries.is_empty() && !opts.bootstrap.is_empty() {
+        // A new cluster: its first entries are the same on every initial member.
+        let last = opts.bootstrap.len() as u64;
+        let hs = raft::eraftpb::HardState {
+            term: 1,
+            vote: 0,
+            commit: last,
             ..Default::default()
-        },
+        };
+        wal.append(&opts.bootstrap, Some(&hs))
+            .map_err(|e| log_err(&e))?;
+        recovered.entries = opts.bootstrap.clone();
+        recovered.hard_state = hs;
+    }
+    let conf_state = if opts.conf_state.voters.is_empty() && opts.conf_state.learners.is_empty() {
+        recovered.marker.conf_state.clone()
+    } else {
+        opts.conf_state.clone()
     };
-    let (wal, recovered) =
-        Wal::open(&opts.wal_dir, opts.wal.clone(), initial).map_err(|e| log_err(&e))?;
-    if !recovered.marker.conf_state.voters.contains(&opts.id)
-        && !recovered.marker.conf_state.learners.contains(&opts.id)
-    {
+    let known = !conf_state.voters.is_empty() || !conf_state.learners.is_empty();
+    if known && !conf_state.voters.contains(&opts.id) && !conf_state.learners.contains(&opts.id) {
         return Err(ServerError::Log(format!(
-            "the log in {} belongs to another member: it lists {:x?}, this member is {:x}",
-            opts.wal_dir.display(),
-            recovered.marker.conf_state.voters,
-            opts.id
+            "this member ({:x}) is not in the cluster's configuration (voters {:x?}, learners \
+             {:x?}): it was removed, or the data dir belongs to another member",
+            opts.id, conf_state.voters, conf_state.learners
         )));
     }
-    let storage = restore_storage(&recovered, opts.applied)?;
+    let mem = restore_storage(&recovered, &conf_state, opts.applied)?;
+    let storage = RaftStorage::new(mem);
 
     let config = raft::Config {
         id: opts.id,
@@ -117,23 +174,26 @@ pub fn spawn(
     };
     config.validate().map_err(|e| log_err(&e))?;
     let mut node = RawNode::new(&config, storage, &logger::logger()).map_err(|e| log_err(&e))?;
-    if node.raft.prs().is_singleton() {
-        // Alone in the cluster: no need to wait an election timeout to lead.
-        node.campaign().map_err(|e| log_err(&e))?;
-    }
+    campaign_if_alone(&mut node);
 
-    let (tx, rx) = std::sync::mpsc::channel();
     let status = Arc::new(Mutex::new(RaftStatus::default()));
     let mut raft_loop = RaftLoop {
+        id: opts.id,
         node,
         wal,
         rx,
         apply_tx,
+        transport,
         proposals: HashMap::new(),
         reads: ReadBatcher::default(),
+        transfers: Vec::new(),
         status: status.clone(),
         tick: opts.tick,
+        ticks: 0,
         log_retain: opts.log_retain,
+        data_dir: opts.data_dir,
+        checkpoint_pending: false,
+        last_leader: 0,
     };
     let thread = std::thread::Builder::new()
         .name("raft".into())
@@ -148,8 +208,24 @@ pub fn spawn(
     Ok(RaftHandle { tx, status, thread })
 }
 
+/// A lone voter need not wait an election timeout to lead.
+fn campaign_if_alone(node: &mut RawNode<RaftStorage>) {
+    let id = node.raft.id;
+    let conf = node.raft.prs().conf();
+    let alone = conf.voters().ids().len() == 1 && conf.voters().contains(id);
+    if alone && node.raft.state != StateRole::Leader {
+        if let Err(e) = node.campaign() {
+            tracing::warn!(error = %e, "campaign failed");
+        }
+    }
+}
+
 /// Builds raft-rs's in-memory log from what the WAL recovered.
-fn restore_storage(rec: &Recovered, applied: u64) -> Result<MemStorage, ServerError> {
+fn restore_storage(
+    rec: &Recovered,
+    conf_state: &ConfState,
+    applied: u64,
+) -> Result<MemStorage, ServerError> {
     let storage = MemStorage::new();
     {
         let mut core = storage.wl();
@@ -161,9 +237,8 @@ fn restore_storage(rec: &Recovered, applied: u64) -> Result<MemStorage, ServerEr
             meta.set_conf_state(rec.marker.conf_state.clone());
             core.apply_snapshot(snap)
                 .map_err(|e| ServerError::Log(e.to_string()))?;
-        } else {
-            core.set_conf_state(rec.marker.conf_state.clone());
         }
+        core.set_conf_state(conf_state.clone());
         for (expected, e) in (rec.marker.index + 1..).zip(rec.entries.iter()) {
             if e.index != expected {
                 return Err(ServerError::Log(format!(
@@ -190,16 +265,25 @@ fn restore_storage(rec: &Recovered, applied: u64) -> Result<MemStorage, ServerEr
 }
 
 struct RaftLoop {
-    node: RawNode<MemStorage>,
+    id: u64,
+    node: RawNode<RaftStorage>,
     wal: Wal,
     rx: Receiver<RaftMsg>,
     apply_tx: Sender<ApplyTask>,
+    transport: Arc<dyn Transport>,
     /// Callers waiting for their proposal, by request id.
     proposals: HashMap<u64, ProposeDone>,
     reads: ReadBatcher,
+    /// Callers waiting for a leadership transfer.
+    transfers: Vec<(u64, oneshot::Sender<Result<(), ServerError>>)>,
     status: Arc<Mutex<RaftStatus>>,
     tick: Duration,
+    ticks: u64,
     log_retain: u64,
+    data_dir: PathBuf,
+    /// A checkpoint has been asked of the apply thread and is not back yet.
+    checkpoint_pending: bool,
+    last_leader: u64,
 }
 
 impl RaftLoop {
@@ -226,12 +310,18 @@ impl RaftLoop {
             if now >= next_tick {
                 self.node.tick();
                 self.reads.on_tick(&mut self.node);
+                self.ticks += 1;
+                if self.ticks % SWEEP_TICKS == 0 {
+                    self.proposals.retain(|_, done| !done.is_closed());
+                    self.transfers.retain(|(_, done)| !done.is_closed());
+                }
                 next_tick += self.tick;
                 if next_tick < now {
                     next_tick = now + self.tick;
                 }
             }
             self.reads.issue(&mut self.node);
+            self.request_checkpoint()?;
             if self.node.has_ready() {
                 self.on_ready()?;
             }
@@ -242,31 +332,152 @@ impl RaftLoop {
     /// Handles one request; false means stop.
     fn handle(&mut self, msg: RaftMsg) -> Result<bool, ServerError> {
         match msg {
-            RaftMsg::Propose { id, data, done } => {
-                if self.node.raft.state != StateRole::Leader {
+            RaftMsg::Propose {
+                request,
+                data,
+                done,
+            } => {
+                if self.node.raft.leader_id == 0 {
                     let _ = done.send(Err(ServerError::NoLeader));
                 } else if let Err(e) = self.node.propose(Vec::new(), data) {
                     tracing::debug!(error = %e, "proposal dropped");
                     let _ = done.send(Err(ServerError::NoLeader));
                 } else {
-                    self.proposals.insert(id, done);
+                    // A follower forwards the proposal to the leader; the entry comes back
+                    // through the log with this member's id and the request id.
+                    self.proposals.insert(request, done);
                 }
             }
-            RaftMsg::ReadIndex { done } => self.reads.push(done),
+            RaftMsg::ProposeConfChange {
+                request,
+                cc,
+                context,
+                done,
+            } => {
+                if self.node.raft.leader_id == 0 {
+                    let _ = done.send(Err(ServerError::NoLeader));
+                } else if let Err(e) = self.node.propose_conf_change(context, cc) {
+                    tracing::debug!(error = %e, "conf change dropped");
+                    let _ = done.send(Err(ServerError::NoLeader));
+                } else {
+                    self.proposals.insert(request, done);
+                }
+            }
+            RaftMsg::ReadIndex { done } => {
+                if self.node.raft.leader_id == 0 {
+                    let _ = done.send(Err(ServerError::NoLeader));
+                } else {
+                    self.reads.push(done);
+                }
+            }
+            RaftMsg::Step(m) => {
+                if let Err(e) = self.node.step(m) {
+                    tracing::debug!(error = %e, "peer message refused");
+                }
+            }
+            RaftMsg::SnapshotReceived { msg, dir } => {
+                let index = msg.get_snapshot().get_metadata().index;
+                snapshot::stage(&self.data_dir, &dir, index)
+                    .map_err(|e| ServerError::Log(format!("staging snapshot {index}: {e}")))?;
+                if let Err(e) = self.node.step(msg) {
+                    tracing::warn!(error = %e, index, "received snapshot refused");
+                }
+            }
+            RaftMsg::ConfChangeApplied(cc) => {
+                let cs = self
+                    .node
+                    .apply_conf_change(&cc)
+                    .map_err(|e| ServerError::Log(format!("applying conf change: {e}")))?;
+                self.node.mut_store().mem.wl().set_conf_state(cs.clone());
+                self.wal.set_conf_state(cs);
+                if cc.node_id == self.id
+                    && cc.get_change_type() == raft::eraftpb::ConfChangeType::RemoveNode
+                {
+                    tracing::warn!("this member was removed from the cluster");
+                }
+                campaign_if_alone(&mut self.node);
+            }
+            RaftMsg::SnapshotReady {
+                index,
+                conf_state,
+                dir,
+            } => {
+                self.checkpoint_pending = false;
+                self.offer_snapshot(index, conf_state, dir);
+            }
+            RaftMsg::Unreachable(id) => self.node.report_unreachable(id),
+            RaftMsg::SnapshotSent { to, ok } => {
+                let status = if ok {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                };
+                self.node.report_snapshot(to, status);
+            }
+            RaftMsg::TransferLeader { to, done } => {
+                if self.node.raft.state != StateRole::Leader {
+                    let _ = done.send(Err(ServerError::NotLeader));
+                } else if to == self.id {
+                    let _ = done.send(Ok(()));
+                } else {
+                    self.node.transfer_leader(to);
+                    self.transfers.push((to, done));
+                }
+            }
+            RaftMsg::Inspect(f) => f(&self.node),
             RaftMsg::Applied { index } => self.compact_log(index)?,
             RaftMsg::Stop => return Ok(false),
         }
         Ok(true)
     }
 
+    /// Asks the apply thread for a checkpoint when raft-rs wants a snapshot to send.
+    fn request_checkpoint(&mut self) -> Result<(), ServerError> {
+        if self.node.store().take_wanted() && !self.checkpoint_pending {
+            self.checkpoint_pending = true;
+            self.apply_tx
+                .send(ApplyTask::Checkpoint)
+                .map_err(|_| ServerError::Stopped)?;
+        }
+        Ok(())
+    }
+
+    /// Makes a checkpoint the snapshot raft-rs sends from now on.
+    fn offer_snapshot(&mut self, index: u64, conf_state: ConfState, dir: PathBuf) {
+        let term = match self.node.raft.raft_log.term(index) {
+            Ok(t) if t > 0 => t,
+            other => {
+                tracing::warn!(
+                    index,
+                    ?other,
+                    "checkpoint's index is not in the log; dropping it"
+                );
+                snapshot::remove_outgoing(&dir);
+                return;
+            }
+        };
+        let mut snap = Snapshot::default();
+        snap.data = dir.to_string_lossy().into_owned().into_bytes().into();
+        let meta = snap.mut_metadata();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(conf_state);
+        tracing::info!(index, term, "snapshot ready to send");
+        if let Some(old) = self.node.store().offer(snap) {
+            // Transfers of the old one may still be reading it: it goes when the next one
+            // replaces this one (see snapshot::prune_outgoing).
+            snapshot::prune_outgoing(&self.data_dir, &checkpoint_dir(&old), &dir);
+        }
+    }
+
     fn on_ready(&mut self) -> Result<(), ServerError> {
         let mut ready = self.node.ready();
-        // A single member has no peers; replication sends ready.messages() here.
-        if !ready.messages().is_empty() {
-            tracing::debug!(
-                count = ready.messages().len(),
-                "dropping messages: no peers"
-            );
+        // Messages that need nothing persisted first (a leader's appends and heartbeats) go out
+        // now, so followers write their logs while the leader writes its own.
+        self.transport.send(ready.take_messages());
+
+        if !ready.snapshot().is_empty() {
+            self.install_snapshot(ready.snapshot().clone())?;
         }
         self.dispatch_committed(ready.take_committed_entries())?;
 
@@ -287,7 +498,7 @@ impl RaftLoop {
             }
         }
         {
-            let mut core = self.node.mut_store().wl();
+            let mut core = self.node.mut_store().mem.wl();
             if has_entries {
                 core.append(ready.entries())
                     .map_err(|e| ServerError::Log(e.to_string()))?;
@@ -296,17 +507,45 @@ impl RaftLoop {
                 core.set_hardstate(hs.clone());
             }
         }
+        // Votes and append acknowledgements only after the sync.
+        self.transport.send(ready.take_persisted_messages());
         for rs in ready.take_read_states() {
             self.reads.on_read_state(&rs);
         }
 
         let mut light = self.node.advance(ready);
         if let Some(commit) = light.commit_index() {
-            self.node.mut_store().wl().mut_hard_state().commit = commit;
+            self.node.mut_store().mem.wl().mut_hard_state().commit = commit;
         }
+        self.transport.send(light.take_messages());
         self.dispatch_committed(light.take_committed_entries())?;
         self.node.advance_apply();
         Ok(())
+    }
+
+    /// Persists a snapshot from the leader and has the apply thread swap it in. The order is
+    /// what keeps a crash harmless (see `snapshot::install`): the received checkpoint was staged
+    /// when it arrived, the WAL now restarts at its index, and then the store is swapped.
+    fn install_snapshot(&mut self, snap: Snapshot) -> Result<(), ServerError> {
+        let meta = snap.get_metadata();
+        let (index, term) = (meta.index, meta.term);
+        tracing::info!(index, term, "installing snapshot from the leader");
+        self.wal
+            .install_snapshot(Marker {
+                index,
+                term,
+                conf_state: meta.get_conf_state().clone(),
+            })
+            .map_err(|e| ServerError::Log(e.to_string()))?;
+        self.node
+            .mut_store()
+            .mem
+            .wl()
+            .apply_snapshot(snap)
+            .map_err(|e| ServerError::Log(e.to_string()))?;
+        self.apply_tx
+            .send(ApplyTask::Install { index })
+            .map_err(|_| ServerError::Stopped)
     }
 
     /// Sends committed entries to the apply thread with the callbacks waiting on them.
@@ -316,15 +555,19 @@ impl RaftLoop {
         }
         let callbacks = entries
             .iter()
-            .map(|e| match e.get_entry_type() {
-                EntryType::EntryNormal => {
-                    proposal::request_id(e.get_data()).and_then(|id| self.proposals.remove(&id))
+            .map(|e| {
+                let tag = match e.get_entry_type() {
+                    EntryType::EntryNormal => proposal::tag(e.get_data()),
+                    _ => proposal::tag(e.get_context()),
+                }?;
+                if tag.proposer != self.id {
+                    return None;
                 }
-                _ => None,
+                self.proposals.remove(&tag.request)
             })
             .collect();
         self.apply_tx
-            .send(ApplyTask { entries, callbacks })
+            .send(ApplyTask::Entries { entries, callbacks })
             .map_err(|_| ServerError::Stopped)
     }
 
@@ -337,6 +580,7 @@ impl RaftLoop {
         }
         self.node
             .mut_store()
+            .mem
             .wl()
             .compact(target)
             .map_err(|e| ServerError::Log(e.to_string()))?;
@@ -347,13 +591,32 @@ impl RaftLoop {
         Ok(())
     }
 
-    fn publish_status(&self) {
+    fn publish_status(&mut self) {
+        let raft = &self.node.raft;
         let status = RaftStatus {
-            term: self.node.raft.term,
-            leader_id: self.node.raft.leader_id,
-            commit_index: self.node.raft.raft_log.committed,
-            last_index: self.node.raft.raft_log.last_index(),
+            term: raft.term,
+            leader_id: raft.leader_id,
+            commit_index: raft.raft_log.committed,
+            last_index: raft.raft_log.last_index(),
+            is_learner: raft.prs().conf().learners().contains(&self.id),
         };
+        if status.leader_id != self.last_leader {
+            self.last_leader = status.leader_id;
+            if status.leader_id != 0 {
+                tracing::info!(leader = %format!("{:x}", status.leader_id), term = status.term, "leader elected");
+            } else {
+                tracing::info!(term = status.term, "no leader");
+            }
+            let leader = status.leader_id;
+            let done: Vec<_> = std::mem::take(&mut self.transfers);
+            for (to, tx) in done {
+                if to == leader {
+                    let _ = tx.send(Ok(()));
+                } else {
+                    self.transfers.push((to, tx));
+                }
+            }
+        }
         if let Ok(mut s) = self.status.lock() {
             if *s != status {
                 *s = status;
@@ -365,6 +628,14 @@ impl RaftLoop {
         for (_, done) in self.proposals.drain() {
             let _ = done.send(Err(ServerError::Stopped));
         }
+        for (_, done) in self.transfers.drain(..) {
+            let _ = done.send(Err(ServerError::Stopped));
+        }
         self.reads.fail_all(|| ServerError::Stopped);
     }
+}
+
+/// The checkpoint directory a snapshot built by `offer_snapshot` refers to.
+pub fn checkpoint_dir(snap: &Snapshot) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(snap.get_data()).into_owned())
 }

@@ -1,0 +1,188 @@
+//! The peer transport: Raft messages between members over tonic, as opaque raft-rs bytes.
+//!
+//! Each peer gets two long-lived streams, each fed by its own sender task: one for bulk log
+//! appends and one for everything else (heartbeats, votes, acknowledgements), so a large append
+//! never delays a heartbeat. Messages are batched per stream. Sending never blocks the Raft
+//! thread: a full queue drops the message (Raft retries) and reports the peer unreachable. A peer
+//! that is down only costs its own tasks, which reconnect with backoff.
+//!
+//! Snapshots travel on their own RPC, one task per transfer (see `snapshot_send`).
+
+mod lane;
+mod service;
+mod snapshot_send;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::mpsc::Sender;
+use std::sync::Mutex;
+
+use raft::eraftpb::{Message, MessageType};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+pub use service::PeerService;
+
+use crate::raft::RaftMsg;
+
+/// Where the Raft thread sends messages and the apply thread tells who the peers are.
+pub trait Transport: Send + Sync + 'static {
+    /// Queues messages for their peers; never blocks.
+    fn send(&self, msgs: Vec<Message>);
+    /// The other members and their peer URLs, after every membership change.
+    fn set_peers(&self, peers: Vec<(u64, Vec<String>)>);
+}
+
+/// Messages queued per stream before new ones are dropped.
+const LANE_QUEUE: usize = 4096;
+
+/// Identity and plumbing every sender task needs.
+#[derive(Clone)]
+pub struct Local {
+    pub id: u64,
+    pub cluster_id: u64,
+    /// The address outgoing connections are bound to (the host of `--listen-peer-urls`, when it
+    /// names one), so that a peer sees which member connects.
+    pub bind: Option<IpAddr>,
+    pub raft_tx: Sender<RaftMsg>,
+}
+
+struct Peer {
+    urls: Vec<String>,
+    control: mpsc::Sender<Message>,
+    bulk: mpsc::Sender<Message>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The gRPC transport.
+pub struct GrpcTransport {
+    local: Local,
+    runtime: Handle,
+    peers: Mutex<HashMap<u64, Peer>>,
+}
+
+impl GrpcTransport {
+    pub fn new(local: Local, runtime: Handle) -> GrpcTransport {
+        GrpcTransport {
+            local,
+            runtime,
+            peers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn start_peer(&self, id: u64, urls: Vec<String>) -> Peer {
+        let (control_tx, control_rx) = mpsc::channel(LANE_QUEUE);
+        let (bulk_tx, bulk_rx) = mpsc::channel(LANE_QUEUE);
+        let tasks = vec![
+            self.runtime.spawn(lane::run(
+                self.local.clone(),
+                id,
+                urls.clone(),
+                "control",
+                control_rx,
+            )),
+            self.runtime.spawn(lane::run(
+                self.local.clone(),
+                id,
+                urls.clone(),
+                "append",
+                bulk_rx,
+            )),
+        ];
+        Peer {
+            urls,
+            control: control_tx,
+            bulk: bulk_tx,
+            tasks,
+        }
+    }
+}
+
+impl Transport for GrpcTransport {
+    fn send(&self, msgs: Vec<Message>) {
+        if msgs.is_empty() {
+            return;
+        }
+        let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        for m in msgs {
+            let to = m.to;
+            let Some(peer) = peers.get(&to) else {
+                tracing::debug!(to = %format!("{to:x}"), "no address for peer; message dropped");
+                continue;
+            };
+            let lane = match m.get_msg_type() {
+                MessageType::MsgSnapshot => {
+                    let dir = crate::raft::checkpoint_dir(m.get_snapshot());
+                    self.runtime.spawn(snapshot_send::run(
+                        self.local.clone(),
+                        peer.urls.clone(),
+                        m,
+                        dir,
+                    ));
+                    continue;
+                }
+                MessageType::MsgAppend => &peer.bulk,
+                _ => &peer.control,
+            };
+            if lane.try_send(m).is_err() {
+                let _ = self.local.raft_tx.send(RaftMsg::Unreachable(to));
+            }
+        }
+    }
+
+    fn set_peers(&self, wanted: Vec<(u64, Vec<String>)>) {
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers.retain(|id, p| wanted.iter().any(|(w, urls)| w == id && *urls == p.urls));
+        for (id, urls) in wanted {
+            if id != self.local.id && !peers.contains_key(&id) {
+                let p = self.start_peer(id, urls);
+                peers.insert(id, p);
+            }
+        }
+    }
+}
+
+/// The `host:port` URL a tonic endpoint wants, from a peer URL.
+fn endpoint_url(url: &str) -> String {
+    if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    }
+}
+
+/// Connects to the first reachable URL of a peer.
+async fn connect(
+    local: &Local,
+    urls: &[String],
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let mut last = None;
+    for url in urls {
+        let ep = match tonic::transport::Endpoint::from_shared(endpoint_url(url)) {
+            Ok(ep) => ep,
+            Err(e) => {
+                last = Some(e);
+                continue;
+            }
+        };
+        let ep = ep
+            .connect_timeout(std::time::Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(std::time::Duration::from_secs(5))
+            .keep_alive_timeout(std::time::Duration::from_secs(5))
+            .local_address(local.bind);
+        match ep.connect().await {
+            Ok(ch) => return Ok(ch),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("a member has at least one peer URL"))
+}
