@@ -29,16 +29,29 @@ async fn ask(url: &str) -> Result<MembersResponse, String> {
         .map_err(|_| "timed out".to_string())?
 }
 
+/// The members a peer knows: id and peer URLs.
+pub type PeerList = Vec<(u64, Vec<String>)>;
+
 /// Refuses to start if a reachable peer belongs to another cluster. Unreachable peers are fine
-/// (they may not have started yet); they refuse our messages later if they disagree.
+/// (they may not have started yet); they refuse our messages later if they disagree. Returns
+/// the member list of a peer that answered, if any.
 pub async fn check_cluster(
     peers: &[String],
     cluster_id: u64,
     member_id: u64,
-) -> Result<(), String> {
+) -> Result<Option<PeerList>, String> {
     let answers = join_all(peers.iter().map(|u| async move { (u, ask(u).await) })).await;
+    let mut list = None;
     for (url, answer) in answers {
         let Ok(r) = answer else { continue };
+        if list.is_none() && r.cluster_id == cluster_id {
+            list = Some(
+                r.members
+                    .iter()
+                    .map(|m| (m.id, m.peer_urls.clone()))
+                    .collect(),
+            );
+        }
         if r.cluster_id != cluster_id {
             return Err(format!(
                 "the member at {url} belongs to cluster {:x}, but this member ({member_id:x}) \
@@ -48,7 +61,7 @@ pub async fn check_cluster(
             ));
         }
     }
-    Ok(())
+    Ok(list)
 }
 
 /// For `--initial-cluster-state existing`: finds this member (by its peer URLs) in the member

@@ -115,10 +115,22 @@ where
 
     let identity = identity(&store, config).await?;
     let (member_id, cluster_id) = (identity.member_id, identity.cluster_id);
-    discovery::check_cluster(&identity.peers_to_check, cluster_id, member_id)
+    let known_by_peers = discovery::check_cluster(&identity.peers_to_check, cluster_id, member_id)
         .await
         .map_err(RunError::Refused)?;
     let membership = load_membership(&store)?;
+    // A member that has not applied any membership yet (it just joined) reaches its peers
+    // through what they told it.
+    let initial_peers: Vec<(u64, Vec<String>)> = if membership.members.by_id.is_empty() {
+        known_by_peers.unwrap_or_default()
+    } else {
+        membership
+            .members
+            .by_id
+            .values()
+            .map(|m| (m.id, m.peer_urls.clone()))
+            .collect()
+    };
 
     let (fatal, fatal_rx) = mpsc::unbounded_channel();
     let fatal = Fatal(fatal);
@@ -139,12 +151,9 @@ where
         raft_tx: raft_tx.clone(),
     });
     transport.set_peers(
-        membership
-            .members
-            .by_id
-            .values()
-            .filter(|m| m.id != member_id)
-            .map(|m| (m.id, m.peer_urls.clone()))
+        initial_peers
+            .into_iter()
+            .filter(|(id, _)| *id != member_id)
             .collect(),
     );
 
@@ -438,7 +447,7 @@ async fn identity(store: &Arc<Store>, config: &Config) -> Result<Identity, RunEr
         let (member_id, cluster_id) = discovery::join(&others, &own_urls)
             .await
             .map_err(RunError::Refused)?;
-        (member_id, cluster_id, Vec::new(), Vec::new())
+        (member_id, cluster_id, Vec::new(), others)
     } else {
         let members = initial_members(&initial, &config.initial_cluster_token);
         let member_id = ids::member_id(&own_urls, &config.initial_cluster_token);

@@ -242,6 +242,8 @@ impl Wal {
                 let _ = d.sync_all();
             }
         }
+        // The old log now sits at the staging path.
+        fs::remove_dir_all(&staging).map_err(io(&staging))?;
         let (wal, _) = match Wal::open(&path, self.opts.clone(), marker.clone()) {
             Ok(w) => w,
             Err(e) => {
@@ -249,7 +251,6 @@ impl Wal {
                 return Err(e);
             }
         };
-        // Opening removed the old log, which the exchange had moved to the staging path.
         *self = wal;
         tracing::info!(
             index = marker.index,
