@@ -48,6 +48,9 @@ pub enum ServerError {
     /// The change would leave too few started voters to keep a quorum.
     #[error("re-configuration failed due to not enough started members")]
     NotEnoughStartedMembers,
+    /// This member was removed from the cluster.
+    #[error("the member has been permanently removed from the cluster")]
+    Removed,
     /// The server is shutting down or a core thread has stopped.
     #[error("server stopped")]
     Stopped,

@@ -37,6 +37,7 @@ impl From<ServerError> for Status {
             E::NotEnoughStartedMembers => Status::failed_precondition(
                 "etcdserver: re-configuration failed due to not enough started members",
             ),
+            E::Removed => Status::unavailable("etcdserver: server stopped"),
             E::Stopped => Status::unavailable("etcdserver: server stopped"),
             E::RequestTooLarge => Status::invalid_argument("etcdserver: request is too large"),
             E::TooManyOps => {

@@ -393,7 +393,8 @@ impl RaftLoop {
                 if cc.node_id == self.id
                     && cc.get_change_type() == raft::eraftpb::ConfChangeType::RemoveNode
                 {
-                    tracing::warn!("this member was removed from the cluster");
+                    // As etcd does: a removed member stops.
+                    return Err(ServerError::Removed);
                 }
                 campaign_if_alone(&mut self.node);
             }

@@ -49,16 +49,6 @@ pub struct Faults {
     pub max_delay: Duration,
 }
 
-impl Faults {
-    pub fn none() -> Faults {
-        Faults {
-            drop: 0.0,
-            duplicate: 0.0,
-            max_delay: Duration::ZERO,
-        }
-    }
-}
-
 struct Queued {
     at: Instant,
     seq: u64,
@@ -139,10 +129,6 @@ impl SimNet {
         self.lock().members.remove(&id);
     }
 
-    pub fn set_faults(&self, faults: Faults) {
-        self.lock().faults = faults;
-    }
-
     /// Cuts every link between the two sides, both ways.
     pub fn partition(&self, a: &[u64], b: &[u64]) {
         let mut s = self.lock();
@@ -161,11 +147,6 @@ impl SimNet {
     pub fn stop(&self) {
         self.lock().stopped = true;
         self.wake.notify_all();
-    }
-
-    pub fn stats(&self) -> (u64, u64) {
-        let s = self.lock();
-        (s.delivered, s.dropped)
     }
 
     fn enqueue(&self, from: u64, msgs: Vec<Message>) {
