@@ -1647,3 +1647,44 @@ fn long_histories_read_at_every_revision() {
         }
     }
 }
+
+#[test]
+fn meta_writes_ride_with_the_apply_and_a_checkpoint_is_the_whole_store() {
+    let (d, s) = open();
+    let meta = vec![
+        ("member/01".to_string(), Some(b"a".to_vec())),
+        ("member/02".to_string(), Some(b"b".to_vec())),
+        ("other".to_string(), Some(b"c".to_vec())),
+    ];
+    s.apply_with_meta(5, &[put("k1", "v1"), put("k2", "v2")], &meta)
+        .unwrap();
+    assert_eq!(
+        s.meta_scan("member/").unwrap(),
+        vec![
+            ("member/01".to_string(), b"a".to_vec()),
+            ("member/02".to_string(), b"b".to_vec())
+        ]
+    );
+    s.apply_with_meta(6, &[], &[("member/01".to_string(), None)])
+        .unwrap();
+    assert_eq!(s.meta_scan("member/").unwrap().len(), 1);
+    s.apply(7, &[Command::Compact { revision: 2 }]).unwrap();
+
+    let cp = d.path().join("checkpoint");
+    assert_eq!(s.checkpoint(&cp).unwrap(), 7);
+    assert!(
+        s.checkpoint(&cp).is_err(),
+        "an existing directory is refused"
+    );
+    let c = Store::open(&cp, StoreOptions::default()).unwrap();
+    assert_eq!(c.applied_index(), 7);
+    assert_eq!(c.revision(), s.revision());
+    assert_eq!(c.compact_revision(), 2);
+    assert_eq!(c.meta_get("other").unwrap(), Some(b"c".to_vec()));
+    let all = RangeRequest {
+        key: vec![0],
+        range_end: vec![0],
+        ..Default::default()
+    };
+    assert_eq!(c.view().range(&all).unwrap(), s.view().range(&all).unwrap());
+}

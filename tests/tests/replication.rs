@@ -157,16 +157,15 @@ fn a_minority_cannot_commit_and_the_majority_moves_on() {
     let old = c.wait_leader(Duration::from_secs(10));
     let majority: Vec<usize> = (0..3).filter(|i| *i != old).collect();
     c.partition(&[old], &majority);
-    let rt = rt();
-    let minority = rt.block_on(put(
-        &c.members[old].endpoint(),
-        "minority",
-        "lost",
-        Duration::from_secs(4),
-    ));
-    assert!(minority.is_err(), "the cut-off leader acknowledged a write");
+    // A write through the cut-off leader: it can never commit. Its outcome is unknown to the
+    // server until it learns of the new leader, so it must not be acknowledged.
+    let old_ep = c.members[old].endpoint();
+    let minority = std::thread::spawn(move || {
+        rt().block_on(put(&old_ep, "minority", "lost", Duration::from_secs(20)))
+    });
     let new = c.wait_leader_among(&majority, Duration::from_secs(20));
     assert_ne!(new, old);
+    let rt = rt();
     rt.block_on(put(
         &c.members[new].endpoint(),
         "majority",
@@ -174,14 +173,51 @@ fn a_minority_cannot_commit_and_the_majority_moves_on() {
         Duration::from_secs(5),
     ))
     .expect("the majority commits");
-    // Reads on the cut-off member fail rather than answer stale data.
-    let stale = c.etcdctl(&[old], &["get", "majority", "--command-timeout=3s"]);
+    // Once the cut-off member has stepped down, `hasleader` requests fail at once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.status(old).map(|s| s.leader) != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "the cut-off member still sees a leader"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ep = c.members[old].endpoint();
+    let err = rt
+        .block_on(async move {
+            let mut kv = pb::kv_client::KvClient::connect(ep).await.unwrap();
+            let mut req = tonic::Request::new(pb::RangeRequest {
+                key: b"majority".to_vec(),
+                serializable: true,
+                ..Default::default()
+            });
+            req.metadata_mut()
+                .insert("hasleader", "true".parse().unwrap());
+            kv.range(req).await
+        })
+        .expect_err("a hasleader request without a leader");
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    assert_eq!(err.message(), "etcdserver: no leader");
+    // Linearizable reads on the cut-off member fail rather than answer stale data.
+    let stale = c.etcdctl(&[old], &["get", "majority", "--command-timeout=1500ms"]);
     assert!(
         !stale.status.success(),
         "the cut-off member served a linearizable read"
     );
 
     c.heal();
+    let outcome = minority.join().unwrap();
+    match outcome {
+        Ok(()) => panic!("the cut-off leader acknowledged a write"),
+        Err(e) => {
+            eprintln!("write through the cut-off leader: {e}");
+            assert!(
+                e == "etcdserver: request timed out, possibly due to previous leader failure"
+                    || e == "etcdserver: no leader",
+                "{e}"
+            )
+        }
+    }
     let got = as_map(c.wait_converged(Duration::from_secs(30)));
     assert_eq!(got.get("majority").map(String::as_str), Some("kept"));
     assert!(!got.contains_key("minority"));

@@ -5,6 +5,7 @@ mod append;
 mod compaction;
 mod damage;
 mod recovery;
+mod snapshot;
 
 use std::fs;
 use std::os::unix::fs::FileExt;
