@@ -49,6 +49,8 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
 
 const MEMBER_ID_KEY: &str = "member_id";
 const CLUSTER_ID_KEY: &str = "cluster_id";
+/// How long a graceful stop waits for open connections before closing them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Most Raft log entries kept behind the applied index when the log is compacted (fewer when
 /// `--snapshot-count` is smaller).
 const LOG_RETAIN: u64 = 5000;
@@ -336,12 +338,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
 
     // Stop taking requests and let in-flight ones finish, then stop Raft and the applier.
+    // Connections that stay open (peers' streams, idle clients) do not hold the shutdown up
+    // for more than SHUTDOWN_GRACE.
     let _ = stop_tx.send(true);
-    for server in servers {
-        match server.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "a server stopped with an error"),
-            Err(e) => tracing::warn!(error = %e, "a server task failed"),
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    for mut server in servers {
+        match tokio::time::timeout_at(deadline, &mut server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "a server stopped with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "a server task failed"),
+            Err(_) => server.abort(),
         }
     }
     node.stop().await;

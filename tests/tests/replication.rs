@@ -298,7 +298,7 @@ fn a_learner_catches_up_by_snapshot_is_promoted_leads_and_a_member_is_removed() 
             err.contains("can only promote a learner member which is in sync with leader"),
             "{err}"
         );
-        assert!(Instant::now() < deadline, "never promoted");
+        assert!(Instant::now() < deadline, "never promoted\n{}", c.logs());
         std::thread::sleep(Duration::from_millis(200));
     }
     let list = c.etcdctl_ok(&all, &["member", "list"]);
@@ -352,7 +352,11 @@ fn a_learner_catches_up_by_snapshot_is_promoted_leads_and_a_member_is_removed() 
         .unwrap()
         .is_none()
     {
-        assert!(Instant::now() < deadline, "the removed member kept running");
+        assert!(
+            Instant::now() < deadline,
+            "the removed member kept running\n{}",
+            c.logs()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     c.members[victim].child = None;

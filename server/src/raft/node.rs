@@ -66,6 +66,8 @@ pub enum RaftMsg {
     },
     /// The transport could not reach a peer.
     Unreachable(u64),
+    /// A peer refused our messages because this member was removed from the cluster.
+    RemovedFromCluster,
     /// The transport finished (or failed) sending a snapshot.
     SnapshotSent { to: u64, ok: bool },
     /// Hand leadership to `to`; `done` answers once `to` leads.
@@ -407,6 +409,7 @@ impl RaftLoop {
                 self.offer_snapshot(index, conf_state, dir);
             }
             RaftMsg::Unreachable(id) => self.node.report_unreachable(id),
+            RaftMsg::RemovedFromCluster => return Err(ServerError::Removed),
             RaftMsg::SnapshotSent { to, ok } => {
                 let status = if ok {
                     SnapshotStatus::Finish
@@ -574,7 +577,15 @@ impl RaftLoop {
 
     /// Drops log entries the state machine no longer needs, keeping `log_retain` behind it.
     fn compact_log(&mut self, durable_applied: u64) -> Result<(), ServerError> {
-        let target = durable_applied.saturating_sub(self.log_retain);
+        let mut target = durable_applied.saturating_sub(self.log_retain);
+        // While a follower receives a snapshot, keep the entries that follow it: it needs them
+        // next, and without them it would need yet another snapshot (etcd pauses compaction
+        // the same way).
+        for (_, pr) in self.node.raft.prs().iter() {
+            if pr.state == raft::ProgressState::Snapshot {
+                target = target.min(pr.pending_snapshot + 1);
+            }
+        }
         let first = self.node.raft.raft_log.first_index();
         if target <= first {
             return Ok(());

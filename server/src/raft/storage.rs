@@ -79,7 +79,14 @@ impl Storage for RaftStorage {
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         let mut slot = self.snap.lock().unwrap_or_else(|e| e.into_inner());
         match &slot.ready {
-            Some(s) if s.get_metadata().index >= request_index => Ok(s.clone()),
+            // A snapshot is useful only if the log still holds what follows it; one that the
+            // log has been compacted past would leave the follower short, so a new one is built.
+            Some(s)
+                if s.get_metadata().index >= request_index
+                    && s.get_metadata().index + 1 >= self.mem.first_index()? =>
+            {
+                Ok(s.clone())
+            }
             _ => {
                 slot.wanted = true;
                 Err(raft::Error::Store(
@@ -87,5 +94,73 @@ impl Storage for RaftStorage {
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft::eraftpb::ConfState;
+
+    fn entries(from: u64, to: u64) -> Vec<Entry> {
+        (from..=to)
+            .map(|index| Entry {
+                index,
+                term: 1,
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    fn snapshot_at(index: u64) -> Snapshot {
+        let mut s = Snapshot::default();
+        s.mut_metadata().index = index;
+        s.mut_metadata().term = 1;
+        s.mut_metadata()
+            .set_conf_state(ConfState::from((vec![1], vec![])));
+        s
+    }
+
+    fn unavailable(r: raft::Result<Snapshot>) -> bool {
+        matches!(
+            r,
+            Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable
+            ))
+        )
+    }
+
+    #[test]
+    fn the_first_ask_is_deferred_and_raises_wanted() {
+        let s = RaftStorage::new(MemStorage::new());
+        assert!(unavailable(s.snapshot(0, 2)));
+        assert!(s.take_wanted());
+        assert!(!s.take_wanted(), "take_wanted clears the flag");
+    }
+
+    #[test]
+    fn a_snapshot_is_served_while_the_log_still_follows_it() {
+        let s = RaftStorage::new(MemStorage::new());
+        s.mem.wl().append(&entries(1, 100)).unwrap();
+        s.mem.wl().compact(50).unwrap();
+        assert!(s.offer(snapshot_at(60)).is_none());
+        assert_eq!(s.snapshot(0, 2).unwrap().get_metadata().index, 60);
+        // A follower asking for a newer one than there is gets it built.
+        assert!(unavailable(s.snapshot(61, 2)));
+        assert!(s.take_wanted());
+    }
+
+    #[test]
+    fn a_snapshot_the_log_was_compacted_past_is_replaced() {
+        let s = RaftStorage::new(MemStorage::new());
+        s.mem.wl().append(&entries(1, 100)).unwrap();
+        s.offer(snapshot_at(40));
+        // Entries 41..=69 are gone: a follower given the snapshot at 40 could not continue.
+        s.mem.wl().compact(70).unwrap();
+        assert!(unavailable(s.snapshot(0, 2)));
+        assert!(s.take_wanted());
+        let old = s.offer(snapshot_at(90)).unwrap();
+        assert_eq!(old.get_metadata().index, 40);
+        assert_eq!(s.snapshot(0, 2).unwrap().get_metadata().index, 90);
     }
 }

@@ -58,7 +58,11 @@ pub async fn run(
             .max_encoding_message_size(usize::MAX)
             .max_decoding_message_size(usize::MAX);
         let (batch_tx, batch_rx) = mpsc::channel::<RaftBatch>(8);
-        let call = tokio::spawn(async move { client.stream(ReceiverStream::new(batch_rx)).await });
+        let mut call =
+            tokio::spawn(async move { client.stream(ReceiverStream::new(batch_rx)).await });
+        // The call can end while we still hold batches (the peer answered with an error before
+        // reading them all), so every wait below also watches for its end.
+        let mut ended = None;
         let mut next = Some(first);
         loop {
             let m = match next.take() {
@@ -71,7 +75,10 @@ pub async fn run(
                             return;
                         }
                     },
-                    _ = batch_tx.closed() => break,
+                    r = &mut call => {
+                        ended = Some(r);
+                        break;
+                    }
                 },
             };
             let mut size = 0;
@@ -89,12 +96,25 @@ pub async fn run(
                 to,
                 messages,
             };
-            if batch_tx.send(batch).await.is_err() {
-                break;
+            tokio::select! {
+                sent = batch_tx.send(batch) => if sent.is_err() { break },
+                r = &mut call => {
+                    ended = Some(r);
+                    break;
+                }
             }
         }
         drop(batch_tx);
-        match call.await {
+        let ended = match ended {
+            Some(r) => r,
+            None => call.await,
+        };
+        match ended {
+            Ok(Err(status)) if super::service::says_removed(&status) => {
+                tracing::error!(%peer, "peer says this member was removed from the cluster");
+                let _ = local.raft_tx.send(RaftMsg::RemovedFromCluster);
+                return;
+            }
             Ok(Err(status)) if status.code() == tonic::Code::FailedPrecondition => {
                 tracing::error!(%peer, reason = status.message(), "peer refused our messages");
             }

@@ -23,8 +23,18 @@ pub struct PeerService {
     pub data_dir: PathBuf,
 }
 
+/// What a member answers to messages from a member removed from the cluster. The sender stops
+/// when it reads this, as an etcd member does on HTTP 410 from its peers: once removed, a member
+/// may never learn of its removal from the log, because the leader stops sending to it.
+pub const REMOVED_MESSAGE: &str = "the member has been permanently removed from the cluster";
+
+/// Whether a peer's answer says the sender was removed from the cluster.
+pub fn says_removed(status: &Status) -> bool {
+    status.code() == tonic::Code::PermissionDenied && status.message() == REMOVED_MESSAGE
+}
+
 impl PeerService {
-    fn check(&self, cluster_id: u64, to: u64) -> Result<(), Status> {
+    fn check(&self, cluster_id: u64, from: u64, to: u64) -> Result<(), Status> {
         if cluster_id != self.cluster_id {
             return Err(Status::failed_precondition(format!(
                 "cluster ID mismatch: this member ({:x}) belongs to cluster {:x}, the sender to \
@@ -38,11 +48,15 @@ impl PeerService {
                 self.id
             )));
         }
+        if self.members.borrow().is_removed(from) {
+            tracing::warn!(from = %format!("{from:x}"), "refused messages from a removed member");
+            return Err(Status::permission_denied(REMOVED_MESSAGE));
+        }
         Ok(())
     }
 
     fn deliver(&self, batch: peerpb::RaftBatch) -> Result<(), Status> {
-        self.check(batch.cluster_id, batch.to)?;
+        self.check(batch.cluster_id, batch.from, batch.to)?;
         for bytes in batch.messages {
             let m = Message::parse_from_bytes(&bytes)
                 .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))?;
@@ -99,7 +113,7 @@ impl peerpb::peer_server::Peer for PeerService {
         let mut finished = false;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
-            self.check(chunk.cluster_id, chunk.to)?;
+            self.check(chunk.cluster_id, chunk.from, chunk.to)?;
             if msg.is_none() {
                 let m = Message::parse_from_bytes(&chunk.raft_snapshot_meta)
                     .map_err(|e| Status::invalid_argument(format!("bad snapshot message: {e}")))?;

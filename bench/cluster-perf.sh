@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs `etcdctl check perf` against a three-member Concord cluster and a three-member etcd
+# cluster (Debian's etcd 3.4), one after the other, all members on loopback on this machine.
+# Same durability: both fsync every commit on each member before it counts towards a quorum.
+# Everything else is each server's default. etcdctl gets all three endpoints.
+#
+#   bench/cluster-perf.sh [load ...]      loads: s m l xl (default: xl = 1000 clients)
+#
+# Needs: etcd-server and etcd-client (scripts/install-deps.sh --bench) and a release build of
+# concord (cargo build --release --bin concord).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+target="${CARGO_TARGET_DIR:-$root/target}"
+concord="$target/release/concord"
+loads=("$@")
+[ "${#loads[@]}" -gt 0 ] || loads=(xl)
+work="$(mktemp -d)"
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
+export ETCDCTL_API=3
+
+ports=(0 1 2)
+client() { echo "http://127.0.0.1:4$1379"; }
+peer() { echo "http://127.0.0.1:4$1380"; }
+initial="m0=$(peer 0),m1=$(peer 1),m2=$(peer 2)"
+endpoints="$(client 0),$(client 1),$(client 2)"
+
+wait_up() {
+  for _ in $(seq 150); do
+    etcdctl --endpoints="$endpoints" endpoint health >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "cluster did not start; member logs:" >&2
+  tail -n 5 "$work"/*.log >&2
+  return 1
+}
+
+run() { # name load
+  echo "== $1, three members, load $2"
+  etcdctl --endpoints="$endpoints" check perf --load="$2" 2>&1 \
+    | grep -E "PASS|FAIL|Slowest|Stddev|writes/s" || true
+}
+
+stop_all() {
+  kill $(jobs -p) 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+
+for load in "${loads[@]}"; do
+  rm -rf "${work:?}"/*
+  for i in "${ports[@]}"; do
+    "$concord" --name "m$i" --data-dir "$work/concord-m$i" \
+      --listen-client-urls "$(client "$i")" --advertise-client-urls "$(client "$i")" \
+      --listen-peer-urls "$(peer "$i")" --initial-advertise-peer-urls "$(peer "$i")" \
+      --initial-cluster "$initial" >"$work/concord-m$i.log" 2>&1 &
+  done
+  wait_up
+  run concord "$load"
+  stop_all
+
+  for i in "${ports[@]}"; do
+    etcd --name "m$i" --data-dir "$work/etcd-m$i" \
+      --listen-client-urls "$(client "$i")" --advertise-client-urls "$(client "$i")" \
+      --listen-peer-urls "$(peer "$i")" --initial-advertise-peer-urls "$(peer "$i")" \
+      --initial-cluster "$initial" --initial-cluster-state new >"$work/etcd-m$i.log" 2>&1 &
+  done
+  wait_up
+  run etcd "$load"
+  stop_all
+done
