@@ -102,6 +102,24 @@ pub fn bootstrap_entries(members: &[MemberRecord]) -> Vec<Entry> {
         .collect()
 }
 
+/// The configuration the bootstrap entries describe. A new member starts Raft with it rather
+/// than with an empty one, as etcd does: were the entries applied one at a time, the first
+/// member would for a moment be a lone voter and could elect itself and commit on its own.
+pub fn bootstrap_conf_state(entries: &[Entry]) -> raft::eraftpb::ConfState {
+    let mut cs = raft::eraftpb::ConfState::default();
+    for e in entries {
+        if e.get_entry_type() != EntryType::EntryConfChange {
+            continue;
+        }
+        if let Ok(cc) = ConfChange::parse_from_bytes(&e.data) {
+            if cc.get_change_type() == ConfChangeType::AddNode && !cs.voters.contains(&cc.node_id) {
+                cs.voters.push(cc.node_id);
+            }
+        }
+    }
+    cs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +150,16 @@ mod tests {
         let rec = proposal::context_member(&e[1].context).unwrap();
         assert_eq!(rec.id, m1[1].id);
         assert!(rec.name.is_empty());
+    }
+
+    #[test]
+    fn a_new_member_starts_with_every_initial_voter() {
+        let c = parse_initial_cluster("a=http://h:1,b=http://h:2,c=http://h:3").unwrap();
+        let members = initial_members(&c, "tok");
+        let cs = bootstrap_conf_state(&bootstrap_entries(&members));
+        let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
+        assert_eq!(cs.voters, ids);
+        assert!(cs.learners.is_empty());
+        assert!(bootstrap_conf_state(&[]).voters.is_empty());
     }
 }

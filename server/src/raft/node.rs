@@ -23,6 +23,7 @@ use super::reads::ReadBatcher;
 use super::storage::RaftStorage;
 use super::{logger, ProposeDone, ReadDone};
 use crate::apply::ApplyTask;
+use crate::cluster::bootstrap::bootstrap_conf_state;
 use crate::error::ServerError;
 use crate::proposal;
 use crate::snapshot;
@@ -147,11 +148,16 @@ pub fn spawn(
         recovered.entries = opts.bootstrap.clone();
         recovered.hard_state = hs;
     }
-    let conf_state = if opts.conf_state.voters.is_empty() && opts.conf_state.learners.is_empty() {
+    let mut conf_state = if opts.conf_state.voters.is_empty() && opts.conf_state.learners.is_empty()
+    {
         recovered.marker.conf_state.clone()
     } else {
         opts.conf_state.clone()
     };
+    if conf_state.voters.is_empty() && conf_state.learners.is_empty() {
+        // An initial member whose state machine has not yet applied the bootstrap entries.
+        conf_state = bootstrap_conf_state(&opts.bootstrap);
+    }
     let known = !conf_state.voters.is_empty() || !conf_state.learners.is_empty();
     if known && !conf_state.voters.contains(&opts.id) && !conf_state.learners.contains(&opts.id) {
         return Err(ServerError::Log(format!(
