@@ -14,6 +14,15 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
+    // A panic is a bug whose damage is unknown (the Raft thread may be gone while the gRPC
+    // servers still answer): stop the whole process, as etcd does, rather than limp on.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        tracing::error!("panic; stopping");
+        std::process::abort();
+    }));
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
