@@ -15,6 +15,9 @@ pub enum MvccError {
     /// A put names a lease the store does not have.
     #[error("requested lease not found")]
     LeaseNotFound,
+    /// A grant names an id that is in use.
+    #[error("lease already exists")]
+    LeaseExists,
     /// A Raft log entry that does not decode as a command.
     #[error("undecodable command: {0}")]
     Decode(String),

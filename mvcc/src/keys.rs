@@ -162,6 +162,57 @@ pub fn rev_value(kind: u8, key: &[u8]) -> Vec<u8> {
     v
 }
 
+/// `lease` CF: `l` + id → [`LeaseRec`]; `k` + id + user key → nothing (the key is attached).
+pub fn lease_key(id: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9);
+    out.push(b'l');
+    out.extend_from_slice(&(id as u64).to_be_bytes());
+    out
+}
+
+pub fn lease_keys_prefix(id: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9);
+    out.push(b'k');
+    out.extend_from_slice(&(id as u64).to_be_bytes());
+    out
+}
+
+pub fn lease_attach_key(id: i64, key: &[u8]) -> Vec<u8> {
+    let mut out = lease_keys_prefix(id);
+    out.extend_from_slice(key);
+    out
+}
+
+/// The first key after every `k` + id + … key: the next id's prefix (or `l`, after every `k`).
+pub fn lease_keys_end(id: i64) -> Vec<u8> {
+    match (id as u64).checked_add(1) {
+        Some(next) => {
+            let mut out = vec![b'k'];
+            out.extend_from_slice(&next.to_be_bytes());
+            out
+        }
+        None => vec![b'l'],
+    }
+}
+
+/// A lease's record: TTL and remaining TTL at the last checkpoint, little-endian.
+pub fn encode_lease(ttl: i64, remaining: i64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16);
+    v.extend_from_slice(&ttl.to_le_bytes());
+    v.extend_from_slice(&remaining.to_le_bytes());
+    v
+}
+
+pub fn decode_lease(v: &[u8]) -> Result<(i64, i64), MvccError> {
+    let bad = || MvccError::Corrupt("bad lease record".into());
+    let ttl: [u8; 8] = v.get(..8).and_then(|s| s.try_into().ok()).ok_or_else(bad)?;
+    let rem: [u8; 8] = v
+        .get(8..16)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(bad)?;
+    Ok((i64::from_le_bytes(ttl), i64::from_le_bytes(rem)))
+}
+
 /// The end of a key range: `range_end` as etcd reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum End {

@@ -1,7 +1,7 @@
 //! Concord's state machine: an MVCC key-value store on RocksDB with etcd's revision model.
 //!
 //! There is no in-memory index of keys, so the data set is not limited by RAM: current and
-//! historical reads both go to RocksDB. The layout, in four column families:
+//! historical reads both go to RocksDB. The layout, in five column families:
 //!
 //! - `kv`: user key → record of its live version. Current reads, the common case, are plain
 //!   ordered scans here (and point gets, with bloom filters). Deleted keys are absent.
@@ -13,6 +13,8 @@
 //! - `revs`: main + sub revision (big-endian) → event kind + user key. Orders changes by
 //!   revision: compaction visits only the keys changed since the last one, and watch history
 //!   replay will read it.
+//! - `lease`: `l` + id → TTL and the remaining TTL at the last checkpoint; `k` + id + user key
+//!   for every key attached to the lease, so a revoke finds its keys without a scan.
 //! - `meta`: applied Raft index, current revision, compaction revisions (scheduled and
 //!   physically done), and the server's own named values.
 //!
@@ -31,6 +33,7 @@
 mod error;
 mod keys;
 mod read;
+mod replay;
 mod source;
 mod store;
 mod types;
@@ -40,5 +43,9 @@ pub use error::MvccError;
 pub use store::{Store, StoreOptions, View};
 pub use types::*;
 
+#[cfg(test)]
+mod event_tests;
+#[cfg(test)]
+mod lease_tests;
 #[cfg(test)]
 mod tests;

@@ -19,9 +19,10 @@ pub enum Cf {
     History = 1,
     Revs = 2,
     Meta = 3,
+    Lease = 4,
 }
 
-pub const CF_NAMES: [&str; 4] = ["kv", "history", "revs", "meta"];
+pub const CF_NAMES: [&str; 5] = ["kv", "history", "revs", "meta", "lease"];
 
 impl Cf {
     pub fn name(self) -> &'static str {
@@ -154,7 +155,7 @@ type Rows = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 /// Writes not yet in RocksDB: `None` is a deletion.
 #[derive(Default)]
 pub struct Pending {
-    maps: [Rows; 4],
+    maps: [Rows; 5],
 }
 
 impl Pending {
@@ -176,7 +177,7 @@ impl Pending {
     }
     /// Every write, per column family.
     pub fn drain(self) -> impl Iterator<Item = (Cf, Vec<u8>, Option<Vec<u8>>)> {
-        let cfs = [Cf::Kv, Cf::History, Cf::Revs, Cf::Meta];
+        let cfs = [Cf::Kv, Cf::History, Cf::Revs, Cf::Meta, Cf::Lease];
         self.maps
             .into_iter()
             .zip(cfs)

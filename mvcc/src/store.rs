@@ -1,4 +1,4 @@
-//! The store: RocksDB with four column families, the apply entry point, snapshots for readers,
+//! The store: RocksDB with five column families, the apply entry point, snapshots for readers,
 //! and the background compactor.
 
 use std::path::Path;
@@ -199,6 +199,15 @@ impl Store {
                 Command::Put(p) => w.put(p).map(CommandResponse::Put),
                 Command::DeleteRange(d) => w.delete(d).map(CommandResponse::DeleteRange),
                 Command::Txn(t) => w.txn(t).map(CommandResponse::Txn),
+                Command::LeaseGrant { id, ttl } => w
+                    .lease_grant(*id, *ttl)
+                    .map(|()| CommandResponse::LeaseGrant),
+                Command::LeaseRevoke { id } => {
+                    w.lease_revoke(*id).map(|()| CommandResponse::LeaseRevoke)
+                }
+                Command::LeaseCheckpoint { checkpoints } => w
+                    .lease_checkpoint(checkpoints)
+                    .map(|()| CommandResponse::LeaseCheckpoint),
                 Command::Compact { revision } => {
                     if *revision <= revs.compacted {
                         Err(MvccError::Compacted)
@@ -216,6 +225,11 @@ impl Store {
             let wrote = w.wrote();
             let rev = w.rev();
             let pending = w.pending;
+            let events = if outcome.is_ok() {
+                w.events
+            } else {
+                Vec::new()
+            };
             if outcome.is_ok() {
                 if wrote {
                     revs.current = rev;
@@ -229,6 +243,7 @@ impl Store {
             results.push(Applied {
                 revision: revs.current,
                 result: outcome,
+                events,
             });
         }
         let mut wb = WriteBatch::default();
@@ -421,6 +436,56 @@ impl View<'_> {
     /// A txn whose branches only read.
     pub fn txn(&self, req: &TxnRequest) -> Result<TxnResponse, MvccError> {
         read::txn_read_only(&self.snap, self.revs, req)
+    }
+
+    /// A lease and the keys attached to it, if it exists.
+    pub fn lease(&self, id: i64) -> Result<Option<(Lease, Vec<Vec<u8>>)>, MvccError> {
+        let Some(raw) = self.snap.get(Cf::Lease, &keys::lease_key(id))? else {
+            return Ok(None);
+        };
+        let (ttl, remaining) = keys::decode_lease(&raw)?;
+        let prefix = keys::lease_keys_prefix(id);
+        let mut attached = Vec::new();
+        self.snap.scan(
+            Cf::Lease,
+            &prefix,
+            Some(&keys::lease_keys_end(id)),
+            &mut |k, _| {
+                attached.push(k[prefix.len()..].to_vec());
+                Ok(true)
+            },
+        )?;
+        Ok(Some((Lease { id, ttl, remaining }, attached)))
+    }
+
+    /// Every lease, by id.
+    pub fn leases(&self) -> Result<Vec<Lease>, MvccError> {
+        let mut out = Vec::new();
+        self.snap.scan(Cf::Lease, b"l", Some(b"m"), &mut |k, v| {
+            let arr: [u8; 8] = k
+                .get(1..9)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| MvccError::Corrupt("bad lease key".into()))?;
+            let (ttl, remaining) = keys::decode_lease(v)?;
+            out.push(Lease {
+                id: u64::from_be_bytes(arr) as i64,
+                ttl,
+                remaining,
+            });
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// The changes at revisions `from..` to keys that `want` accepts, about `limit` changes
+    /// visited per page (see [`EventPage`]).
+    pub fn events(
+        &self,
+        from: i64,
+        limit: usize,
+        want: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<EventPage, MvccError> {
+        crate::replay::events(&self.snap, self.revs, from, limit, want)
     }
 }
 

@@ -182,6 +182,31 @@ pub enum Command {
     Compact {
         revision: i64,
     },
+    /// Create a lease. Does not change the revision.
+    LeaseGrant {
+        id: i64,
+        ttl: i64,
+    },
+    /// Delete a lease and, in one revision, every key attached to it.
+    LeaseRevoke {
+        id: i64,
+    },
+    /// Record the remaining TTLs (seconds) of leases, so a new leader does not restart them
+    /// from their full TTL. Unknown leases are skipped.
+    LeaseCheckpoint {
+        checkpoints: Vec<(i64, i64)>,
+    },
+}
+
+/// A lease as the state machine keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub id: i64,
+    /// The TTL granted, in seconds.
+    pub ttl: i64,
+    /// The remaining TTL at the last checkpoint, in seconds; 0 if none since the lease was
+    /// granted or last renewed.
+    pub remaining: i64,
 }
 
 /// What applying a [`Command`] produced.
@@ -191,6 +216,9 @@ pub enum CommandResponse {
     DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
     Compact,
+    LeaseGrant,
+    LeaseRevoke,
+    LeaseCheckpoint,
 }
 
 /// The outcome of applying one command: the store revision after it, and its response or error.
@@ -199,6 +227,8 @@ pub enum CommandResponse {
 pub struct Applied {
     pub revision: i64,
     pub result: Result<CommandResponse, MvccError>,
+    /// What the command changed, in order (empty if it failed or wrote nothing).
+    pub events: Vec<Event>,
 }
 
 impl Command {
@@ -210,4 +240,37 @@ impl Command {
     pub fn decode(bytes: &[u8]) -> Result<Command, MvccError> {
         bincode::deserialize(bytes).map_err(|e| MvccError::Decode(e.to_string()))
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    Put,
+    Delete,
+}
+
+/// One change to one key, as a watcher sees it. A delete's `kv` holds the key and the
+/// revision of the delete (`mod_revision`), nothing else, as in etcd.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub kv: KeyValue,
+    /// The key's state just before this revision, if it existed.
+    pub prev_kv: Option<KeyValue>,
+}
+
+impl Event {
+    pub fn revision(&self) -> i64 {
+        self.kv.mod_revision
+    }
+}
+
+/// Events read back from the store for a watcher that is catching up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventPage {
+    /// In revision order; every event of a revision is in the same page.
+    pub events: Vec<Event>,
+    /// Where the next page starts; `> revision` once the page reached the end.
+    pub next: i64,
+    /// The store's revision in the view the page was read from.
+    pub revision: i64,
 }

@@ -15,6 +15,8 @@ pub struct Writer<'a> {
     compacted: i64,
     /// Writes made so far; each takes the next sub-revision.
     sub: i64,
+    /// The changes made so far, for watchers.
+    pub events: Vec<Event>,
 }
 
 impl<'a> Writer<'a> {
@@ -25,6 +27,7 @@ impl<'a> Writer<'a> {
             begin: revs.current,
             compacted: revs.compacted,
             sub: 0,
+            events: Vec::new(),
         }
     }
 
@@ -98,11 +101,14 @@ impl<'a> Writer<'a> {
             tombstone: false,
         };
         self.record(&req.key, &rec, keys::EVENT_PUT);
-        let prev_kv = if req.prev_kv {
-            prev.map(|p| p.into_kv(req.key.clone()))
-        } else {
-            None
-        };
+        self.reattach(&req.key, prev.as_ref().map_or(0, |p| p.lease), rec.lease);
+        let prev = prev.map(|p| p.into_kv(req.key.clone()));
+        self.events.push(Event {
+            kind: EventKind::Put,
+            kv: rec.into_kv(req.key.clone()),
+            prev_kv: prev.clone(),
+        });
+        let prev_kv = if req.prev_kv { prev } else { None };
         Ok(PutResponse { prev_kv })
     }
 
@@ -116,7 +122,8 @@ impl<'a> Writer<'a> {
             cur,
             true,
             &mut |k, raw| {
-                found.push((k.to_vec(), Rec::decode_with(raw, req.prev_kv)?));
+                // The whole previous record: watchers may ask for it.
+                found.push((k.to_vec(), Rec::decode(raw)?));
                 Ok(true)
             },
         )?;
@@ -134,9 +141,20 @@ impl<'a> Writer<'a> {
                 tombstone: true,
             };
             self.record(&k, &tomb, keys::EVENT_DELETE);
+            self.reattach(&k, prev.lease, 0);
+            let prev = prev.into_kv(k.clone());
             if req.prev_kv {
-                prev_kvs.push(prev.into_kv(k));
+                prev_kvs.push(prev.clone());
             }
+            self.events.push(Event {
+                kind: EventKind::Delete,
+                kv: KeyValue {
+                    key: k,
+                    mod_revision: rev,
+                    ..KeyValue::default()
+                },
+                prev_kv: Some(prev),
+            });
         }
         Ok(DeleteRangeResponse { deleted, prev_kvs })
     }
@@ -189,11 +207,76 @@ impl<'a> Writer<'a> {
         if (req.ignore_value || req.ignore_lease) && prev.is_none() {
             return Err(MvccError::KeyNotFound);
         }
-        if req.lease != 0 && !req.ignore_lease {
-            // leases: look the lease up here once the lease store exists; none exist yet.
+        if req.lease != 0 && !req.ignore_lease && !self.lease_exists(req.lease)? {
             return Err(MvccError::LeaseNotFound);
         }
         Ok(prev)
+    }
+
+    fn lease_exists(&self, id: i64) -> Result<bool, MvccError> {
+        Ok(self.view().get(Cf::Lease, &keys::lease_key(id))?.is_some())
+    }
+
+    /// Moves a key's attachment from one lease to another (0: none).
+    fn reattach(&mut self, key: &[u8], from: i64, to: i64) {
+        if from == to {
+            return;
+        }
+        if from != 0 {
+            self.pending
+                .delete(Cf::Lease, keys::lease_attach_key(from, key));
+        }
+        if to != 0 {
+            self.pending
+                .put(Cf::Lease, keys::lease_attach_key(to, key), Vec::new());
+        }
+    }
+
+    pub fn lease_grant(&mut self, id: i64, ttl: i64) -> Result<(), MvccError> {
+        if self.lease_exists(id)? {
+            return Err(MvccError::LeaseExists);
+        }
+        self.pending
+            .put(Cf::Lease, keys::lease_key(id), keys::encode_lease(ttl, 0));
+        Ok(())
+    }
+
+    /// Deletes the lease and its keys; the deletes share one revision.
+    pub fn lease_revoke(&mut self, id: i64) -> Result<(), MvccError> {
+        if !self.lease_exists(id)? {
+            return Err(MvccError::LeaseNotFound);
+        }
+        let prefix = keys::lease_keys_prefix(id);
+        let end = keys::lease_keys_end(id);
+        let mut attached = Vec::new();
+        self.view()
+            .scan(Cf::Lease, &prefix, Some(&end), &mut |k, _| {
+                attached.push(k[prefix.len()..].to_vec());
+                Ok(true)
+            })?;
+        for key in attached {
+            self.delete(&DeleteRangeRequest {
+                key,
+                ..DeleteRangeRequest::default()
+            })?;
+        }
+        self.pending.delete(Cf::Lease, keys::lease_key(id));
+        Ok(())
+    }
+
+    pub fn lease_checkpoint(&mut self, checkpoints: &[(i64, i64)]) -> Result<(), MvccError> {
+        for &(id, remaining) in checkpoints {
+            let Some(raw) = self.view().get(Cf::Lease, &keys::lease_key(id))? else {
+                continue;
+            };
+            let (ttl, _) = keys::decode_lease(&raw)?;
+            self.pending.put(
+                Cf::Lease,
+                keys::lease_key(id),
+                keys::encode_lease(ttl, remaining.max(0)),
+            );
+        }
+        Ok(())
     }
 
     fn run_txn(

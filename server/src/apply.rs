@@ -23,6 +23,7 @@ use crate::raft::{Outcome, ProposeDone, RaftMsg};
 use crate::snapshot;
 use crate::store_cell::StoreCell;
 use crate::transport::Transport;
+use crate::watch::Hub;
 use crate::Fatal;
 
 /// An apply batch slower than this is logged.
@@ -67,6 +68,8 @@ pub struct Applier {
     pub data_dir: PathBuf,
     /// Applied entries between log compactions.
     pub snapshot_count: u64,
+    /// Receives the events of every applied batch.
+    pub watch: Hub,
     pub fatal: Fatal,
 }
 
@@ -215,11 +218,15 @@ impl Applier {
                 "slow apply"
             );
         }
-        for (done, applied) in kv_waiters.into_iter().zip(results) {
+        let mut events = Vec::new();
+        for (done, mut applied) in kv_waiters.into_iter().zip(results) {
+            events.append(&mut applied.events);
             if let Some(done) = done {
                 let _ = done.send(Ok(Outcome::Kv(applied)));
             }
         }
+        // Watchers hear of a batch once it is in the store, so catching up never misses it.
+        self.watch.publish(store.revision(), events);
         for cc in conf_changes {
             let _ = self.raft_tx.send(RaftMsg::ConfChangeApplied(cc));
         }
@@ -295,6 +302,7 @@ impl Applier {
         }
         self.membership = load_membership(&store)?;
         self.publish_members();
+        self.watch.reset(store.revision());
         let _ = self.applied.send(index);
         tracing::info!(index, "snapshot installed");
         Ok(())

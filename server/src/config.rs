@@ -112,6 +112,15 @@ pub struct Config {
     )]
     pub snapshot_count: u64,
 
+    /// How often watchers that asked for progress notifications get one (a Go duration, as
+    /// etcd takes it: `10m`, `1m30s`, `500ms`).
+    #[arg(
+        long = "experimental-watch-progress-notify-interval",
+        env = "CONCORD_WATCH_PROGRESS_NOTIFY_INTERVAL",
+        default_value = "10m"
+    )]
+    pub watch_progress_notify_interval: String,
+
     /// Size of one Raft WAL segment file, in bytes (Concord-specific).
     #[arg(long = "wal-segment-size", env = "CONCORD_WAL_SEGMENT_SIZE", default_value_t = 64 * 1024 * 1024)]
     pub wal_segment_size: u64,
@@ -127,6 +136,42 @@ pub struct Config {
 pub enum ConfigError {
     #[error("--{flag}: {reason}")]
     Invalid { flag: &'static str, reason: String },
+}
+
+/// A duration as Go writes one: numbers with units `h`, `m`, `s`, `ms`, `us`, `ns`, in any
+/// sequence (`1h2m3.5s`).
+pub fn parse_go_duration(s: &str) -> Option<std::time::Duration> {
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    if rest == "0" {
+        return Some(std::time::Duration::ZERO);
+    }
+    let mut nanos = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(num_len);
+        let n: f64 = num.parse().ok()?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale = match unit {
+            "h" => 3.6e12,
+            "m" => 6e10,
+            "s" => 1e9,
+            "ms" => 1e6,
+            "us" | "µs" => 1e3,
+            "ns" => 1.0,
+            _ => return None,
+        };
+        nanos += n * scale;
+        rest = tail;
+    }
+    Some(std::time::Duration::from_nanos(nanos as u64))
 }
 
 fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -202,6 +247,22 @@ impl Config {
         split_list(&self.initial_advertise_peer_urls)
     }
 
+    pub fn watch_progress_interval(&self) -> Result<std::time::Duration, ConfigError> {
+        let d = parse_go_duration(&self.watch_progress_notify_interval).ok_or_else(|| {
+            invalid(
+                "experimental-watch-progress-notify-interval",
+                "not a duration (e.g. 10m, 30s, 500ms)",
+            )
+        })?;
+        if d.is_zero() {
+            return Err(invalid(
+                "experimental-watch-progress-notify-interval",
+                "must be positive",
+            ));
+        }
+        Ok(d)
+    }
+
     /// Ticks per election timeout, as raft-rs counts them.
     pub fn election_ticks(&self) -> Result<usize, ConfigError> {
         if self.heartbeat_interval == 0 {
@@ -219,6 +280,7 @@ impl Config {
     /// Checks the flags that have no other validation path.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.election_ticks()?;
+        self.watch_progress_interval()?;
         self.client_listen_addrs()?;
         if self.max_request_bytes == 0 {
             return Err(invalid("max-request-bytes", "must be positive"));
@@ -280,6 +342,7 @@ fn parse_listen_urls(flag: &'static str, list: &str) -> Result<Vec<SocketAddr>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn defaults_match_the_embedded_single_member() {
@@ -291,7 +354,29 @@ mod tests {
         );
         assert_eq!(c.max_request_bytes, 1572864);
         assert_eq!(c.election_ticks().unwrap(), 10);
+        assert_eq!(
+            c.watch_progress_interval().unwrap(),
+            Duration::from_secs(600)
+        );
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn go_durations_parse_as_go_writes_them() {
+        let ms = |n| Some(Duration::from_millis(n));
+        assert_eq!(parse_go_duration("10m0s"), ms(600_000));
+        assert_eq!(parse_go_duration("1h2m3.5s"), ms(3_723_500));
+        assert_eq!(parse_go_duration("250ms"), ms(250));
+        assert_eq!(parse_go_duration("0"), ms(0));
+        for bad in ["", "10", "5x", "m", "1.2.3s"] {
+            assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
+        let c = Config::parse_from([
+            "concord",
+            "--experimental-watch-progress-notify-interval",
+            "0s",
+        ]);
+        assert!(c.watch_progress_interval().is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::error::ServerError;
 use crate::proposal::{self, Body, Tag};
 use crate::raft::{Outcome, RaftMsg, RaftStatus, RaftStorage};
 use crate::store_cell::StoreCell;
+use crate::watch::Hub;
 
 /// This member as it describes itself.
 #[derive(Clone, Debug)]
@@ -43,6 +44,7 @@ pub struct CoreParts {
     pub cluster_id: u64,
     pub limits: Limits,
     pub request_timeout: Duration,
+    pub watch: Hub,
 }
 
 pub struct Core {
@@ -55,6 +57,7 @@ pub struct Core {
     pub cluster_id: u64,
     pub limits: Limits,
     pub request_timeout: Duration,
+    watch: Hub,
     next_request_id: AtomicU64,
 }
 
@@ -70,6 +73,7 @@ impl Core {
             cluster_id: p.cluster_id,
             limits: p.limits,
             request_timeout: p.request_timeout,
+            watch: p.watch,
             // Request ids only need to be unique among this member's entries that may still be
             // applied; entries carry the proposer's id too.
             next_request_id: AtomicU64::new(1),
@@ -78,6 +82,11 @@ impl Core {
 
     pub fn raft_status(&self) -> RaftStatus {
         self.raft_status.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    /// Where watchers are registered and events fanned out.
+    pub fn watch_hub(&self) -> &Hub {
+        &self.watch
     }
 
     pub fn has_leader(&self) -> bool {

@@ -18,6 +18,7 @@ mod sim;
 mod snapshot;
 mod store_cell;
 mod transport;
+mod watch;
 
 pub use config::Config;
 pub use server::{run, RunError};

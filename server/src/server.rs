@@ -187,6 +187,8 @@ where
     })
     .await?;
 
+    let watch = crate::watch::Hub::start(store.revision(), config.watch_progress_interval()?)
+        .map_err(io("starting the watch dispatcher"))?;
     let applier = Applier {
         id: member_id,
         store: store_cell.clone(),
@@ -198,6 +200,7 @@ where
         transport: transport.clone(),
         data_dir: data_dir.clone(),
         snapshot_count: config.snapshot_count.max(1),
+        watch: watch.clone(),
         fatal: fatal.clone(),
     };
     drop(store);
@@ -225,6 +228,7 @@ where
             max_txn_ops: config.max_txn_ops,
         },
         request_timeout,
+        watch,
     }));
     let publisher = tokio::spawn(publish(core.clone()));
     Ok(Node {

@@ -86,8 +86,13 @@ impl Concord {
             .arg(format!("http://127.0.0.1:{}", self.peer_port))
             .arg("--initial-advertise-peer-urls")
             .arg(format!("http://127.0.0.1:{}", self.peer_port))
-            .args(&self.extra_args)
-            .env("RUST_LOG", "info");
+            .args(&self.extra_args);
+        // A test that passes its own --log-level gets it (RUST_LOG would take precedence).
+        if !self.extra_args.iter().any(|a| a.starts_with("--log-level")) {
+            cmd.env("RUST_LOG", "info");
+        } else {
+            cmd.env_remove("RUST_LOG");
+        }
         cmd
     }
 

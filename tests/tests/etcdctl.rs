@@ -240,7 +240,16 @@ fn endpoint_status_health_and_member_list() {
     assert!(cols[2].starts_with("3.5."));
     assert_eq!(cols[4], "true", "is leader: {table}");
 
-    let list = c.etcdctl_ok(&["member", "list"]);
+    // A member publishes its name and client URLs through the log once it has a leader, a
+    // moment after it starts serving (etcd lists it as unstarted until then too).
+    let mut list = c.etcdctl_ok(&["member", "list"]);
+    for _ in 0..100 {
+        if !list.contains("unstarted") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        list = c.etcdctl_ok(&["member", "list"]);
+    }
     assert_eq!(
         list.trim(),
         format!(

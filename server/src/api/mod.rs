@@ -1,7 +1,7 @@
 //! The gRPC API: etcd's v3 services on top of `Core`. Only this module and `concord-proto` know
 //! the wire format.
 //!
-//! Services that are not built yet (Watch, Lease, Auth) are not registered, so gRPC answers
+//! Services that are not built yet (Lease, Auth) are not registered, so gRPC answers
 //! them with Unimplemented; so do the unbuilt methods of the registered services.
 
 mod authority;
@@ -11,6 +11,7 @@ mod kv;
 mod maintenance;
 mod status;
 mod validate;
+mod watch;
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ pub use authority::incoming;
 pub use cluster::ClusterService;
 pub use kv::KvService;
 pub use maintenance::MaintenanceService;
+pub use watch::WatchService;
 
 /// gRPC overhead allowed on top of `--max-request-bytes` before the transport refuses a message,
 /// as etcd allows; requests between the two get etcd's "request is too large".
@@ -57,6 +59,7 @@ pub fn router(core: Arc<Core>) -> tonic::service::Routes {
     use pb::cluster_server::ClusterServer;
     use pb::kv_server::KvServer;
     use pb::maintenance_server::MaintenanceServer;
+    use pb::watch_server::WatchServer;
     use tonic::service::interceptor::InterceptedService;
     let max_decode = core.limits.max_request_bytes + GRPC_OVERHEAD_BYTES;
     let leader = require_leader(core.clone());
@@ -74,7 +77,12 @@ pub fn router(core: Arc<Core>) -> tonic::service::Routes {
             leader.clone(),
         ))
         .add_service(InterceptedService::new(
-            ClusterServer::new(ClusterService::new(core)).max_decoding_message_size(max_decode),
+            ClusterServer::new(ClusterService::new(core.clone()))
+                .max_decoding_message_size(max_decode),
+            leader.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            WatchServer::new(WatchService::new(core)).max_decoding_message_size(max_decode),
             leader,
         ));
     routes.routes()
