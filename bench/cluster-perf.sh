@@ -5,6 +5,7 @@
 # Everything else is each server's default. etcdctl gets all three endpoints.
 #
 #   bench/cluster-perf.sh [load ...]      loads: s m l xl (default: xl = 1000 clients)
+#   ONLY=concord|etcd bench/cluster-perf.sh ...   runs one of the two
 #
 # Needs: etcd-server and etcd-client (scripts/install-deps.sh --bench) and a release build of
 # concord (cargo build --release --bin concord).
@@ -14,8 +15,10 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 concord="$target/release/concord"
 loads=("$@")
 [ "${#loads[@]}" -gt 0 ] || loads=(xl)
-work="$(mktemp -d)"
-trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
+# BENCH_WORK=<dir> keeps the members' data and logs there for a look afterwards.
+work="${BENCH_WORK:-$(mktemp -d)}"
+mkdir -p "$work"
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; [ -n "${BENCH_WORK:-}" ] || rm -rf "$work"' EXIT
 export ETCDCTL_API=3
 
 ports=(0 1 2)
@@ -36,8 +39,10 @@ wait_up() {
 
 run() { # name load
   echo "== $1, three members, load $2"
-  etcdctl --endpoints="$endpoints" check perf --load="$2" 2>&1 \
-    | grep -E "PASS|FAIL|Slowest|Stddev|writes/s" || true
+  local out
+  out="$(etcdctl --endpoints="$endpoints" check perf --load="$2" 2>&1 || true)"
+  # check perf's verdict lines; anything else (an error) is shown as it came.
+  echo "$out" | grep -E "PASS|FAIL|Slowest|Stddev|writes/s" || echo "$out" | tail -n 5
 }
 
 stop_all() {
@@ -47,23 +52,26 @@ stop_all() {
 
 for load in "${loads[@]}"; do
   rm -rf "${work:?}"/*
-  for i in "${ports[@]}"; do
-    "$concord" --name "m$i" --data-dir "$work/concord-m$i" \
-      --listen-client-urls "$(client "$i")" --advertise-client-urls "$(client "$i")" \
-      --listen-peer-urls "$(peer "$i")" --initial-advertise-peer-urls "$(peer "$i")" \
-      --initial-cluster "$initial" >"$work/concord-m$i.log" 2>&1 &
-  done
-  wait_up
-  run concord "$load"
-  stop_all
-
-  for i in "${ports[@]}"; do
-    etcd --name "m$i" --data-dir "$work/etcd-m$i" \
-      --listen-client-urls "$(client "$i")" --advertise-client-urls "$(client "$i")" \
-      --listen-peer-urls "$(peer "$i")" --initial-advertise-peer-urls "$(peer "$i")" \
-      --initial-cluster "$initial" --initial-cluster-state new >"$work/etcd-m$i.log" 2>&1 &
-  done
-  wait_up
-  run etcd "$load"
-  stop_all
+  if [ "${ONLY:-concord}" = concord ]; then
+    for i in "${ports[@]}"; do
+      "$concord" --name "m$i" --data-dir "$work/concord-m$i" \
+        --listen-client-urls "$(client "$i")" --advertise-client-urls "$(client "$i")" \
+        --listen-peer-urls "$(peer "$i")" --initial-advertise-peer-urls "$(peer "$i")" \
+        --initial-cluster "$initial" >"$work/concord-m$i.log" 2>&1 &
+    done
+    wait_up
+    run concord "$load"
+    stop_all
+  fi
+  if [ "${ONLY:-etcd}" = etcd ]; then
+    for i in "${ports[@]}"; do
+      etcd --name "m$i" --data-dir "$work/etcd-m$i" \
+        --listen-client-urls "$(client "$i")" --advertise-client-urls "$(client "$i")" \
+        --listen-peer-urls "$(peer "$i")" --initial-advertise-peer-urls "$(peer "$i")" \
+        --initial-cluster "$initial" --initial-cluster-state new >"$work/etcd-m$i.log" 2>&1 &
+    done
+    wait_up
+    run etcd "$load"
+    stop_all
+  fi
 done

@@ -22,9 +22,10 @@
 //! create, mod and sub revision, version, lease, then the value.
 //!
 //! Every applied batch of commands is one RocksDB write that also stores the applied index, so
-//! the data and the index never disagree. Writes go to RocksDB's WAL unsynced: Concord's own
+//! the data and the index never disagree. Applied batches skip RocksDB's WAL: Concord's own
 //! Raft log is fsynced, and on restart it replays whatever RocksDB lost after the applied index.
-//! [`Store::sync`] makes everything durable before the server drops old Raft log segments.
+//! Atomic flush keeps every column family's on-disk state at the same batch. [`Store::sync`]
+//! flushes everything before the server drops old Raft log segments.
 //!
 //! Within a batch, commands (and the ops of a txn) see earlier writes through overlays of
 //! pending writes over the database; a command that fails drops its overlay and changes nothing.

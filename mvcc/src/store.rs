@@ -106,6 +106,10 @@ impl Store {
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
         db_opts.increase_parallelism(2);
+        // Applied batches skip RocksDB's WAL (Concord's Raft WAL is the durable record), so
+        // memtables of all column families must reach disk together: a crash then leaves the
+        // data and `applied_index` at the same batch, and the Raft log replays the rest.
+        db_opts.set_atomic_flush(true);
         let cache = Cache::new_lru_cache(opts.block_cache_bytes);
         let cfs = CF_NAMES.iter().map(|name| {
             let mut block = BlockBasedOptions::default();
@@ -170,18 +174,21 @@ impl Store {
         }
     }
 
-    /// Applies committed commands in one RocksDB write together with `applied_index = last_index`.
+    /// Applies committed commands in one RocksDB write together with `applied_index = last_index`,
+    /// recording the events of each.
     pub fn apply(&self, last_index: u64, commands: &[Command]) -> Result<Vec<Applied>, MvccError> {
-        self.apply_with_meta(last_index, commands, &[])
+        self.apply_with_meta(last_index, commands, &[], true)
     }
 
     /// Like `apply`, and writes server meta values (`None` deletes) in the same batch, so they
-    /// are exact at every applied index.
+    /// are exact at every applied index. Events are recorded only if `capture` (nobody watching
+    /// saves copying every changed value).
     pub fn apply_with_meta(
         &self,
         last_index: u64,
         commands: &[Command],
         meta_writes: &[(String, Option<Vec<u8>>)],
+        capture: bool,
     ) -> Result<Vec<Applied>, MvccError> {
         let db = &self.shared.db;
         let live = Live(db);
@@ -194,7 +201,7 @@ impl Store {
                 base: &live,
                 pending: &batch,
             };
-            let mut w = Writer::new(&base, revs);
+            let mut w = Writer::new(&base, revs, capture);
             let outcome = match cmd {
                 Command::Put(p) => w.put(p).map(CommandResponse::Put),
                 Command::DeleteRange(d) => w.delete(d).map(CommandResponse::DeleteRange),
@@ -271,6 +278,7 @@ impl Store {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(false);
+        wo.disable_wal(true);
         db.write_opt(wb, &wo)?;
         self.shared.revision.store(revs.current, Ordering::Release);
         self.shared.compact.store(revs.compacted, Ordering::Release);
@@ -342,9 +350,21 @@ impl Store {
             .sum()
     }
 
-    /// Makes everything written so far durable.
+    /// Makes everything written so far durable: one atomic flush of every column family's
+    /// memtable (applied batches are not in RocksDB's WAL).
     pub fn sync(&self) -> Result<(), MvccError> {
-        Ok(self.shared.db.flush_wal(true)?)
+        let db = &self.shared.db;
+        let cfs = CF_NAMES
+            .iter()
+            .map(|n| {
+                db.cf_handle(n)
+                    .ok_or_else(|| MvccError::Corrupt(format!("missing column family {n}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut opts = rocksdb::FlushOptions::default();
+        opts.set_wait(true);
+        db.flush_cfs_opt(&cfs, &opts)?;
+        Ok(db.flush_wal(true)?)
     }
 
     /// Reads a value the server keeps in `meta`.
@@ -380,8 +400,8 @@ impl Store {
     pub fn checkpoint(&self, dir: &Path) -> Result<u64, MvccError> {
         let db = &self.shared.db;
         let cp = rocksdb::checkpoint::Checkpoint::new(db)?;
-        // Flushing first keeps the checkpoint to SST files (no WAL to replay on the receiver).
-        db.flush_wal(true)?;
+        // Flushing first keeps the checkpoint to SST files, with every applied batch in them.
+        self.sync()?;
         cp.create_checkpoint(dir)?;
         let mut opts = Options::default();
         opts.create_if_missing(false);

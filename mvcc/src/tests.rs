@@ -1656,7 +1656,7 @@ fn meta_writes_ride_with_the_apply_and_a_checkpoint_is_the_whole_store() {
         ("member/02".to_string(), Some(b"b".to_vec())),
         ("other".to_string(), Some(b"c".to_vec())),
     ];
-    s.apply_with_meta(5, &[put("k1", "v1"), put("k2", "v2")], &meta)
+    s.apply_with_meta(5, &[put("k1", "v1"), put("k2", "v2")], &meta, false)
         .unwrap();
     assert_eq!(
         s.meta_scan("member/").unwrap(),
@@ -1665,7 +1665,7 @@ fn meta_writes_ride_with_the_apply_and_a_checkpoint_is_the_whole_store() {
             ("member/02".to_string(), b"b".to_vec())
         ]
     );
-    s.apply_with_meta(6, &[], &[("member/01".to_string(), None)])
+    s.apply_with_meta(6, &[], &[("member/01".to_string(), None)], false)
         .unwrap();
     assert_eq!(s.meta_scan("member/").unwrap().len(), 1);
     s.apply(7, &[Command::Compact { revision: 2 }]).unwrap();

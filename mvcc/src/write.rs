@@ -15,12 +15,14 @@ pub struct Writer<'a> {
     compacted: i64,
     /// Writes made so far; each takes the next sub-revision.
     sub: i64,
-    /// The changes made so far, for watchers.
+    /// The changes made so far, for watchers (only when capturing).
     pub events: Vec<Event>,
+    capture: bool,
 }
 
 impl<'a> Writer<'a> {
-    pub fn new(base: &'a dyn Source, revs: Revs) -> Writer<'a> {
+    /// `capture`: record an [`Event`] for every change (with the previous version's value).
+    pub fn new(base: &'a dyn Source, revs: Revs, capture: bool) -> Writer<'a> {
         Writer {
             base,
             pending: Pending::default(),
@@ -28,6 +30,7 @@ impl<'a> Writer<'a> {
             compacted: revs.compacted,
             sub: 0,
             events: Vec::new(),
+            capture,
         }
     }
 
@@ -103,11 +106,13 @@ impl<'a> Writer<'a> {
         self.record(&req.key, &rec, keys::EVENT_PUT);
         self.reattach(&req.key, prev.as_ref().map_or(0, |p| p.lease), rec.lease);
         let prev = prev.map(|p| p.into_kv(req.key.clone()));
-        self.events.push(Event {
-            kind: EventKind::Put,
-            kv: rec.into_kv(req.key.clone()),
-            prev_kv: prev.clone(),
-        });
+        if self.capture {
+            self.events.push(Event {
+                kind: EventKind::Put,
+                kv: rec.into_kv(req.key.clone()),
+                prev_kv: prev.clone(),
+            });
+        }
         let prev_kv = if req.prev_kv { prev } else { None };
         Ok(PutResponse { prev_kv })
     }
@@ -115,6 +120,7 @@ impl<'a> Writer<'a> {
     pub fn delete(&mut self, req: &DeleteRangeRequest) -> Result<DeleteRangeResponse, MvccError> {
         let mut found = Vec::new();
         let cur = self.revs().current;
+        let capture = self.capture;
         read::visit(
             &self.view(),
             &req.key,
@@ -122,8 +128,9 @@ impl<'a> Writer<'a> {
             cur,
             true,
             &mut |k, raw| {
-                // The whole previous record: watchers may ask for it.
-                found.push((k.to_vec(), Rec::decode(raw)?));
+                // Watchers may ask for the previous value.
+                let with_value = req.prev_kv || capture;
+                found.push((k.to_vec(), Rec::decode_with(raw, with_value)?));
                 Ok(true)
             },
         )?;
@@ -142,6 +149,12 @@ impl<'a> Writer<'a> {
             };
             self.record(&k, &tomb, keys::EVENT_DELETE);
             self.reattach(&k, prev.lease, 0);
+            if !self.capture {
+                if req.prev_kv {
+                    prev_kvs.push(prev.into_kv(k));
+                }
+                continue;
+            }
             let prev = prev.into_kv(k.clone());
             if req.prev_kv {
                 prev_kvs.push(prev.clone());

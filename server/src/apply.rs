@@ -18,6 +18,7 @@ use crate::cluster::{
     Members, Membership, MetaWrite, CONF_STATE_KEY, MEMBER_PREFIX, REMOVED_PREFIX,
 };
 use crate::error::ServerError;
+use crate::lease::Lessor;
 use crate::proposal::{self, Body};
 use crate::raft::{Outcome, ProposeDone, RaftMsg};
 use crate::snapshot;
@@ -70,6 +71,8 @@ pub struct Applier {
     pub snapshot_count: u64,
     /// Receives the events of every applied batch.
     pub watch: Hub,
+    /// Learns of every lease granted, revoked or checkpointed.
+    pub lessor: Arc<Lessor>,
     pub fatal: Fatal,
 }
 
@@ -208,7 +211,9 @@ impl Applier {
             return Ok(None);
         }
         let started = std::time::Instant::now();
-        let results = store.apply_with_meta(last_index, &commands, &meta)?;
+        let capture = self.watch.wanted();
+        let revision_before = store.revision();
+        let results = store.apply_with_meta(last_index, &commands, &meta, capture)?;
         let took = started.elapsed();
         if took > SLOW_APPLY {
             // etcd warns about slow applies the same way.
@@ -218,6 +223,21 @@ impl Applier {
                 "slow apply"
             );
         }
+        for (cmd, applied) in commands.iter().zip(&results) {
+            if applied.result.is_err() {
+                continue;
+            }
+            match cmd {
+                Command::LeaseGrant { id, ttl } => self.lessor.granted(*id, *ttl),
+                Command::LeaseRevoke { id } => self.lessor.revoked(*id),
+                Command::LeaseCheckpoint { checkpoints } => {
+                    for (id, remaining) in checkpoints {
+                        self.lessor.checkpointed(*id, *remaining);
+                    }
+                }
+                _ => {}
+            }
+        }
         let mut events = Vec::new();
         for (done, mut applied) in kv_waiters.into_iter().zip(results) {
             events.append(&mut applied.events);
@@ -226,7 +246,11 @@ impl Applier {
             }
         }
         // Watchers hear of a batch once it is in the store, so catching up never misses it.
-        self.watch.publish(store.revision(), events);
+        if capture {
+            self.watch.publish(store.revision(), events);
+        } else if store.revision() > revision_before {
+            self.watch.skipped(revision_before + 1, store.revision());
+        }
         for cc in conf_changes {
             let _ = self.raft_tx.send(RaftMsg::ConfChangeApplied(cc));
         }
@@ -303,6 +327,7 @@ impl Applier {
         self.membership = load_membership(&store)?;
         self.publish_members();
         self.watch.reset(store.revision());
+        self.lessor.load(store.view().leases()?);
         let _ = self.applied.send(index);
         tracing::info!(index, "snapshot installed");
         Ok(())

@@ -121,6 +121,16 @@ pub struct Config {
     )]
     pub watch_progress_notify_interval: String,
 
+    /// How often the leader records the remaining TTL of every lease through Raft, so a new
+    /// leader does not restart leases from their full TTL (etcd keeps this behind
+    /// `--experimental-enable-lease-checkpoint`; Concord always does it).
+    #[arg(
+        long = "experimental-lease-checkpoint-interval",
+        env = "CONCORD_LEASE_CHECKPOINT_INTERVAL",
+        default_value = "5m"
+    )]
+    pub lease_checkpoint_interval: String,
+
     /// Size of one Raft WAL segment file, in bytes (Concord-specific).
     #[arg(long = "wal-segment-size", env = "CONCORD_WAL_SEGMENT_SIZE", default_value_t = 64 * 1024 * 1024)]
     pub wal_segment_size: u64,
@@ -263,6 +273,16 @@ impl Config {
         Ok(d)
     }
 
+    pub fn lease_checkpoint_every(&self) -> Result<std::time::Duration, ConfigError> {
+        let flag = "experimental-lease-checkpoint-interval";
+        let d = parse_go_duration(&self.lease_checkpoint_interval)
+            .ok_or_else(|| invalid(flag, "not a duration (e.g. 5m, 30s)"))?;
+        if d.is_zero() {
+            return Err(invalid(flag, "must be positive"));
+        }
+        Ok(d)
+    }
+
     /// Ticks per election timeout, as raft-rs counts them.
     pub fn election_ticks(&self) -> Result<usize, ConfigError> {
         if self.heartbeat_interval == 0 {
@@ -281,6 +301,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.election_ticks()?;
         self.watch_progress_interval()?;
+        self.lease_checkpoint_every()?;
         self.client_listen_addrs()?;
         if self.max_request_bytes == 0 {
             return Err(invalid("max-request-bytes", "must be positive"));

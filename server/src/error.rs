@@ -78,6 +78,12 @@ pub enum ServerError {
     /// A request that is malformed in a way etcd has no dedicated error for.
     #[error("{0}")]
     InvalidRequest(String),
+    /// A lease TTL above etcd's maximum.
+    #[error("too large lease TTL")]
+    LeaseTtlTooLarge,
+    /// The leader refused a forwarded call; its message, as it gave it.
+    #[error("{0}")]
+    Forwarded(String),
     /// The state machine refused the request.
     #[error(transparent)]
     Mvcc(#[from] MvccError),

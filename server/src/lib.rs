@@ -9,6 +9,7 @@ mod core;
 mod discovery;
 pub mod error;
 mod ids;
+mod lease;
 mod proposal;
 mod raft;
 pub mod server;

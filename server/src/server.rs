@@ -77,6 +77,7 @@ pub(crate) struct Node {
     apply_thread: std::thread::JoinHandle<()>,
     store: StoreCell,
     publisher: tokio::task::JoinHandle<()>,
+    lease_loop: tokio::task::JoinHandle<()>,
 }
 
 /// Opens the data dir and starts Raft and the applier. `make_transport` gets this member's
@@ -189,6 +190,10 @@ where
 
     let watch = crate::watch::Hub::start(store.revision(), config.watch_progress_interval()?)
         .map_err(io("starting the watch dispatcher"))?;
+    let lessor = Arc::new(crate::lease::Lessor::new(
+        store.view().leases()?,
+        crate::lease::min_ttl(config.heartbeat_interval, config.election_ticks()?),
+    ));
     let applier = Applier {
         id: member_id,
         store: store_cell.clone(),
@@ -201,6 +206,7 @@ where
         data_dir: data_dir.clone(),
         snapshot_count: config.snapshot_count.max(1),
         watch: watch.clone(),
+        lessor: lessor.clone(),
         fatal: fatal.clone(),
     };
     drop(store);
@@ -229,8 +235,15 @@ where
         },
         request_timeout,
         watch,
+        lessor,
+        leader_calls: crate::transport::LeaderCalls::new(members_rx.clone()),
     }));
     let publisher = tokio::spawn(publish(core.clone()));
+    let lease_loop = tokio::spawn(crate::lease::run(
+        core.clone(),
+        Duration::from_millis(config.election_timeout),
+        config.lease_checkpoint_every()?,
+    ));
     Ok(Node {
         core,
         member_id,
@@ -243,6 +256,7 @@ where
         apply_thread,
         store: store_cell,
         publisher,
+        lease_loop,
     })
 }
 
@@ -250,6 +264,7 @@ impl Node {
     /// Stops Raft and the applier and syncs the store. Callers stop serving requests first.
     pub async fn stop(self) {
         self.publisher.abort();
+        self.lease_loop.abort();
         let _ = self.raft.tx.send(raft::RaftMsg::Stop);
         drop(self.core);
         self.transport.set_peers(Vec::new());
@@ -287,6 +302,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .map_err(io(format!("listening for peers on {addr}")))?;
         tracing::info!(%addr, "serving peers");
         let service = PeerService {
+            core: node.core.clone(),
             id: member_id,
             cluster_id,
             raft_tx: node.raft_tx.clone(),

@@ -309,12 +309,10 @@ fn lease_options_before_leases_exist() {
 fn unbuilt_services_are_unimplemented() {
     let c = Concord::start();
     rt().block_on(async {
-        let mut lease = pb::lease_client::LeaseClient::connect(c.endpoint())
+        let mut auth = pb::auth_client::AuthClient::connect(c.endpoint())
             .await
             .unwrap();
-        let r = lease
-            .lease_grant(pb::LeaseGrantRequest { ttl: 10, id: 0 })
-            .await;
+        let r = auth.auth_status(pb::AuthStatusRequest {}).await;
         assert_eq!(r.unwrap_err().code(), Code::Unimplemented);
         let mut m = pb::maintenance_client::MaintenanceClient::connect(c.endpoint())
             .await

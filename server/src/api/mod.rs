@@ -1,13 +1,14 @@
 //! The gRPC API: etcd's v3 services on top of `Core`. Only this module and `concord-proto` know
 //! the wire format.
 //!
-//! Services that are not built yet (Lease, Auth) are not registered, so gRPC answers
+//! Services that are not built yet (Auth) are not registered, so gRPC answers
 //! them with Unimplemented; so do the unbuilt methods of the registered services.
 
 mod authority;
 mod cluster;
 mod convert;
 mod kv;
+mod lease;
 mod maintenance;
 mod status;
 mod validate;
@@ -22,6 +23,7 @@ use crate::core::Core;
 pub use authority::incoming;
 pub use cluster::ClusterService;
 pub use kv::KvService;
+pub use lease::LeaseService;
 pub use maintenance::MaintenanceService;
 pub use watch::WatchService;
 
@@ -58,6 +60,7 @@ fn require_leader(core: Arc<Core>) -> impl tonic::service::Interceptor + Clone {
 pub fn router(core: Arc<Core>) -> tonic::service::Routes {
     use pb::cluster_server::ClusterServer;
     use pb::kv_server::KvServer;
+    use pb::lease_server::LeaseServer;
     use pb::maintenance_server::MaintenanceServer;
     use pb::watch_server::WatchServer;
     use tonic::service::interceptor::InterceptedService;
@@ -79,6 +82,10 @@ pub fn router(core: Arc<Core>) -> tonic::service::Routes {
         .add_service(InterceptedService::new(
             ClusterServer::new(ClusterService::new(core.clone()))
                 .max_decoding_message_size(max_decode),
+            leader.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            LeaseServer::new(LeaseService::new(core.clone())).max_decoding_message_size(max_decode),
             leader.clone(),
         ))
         .add_service(InterceptedService::new(

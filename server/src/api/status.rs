@@ -51,6 +51,11 @@ impl From<ServerError> for Status {
             E::LeaseProvided => Status::invalid_argument("etcdserver: lease is provided"),
             E::InvalidSortOption => Status::invalid_argument("etcdserver: invalid sort option"),
             E::InvalidRequest(msg) => Status::invalid_argument(msg),
+            E::LeaseTtlTooLarge => Status::out_of_range("etcdserver: too large lease TTL"),
+            E::Forwarded(msg) => Status::unavailable(msg),
+            E::Mvcc(MvccError::LeaseExists) => {
+                Status::failed_precondition("etcdserver: lease already exists")
+            }
             E::Mvcc(MvccError::Compacted) => {
                 Status::out_of_range("etcdserver: mvcc: required revision has been compacted")
             }

@@ -8,6 +8,7 @@
 //!
 //! Snapshots travel on their own RPC, one task per transfer (see `snapshot_send`).
 
+mod forward;
 mod lane;
 mod service;
 mod snapshot_send;
@@ -21,6 +22,7 @@ use raft::eraftpb::{Message, MessageType};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
+pub use forward::{LeaderCalls, LeaseTtl, NOT_PRIMARY};
 pub use service::PeerService;
 
 use crate::raft::RaftMsg;

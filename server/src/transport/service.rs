@@ -16,6 +16,8 @@ use crate::raft::RaftMsg;
 use crate::snapshot;
 
 pub struct PeerService {
+    /// Answers lease calls forwarded by followers.
+    pub core: Arc<crate::core::Core>,
     pub id: u64,
     pub cluster_id: u64,
     pub raft_tx: Sender<RaftMsg>,
@@ -189,5 +191,45 @@ impl peerpb::peer_server::Peer for PeerService {
                 })
                 .collect(),
         }))
+    }
+
+    async fn lease_renew(
+        &self,
+        request: Request<peerpb::LeaseRenewRequest>,
+    ) -> Result<Response<peerpb::LeaseRenewResponse>, Status> {
+        let id = request.into_inner().id;
+        match self.core.lease_renew_local(id) {
+            Ok(ttl) => Ok(Response::new(peerpb::LeaseRenewResponse { ttl })),
+            Err(crate::error::ServerError::NotLeader) => {
+                Err(Status::unavailable(super::NOT_PRIMARY))
+            }
+            Err(e) => Err(Status::internal(e.to_string())),
+        }
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        request: Request<peerpb::LeaseTtlRequest>,
+    ) -> Result<Response<peerpb::LeaseTtlResponse>, Status> {
+        let r = request.into_inner();
+        let core = self.core.clone();
+        // Listing keys reads the store: off the async workers.
+        let answer =
+            tokio::task::spawn_blocking(move || core.lease_time_to_live_local(r.id, r.keys))
+                .await
+                .map_err(|_| Status::unavailable("etcdserver: server stopped"))?;
+        match answer {
+            Ok(None) => Ok(Response::new(peerpb::LeaseTtlResponse::default())),
+            Ok(Some(t)) => Ok(Response::new(peerpb::LeaseTtlResponse {
+                found: true,
+                ttl: t.ttl,
+                granted_ttl: t.granted_ttl,
+                keys: t.keys,
+            })),
+            Err(crate::error::ServerError::NotLeader) => {
+                Err(Status::unavailable(super::NOT_PRIMARY))
+            }
+            Err(e) => Err(Status::internal(e.to_string())),
+        }
     }
 }

@@ -22,6 +22,10 @@ pub enum Msg {
     Reset {
         revision: i64,
     },
+    Skipped {
+        from: i64,
+        to: i64,
+    },
     Open {
         stream: u64,
         queue: tokio::sync::mpsc::Sender<Delivery>,
@@ -119,6 +123,18 @@ impl Dispatcher {
                     self.fall_behind(id, next);
                 }
                 self.dispatched = revision;
+            }
+            Msg::Skipped { from, to } => {
+                let behind: Vec<(u64, i64)> = self
+                    .watchers
+                    .iter()
+                    .filter(|(_, w)| w.synced && w.next <= to)
+                    .map(|(id, w)| (*id, w.next.max(from)))
+                    .collect();
+                for (id, next) in behind {
+                    self.fall_behind(id, next);
+                }
+                self.dispatched = self.dispatched.max(to);
             }
             Msg::Open {
                 stream,

@@ -149,6 +149,8 @@ impl Victims {
 pub struct Hub {
     tx: mpsc::Sender<Msg>,
     ids: Arc<AtomicU64>,
+    /// Open watch streams: with none, the apply thread does not record events at all.
+    streams: Arc<AtomicUsize>,
 }
 
 impl Hub {
@@ -159,7 +161,19 @@ impl Hub {
         Ok(Hub {
             tx,
             ids: Arc::new(AtomicU64::new(1)),
+            streams: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// Whether anyone may be watching: the apply thread records events only then.
+    pub fn wanted(&self) -> bool {
+        self.streams.load(Ordering::Acquire) > 0
+    }
+
+    /// A batch changed revisions `from..=to` without recording events (nobody was watching
+    /// when it was applied). A watcher created meanwhile catches up from the store.
+    pub fn skipped(&self, from: i64, to: i64) {
+        let _ = self.tx.send(Msg::Skipped { from, to });
     }
 
     /// Hands over the events of an applied batch; `revision` is the store's revision after it.
@@ -178,6 +192,7 @@ impl Hub {
 
     /// Opens a stream: its queue of deliveries and its watchers that must catch up.
     pub fn open(&self) -> (StreamHandle, tokio::sync::mpsc::Receiver<Delivery>) {
+        self.streams.fetch_add(1, Ordering::AcqRel);
         let (queue, rx) = tokio::sync::mpsc::channel(STREAM_QUEUE);
         let victims = Arc::new(Victims::default());
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
@@ -234,6 +249,7 @@ impl StreamHandle {
 
 impl Drop for StreamHandle {
     fn drop(&mut self) {
+        self.hub.streams.fetch_sub(1, Ordering::AcqRel);
         let _ = self.hub.tx.send(Msg::Close { stream: self.id });
     }
 }

@@ -1,0 +1,127 @@
+//! Leases in a three-member cluster: calls through followers reach the leader's lessor, and
+//! when the leader is killed its successor neither restarts long leases from their full TTL
+//! (checkpoints) nor expires short ones before their time.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use concord_proto::etcdserverpb as pb;
+use support::{rt, Cluster};
+
+type Lease = pb::lease_client::LeaseClient<tonic::transport::Channel>;
+type Kv = pb::kv_client::KvClient<tonic::transport::Channel>;
+
+async fn clients(endpoint: &str) -> (Lease, Kv) {
+    (
+        Lease::connect(endpoint.to_string()).await.expect("connect"),
+        Kv::connect(endpoint.to_string()).await.expect("connect"),
+    )
+}
+
+async fn remaining(l: &mut Lease, id: i64) -> i64 {
+    l.lease_time_to_live(pb::LeaseTimeToLiveRequest { id, keys: false })
+        .await
+        .expect("time to live")
+        .into_inner()
+        .ttl
+}
+
+async fn exists(kv: &mut Kv, key: &str) -> bool {
+    !kv.range(pb::RangeRequest {
+        key: key.into(),
+        ..Default::default()
+    })
+    .await
+    .expect("range")
+    .into_inner()
+    .kvs
+    .is_empty()
+}
+
+#[test]
+fn leases_survive_a_leader_kill_and_expire_only_when_their_time_ran_out() {
+    let mut c = Cluster::start(3, &["--experimental-lease-checkpoint-interval", "300ms"]);
+    let leader = c.wait_leader(Duration::from_secs(30));
+    let follower = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let endpoint = c.members[follower].endpoint();
+    let (started, before) = rt().block_on(async {
+        let (mut l, mut kv) = clients(&endpoint).await;
+        // Through a follower: grants go through Raft, renewals to the leader's lessor.
+        let started = Instant::now();
+        let short = l
+            .lease_grant(pb::LeaseGrantRequest { ttl: 5, id: 1002 })
+            .await
+            .expect("grant")
+            .into_inner();
+        assert_eq!(short.ttl, 5);
+        l.lease_grant(pb::LeaseGrantRequest { ttl: 60, id: 1001 })
+            .await
+            .expect("grant");
+        for (key, lease) in [("long/k", 1001), ("short/k", 1002)] {
+            kv.put(pb::PutRequest {
+                key: key.into(),
+                value: b"v".to_vec(),
+                lease,
+                ..Default::default()
+            })
+            .await
+            .expect("put");
+        }
+        let ka = l
+            .lease_keep_alive(tokio_stream::iter(vec![pb::LeaseKeepAliveRequest {
+                id: 1001,
+            }]))
+            .await
+            .expect("keep-alive")
+            .into_inner()
+            .message()
+            .await
+            .expect("keep-alive answer")
+            .expect("one answer");
+        assert_eq!((ka.id, ka.ttl), (1001, 60));
+
+        // Let the long lease run down a little and be checkpointed.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let before = remaining(&mut l, 1001).await;
+        assert!((55..=58).contains(&before), "remaining {before}");
+        assert!(
+            exists(&mut kv, "short/k").await,
+            "short lease expired early"
+        );
+        (started, before)
+    });
+
+    c.kill9(leader);
+    let new_leader = c.wait_leader_among(&[follower, other], Duration::from_secs(15));
+    let endpoint = c.members[new_leader].endpoint();
+    rt().block_on(async {
+        let (mut l2, mut kv2) = clients(&endpoint).await;
+        // The new leader starts the long lease from its checkpoint (plus an election timeout),
+        // not from 60 s again.
+        let after = remaining(&mut l2, 1001).await;
+        assert!(
+            after <= before + 1 && after >= before - 10,
+            "remaining {after} after the leader change, {before} before"
+        );
+
+        // The short lease's keys go once its 5 s ran out, not before, and not much later.
+        let gone_after = loop {
+            if !exists(&mut kv2, "short/k").await {
+                break started.elapsed();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "short lease never expired"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(
+            gone_after >= Duration::from_secs(5),
+            "expired after {gone_after:?}"
+        );
+        assert!(exists(&mut kv2, "long/k").await);
+        assert_eq!(remaining(&mut l2, 1002).await, -1);
+    });
+}
