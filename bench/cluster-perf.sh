@@ -22,8 +22,9 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; [ -n "${BENCH_WORK:
 export ETCDCTL_API=3
 
 ports=(0 1 2)
-client() { echo "http://127.0.0.1:4$1379"; }
-peer() { echo "http://127.0.0.1:4$1380"; }
+# Below the ephemeral port range (32768+), so no outgoing connection can hold one of them.
+client() { echo "http://127.0.0.1:2$(($1 + 1))379"; }
+peer() { echo "http://127.0.0.1:2$(($1 + 1))380"; }
 initial="m0=$(peer 0),m1=$(peer 1),m2=$(peer 2)"
 endpoints="$(client 0),$(client 1),$(client 2)"
 

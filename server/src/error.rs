@@ -78,6 +78,12 @@ pub enum ServerError {
     /// A request that is malformed in a way etcd has no dedicated error for.
     #[error("{0}")]
     InvalidRequest(String),
+    /// An election with no candidate, or a request without a leader key.
+    #[error("election: no leader")]
+    ElectionNoLeader,
+    /// Proclaim by a candidate that does not (or no longer) lead.
+    #[error("election: not leader")]
+    ElectionNotLeader,
     /// A lease TTL above etcd's maximum.
     #[error("too large lease TTL")]
     LeaseTtlTooLarge,

@@ -295,3 +295,68 @@ impl Drop for Concord {
         self.kill9();
     }
 }
+
+/// A long-running etcdctl (`watch`, `lock`, `elect`) whose output lines are collected by a
+/// thread as they come. Killed when dropped.
+pub struct EtcdctlLines {
+    pub child: Child,
+    rx: std::sync::mpsc::Receiver<String>,
+}
+
+impl EtcdctlLines {
+    pub fn spawn(endpoint: &str, args: &[&str], stdin: bool) -> EtcdctlLines {
+        use std::io::BufRead;
+        let mut child = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={endpoint}"))
+            .args(args)
+            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcdctl is installed (apt-get install etcd-client)");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        EtcdctlLines { child, rx }
+    }
+
+    /// The next `n` lines; panics if they do not come within 15 s each.
+    pub fn take(&self, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                self.rx
+                    .recv_timeout(Duration::from_secs(15))
+                    .expect("an etcdctl line in time")
+            })
+            .collect()
+    }
+
+    /// The next line if one comes within `wait`.
+    pub fn line_within(&self, wait: Duration) -> Option<String> {
+        self.rx.recv_timeout(wait).ok()
+    }
+
+    /// Asks etcdctl to stop as a user would (SIGTERM), and waits for it.
+    pub fn terminate(&mut self) {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety effect.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for EtcdctlLines {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,14 +1,13 @@
 //! Watch against a real `concord`: every create option, etcd's errors, progress, fragments, a
 //! watcher that stops reading, and Debian's etcdctl as the client.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc as std_mpsc;
+use std::io::Write;
+use std::process::Command;
 use std::time::Duration;
 
 use concord_proto::etcdserverpb as pb;
 use concord_proto::mvccpb;
-use concord_tests::Concord;
+use concord_tests::{Concord, EtcdctlLines};
 use pb::watch_create_request::FilterType;
 use pb::watch_request::RequestUnion;
 use tokio::sync::mpsc;
@@ -441,50 +440,6 @@ fn a_watcher_that_stops_reading_catches_up_without_loss_and_writers_go_on() {
     );
 }
 
-/// etcdctl's output lines, collected by a thread.
-struct Lines {
-    child: Child,
-    rx: std_mpsc::Receiver<String>,
-}
-
-impl Lines {
-    fn spawn(c: &Concord, args: &[&str], stdin: bool) -> Lines {
-        let mut child = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", c.endpoint()))
-            .args(args)
-            .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("etcdctl");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = std_mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Lines { child, rx }
-    }
-
-    fn take(&self, n: usize) -> Vec<String> {
-        (0..n)
-            .map(|_| self.rx.recv_timeout(WAIT).expect("an etcdctl line in time"))
-            .collect()
-    }
-}
-
-impl Drop for Lines {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn etcdctl_watch_prefix_rev_prev_kv_and_interactive() {
     let c = Concord::start();
@@ -492,8 +447,8 @@ fn etcdctl_watch_prefix_rev_prev_kv_and_interactive() {
     c.etcdctl_ok(&["put", "foo/a", "2"]); // rev 3
     c.etcdctl_ok(&["put", "foo", "3"]); // rev 4
     c.etcdctl_ok(&["del", "foo/a"]); // rev 5
-    let w = Lines::spawn(
-        &c,
+    let w = EtcdctlLines::spawn(
+        &c.endpoint(),
         &["watch", "foo", "--prefix", "--rev=3", "--prev-kv"],
         false,
     );
@@ -510,7 +465,7 @@ fn etcdctl_watch_prefix_rev_prev_kv_and_interactive() {
     assert_eq!(w.take(3), ["PUT", "foo/b", "4"]);
 
     // Interactive: watch commands on stdin.
-    let mut i = Lines::spawn(&c, &["watch", "-i"], true);
+    let mut i = EtcdctlLines::spawn(&c.endpoint(), &["watch", "-i"], true);
     let mut stdin = i.child.stdin.take().expect("stdin");
     writeln!(stdin, "watch bar").unwrap();
     stdin.flush().unwrap();
@@ -518,7 +473,7 @@ fn etcdctl_watch_prefix_rev_prev_kv_and_interactive() {
     let mut seen = Vec::new();
     for n in 0..50 {
         c.etcdctl_ok(&["put", "bar", &format!("v{n}")]);
-        if let Ok(line) = i.rx.recv_timeout(Duration::from_millis(200)) {
+        if let Some(line) = i.line_within(Duration::from_millis(200)) {
             seen.push(line);
             break;
         }

@@ -7,8 +7,10 @@
 mod authority;
 mod cluster;
 mod convert;
+mod election;
 mod kv;
 mod lease;
+mod lock;
 mod maintenance;
 mod status;
 mod validate;
@@ -22,8 +24,10 @@ use crate::core::Core;
 
 pub use authority::incoming;
 pub use cluster::ClusterService;
+pub use election::ElectionService;
 pub use kv::KvService;
 pub use lease::LeaseService;
+pub use lock::LockService;
 pub use maintenance::MaintenanceService;
 pub use watch::WatchService;
 
@@ -58,6 +62,8 @@ fn require_leader(core: Arc<Core>) -> impl tonic::service::Interceptor + Clone {
 
 /// The gRPC services of one client listener.
 pub fn router(core: Arc<Core>) -> tonic::service::Routes {
+    use concord_proto::v3electionpb::election_server::ElectionServer;
+    use concord_proto::v3lockpb::lock_server::LockServer;
     use pb::cluster_server::ClusterServer;
     use pb::kv_server::KvServer;
     use pb::lease_server::LeaseServer;
@@ -86,6 +92,15 @@ pub fn router(core: Arc<Core>) -> tonic::service::Routes {
         ))
         .add_service(InterceptedService::new(
             LeaseServer::new(LeaseService::new(core.clone())).max_decoding_message_size(max_decode),
+            leader.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            LockServer::new(LockService::new(core.clone())).max_decoding_message_size(max_decode),
+            leader.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            ElectionServer::new(ElectionService::new(core.clone()))
+                .max_decoding_message_size(max_decode),
             leader.clone(),
         ))
         .add_service(InterceptedService::new(

@@ -51,6 +51,8 @@ impl From<ServerError> for Status {
             E::LeaseProvided => Status::invalid_argument("etcdserver: lease is provided"),
             E::InvalidSortOption => Status::invalid_argument("etcdserver: invalid sort option"),
             E::InvalidRequest(msg) => Status::invalid_argument(msg),
+            E::ElectionNoLeader => Status::failed_precondition("etcdserver: election: no leader"),
+            E::ElectionNotLeader => Status::failed_precondition("etcdserver: election: not leader"),
             E::LeaseTtlTooLarge => Status::out_of_range("etcdserver: too large lease TTL"),
             E::Forwarded(msg) => Status::unavailable(msg),
             E::Mvcc(MvccError::LeaseExists) => {

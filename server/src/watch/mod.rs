@@ -17,6 +17,7 @@
 //! Nothing here knows the wire format: `api/watch.rs` turns deliveries into `WatchResponse`s.
 
 mod dispatch;
+mod feed;
 mod index;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -27,6 +28,7 @@ use concord_mvcc::{Event, EventKind};
 use tokio::sync::Notify;
 
 use dispatch::Msg;
+pub use feed::Feed;
 
 /// Deliveries a stream's queue holds before its watchers fall back to catching up from the store.
 pub const STREAM_QUEUE: usize = 256;

@@ -1,0 +1,196 @@
+//! Lock and election: etcdctl's `lock` and `elect`, mutual exclusion between two clients with
+//! their own leases, and etcd's election errors.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use concord_proto::etcdserverpb as pb;
+use concord_proto::v3electionpb as electionpb;
+use concord_proto::v3lockpb as lockpb;
+use concord_tests::{Concord, EtcdctlLines};
+use tonic::Code;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn etcdctl_lock_waits_for_the_holder_and_runs_a_command() {
+    let c = Concord::start();
+    let mut a = EtcdctlLines::spawn(&c.endpoint(), &["lock", "mylock"], false);
+    let key_a = a.take(1).remove(0);
+    assert!(key_a.starts_with("mylock/"), "{key_a}");
+    let mut b = EtcdctlLines::spawn(&c.endpoint(), &["lock", "mylock"], false);
+    assert_eq!(
+        b.line_within(Duration::from_millis(1500)),
+        None,
+        "b took a held lock"
+    );
+    // The holder's key is the lock's first key.
+    let held = c.etcdctl_ok(&["get", "mylock/", "--prefix", "--keys-only"]);
+    assert_eq!(held.lines().filter(|l| !l.is_empty()).count(), 2);
+    a.terminate();
+    let key_b = b.take(1).remove(0);
+    assert!(key_b.starts_with("mylock/") && key_b != key_a, "{key_b}");
+    b.terminate();
+    // With a command: it runs while the lock is held, then the lock is released.
+    let out = c.etcdctl_ok(&["lock", "mylock", "echo", "held"]);
+    assert_eq!(out.trim(), "held");
+    assert_eq!(c.etcdctl_ok(&["get", "mylock/", "--prefix"]), "");
+}
+
+#[test]
+fn etcdctl_elect_campaigns_observes_and_hands_over() {
+    let c = Concord::start();
+    let mut alice = EtcdctlLines::spawn(&c.endpoint(), &["elect", "myelection", "alice"], false);
+    let lines = alice.take(2);
+    assert!(lines[0].starts_with("myelection/"), "{lines:?}");
+    assert_eq!(lines[1], "alice");
+    let observer = EtcdctlLines::spawn(&c.endpoint(), &["elect", "-l", "myelection"], false);
+    let seen = observer.take(2);
+    assert_eq!(seen, lines);
+    let mut bob = EtcdctlLines::spawn(&c.endpoint(), &["elect", "myelection", "bob"], false);
+    assert_eq!(
+        bob.line_within(Duration::from_millis(1500)),
+        None,
+        "two leaders"
+    );
+    alice.terminate();
+    let bob_lines = bob.take(2);
+    assert!(bob_lines[0].starts_with("myelection/") && bob_lines[0] != lines[0]);
+    assert_eq!(bob_lines[1], "bob");
+    assert_eq!(observer.take(2), bob_lines);
+    bob.terminate();
+}
+
+#[test]
+fn two_clients_never_hold_the_lock_at_once() {
+    let c = Concord::start();
+    rt().block_on(async {
+        let holding = Arc::new(AtomicBool::new(false));
+        let turns = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..2 {
+            let endpoint = c.endpoint();
+            let (holding, turns) = (holding.clone(), turns.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut leases = pb::lease_client::LeaseClient::connect(endpoint.clone())
+                    .await
+                    .unwrap();
+                let mut locks = lockpb::lock_client::LockClient::connect(endpoint)
+                    .await
+                    .unwrap();
+                let lease = leases
+                    .lease_grant(pb::LeaseGrantRequest { ttl: 30, id: 0 })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .id;
+                for _ in 0..10 {
+                    let key = locks
+                        .lock(lockpb::LockRequest {
+                            name: b"contended".to_vec(),
+                            lease,
+                        })
+                        .await
+                        .expect("lock")
+                        .into_inner()
+                        .key;
+                    assert!(!holding.swap(true, Ordering::SeqCst), "both hold the lock");
+                    turns.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    holding.store(false, Ordering::SeqCst);
+                    locks
+                        .unlock(lockpb::UnlockRequest { key })
+                        .await
+                        .expect("unlock");
+                }
+            }));
+        }
+        for t in tasks {
+            tokio::time::timeout(Duration::from_secs(60), t)
+                .await
+                .expect("both finish")
+                .expect("no panic");
+        }
+        assert_eq!(turns.load(Ordering::SeqCst), 20);
+    });
+}
+
+#[test]
+fn election_errors_and_proclaim_follow_etcd() {
+    let c = Concord::start();
+    rt().block_on(async {
+        let endpoint = c.endpoint();
+        let mut e = electionpb::election_client::ElectionClient::connect(endpoint.clone())
+            .await
+            .unwrap();
+        let mut leases = pb::lease_client::LeaseClient::connect(endpoint)
+            .await
+            .unwrap();
+        let r = e
+            .leader(electionpb::LeaderRequest {
+                name: b"nobody".to_vec(),
+            })
+            .await;
+        let s = r.unwrap_err();
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::FailedPrecondition, "etcdserver: election: no leader")
+        );
+        let lease = leases
+            .lease_grant(pb::LeaseGrantRequest { ttl: 30, id: 0 })
+            .await
+            .unwrap()
+            .into_inner()
+            .id;
+        let leader = e
+            .campaign(electionpb::CampaignRequest {
+                name: b"e".to_vec(),
+                lease,
+                value: b"v1".to_vec(),
+            })
+            .await
+            .expect("campaign")
+            .into_inner()
+            .leader
+            .expect("leader key");
+        e.proclaim(electionpb::ProclaimRequest {
+            leader: Some(leader.clone()),
+            value: b"v2".to_vec(),
+        })
+        .await
+        .expect("proclaim");
+        let now = e
+            .leader(electionpb::LeaderRequest {
+                name: b"e".to_vec(),
+            })
+            .await
+            .expect("leader")
+            .into_inner()
+            .kv
+            .expect("kv");
+        assert_eq!((now.key, now.value), (leader.key.clone(), b"v2".to_vec()));
+        e.resign(electionpb::ResignRequest {
+            leader: Some(leader.clone()),
+        })
+        .await
+        .expect("resign");
+        let s = e
+            .proclaim(electionpb::ProclaimRequest {
+                leader: Some(leader),
+                value: b"v3".to_vec(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::FailedPrecondition, "etcdserver: election: not leader")
+        );
+    });
+}
