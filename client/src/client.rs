@@ -79,7 +79,7 @@ struct Inner {
 
 /// Whether a call may be sent again to another endpoint after it may have reached one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Retry {
+pub(crate) enum Retry {
     /// Reads: sending twice is harmless.
     Idempotent,
     /// Writes: only retried when certainly never sent.
@@ -210,6 +210,16 @@ impl Client {
         Ok(self.acquire(&mut attempts).await?.channel)
     }
 
+    /// Stops using the current connection (a long-lived stream on it broke): the next call
+    /// connects to the next endpoint.
+    pub(crate) fn drop_channel(&self) {
+        let n = self.inner.targets.len();
+        let mut state = self.state();
+        if let Some(active) = state.active.take() {
+            state.next = (active.index + 1) % n;
+        }
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // The lock is never held across an await or a call that can panic; if it were poisoned,
         // the state is still consistent (every update is a single assignment).
@@ -318,7 +328,12 @@ impl Client {
 
     /// Runs one call, moving to the next endpoint when one fails, and retrying as `retry` allows:
     /// each endpoint at most once per call.
-    async fn call<T, F, Fut>(&self, method: &'static str, retry: Retry, f: F) -> Result<T, Error>
+    pub(crate) async fn call<T, F, Fut>(
+        &self,
+        method: &'static str,
+        retry: Retry,
+        f: F,
+    ) -> Result<T, Error>
     where
         F: Fn(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,

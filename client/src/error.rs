@@ -80,6 +80,21 @@ pub enum Error {
     /// its outcome is unknown.
     #[error("no answer within {0:?}")]
     DeadlineExceeded(Duration),
+    /// A watch could not resume: the revision it needed has been compacted. The watch has
+    /// ended; re-read the current state and watch again from its revision.
+    #[error(
+        "etcdserver: mvcc: required revision has been compacted (compacted at {compact_revision})"
+    )]
+    WatchCompacted {
+        /// The compaction revision.
+        compact_revision: i64,
+    },
+    /// The server cancelled the watch (for example an empty key range).
+    #[error("watch canceled: {reason}")]
+    WatchCanceled {
+        /// The server's reason.
+        reason: String,
+    },
     /// An endpoint could not be parsed.
     #[error("invalid endpoint: {0}")]
     InvalidEndpoint(String),
@@ -111,6 +126,8 @@ impl Error {
             Error::Server { code, .. } => *code,
             Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Error::InvalidEndpoint(_) | Error::NoEndpoints => Code::InvalidArgument,
+            Error::WatchCompacted { .. } => Code::OutOfRange,
+            Error::WatchCanceled { .. } => Code::Cancelled,
             known => KNOWN
                 .iter()
                 .find(|(e, _)| e == known)

@@ -92,17 +92,21 @@
 mod client;
 mod endpoint;
 mod error;
+mod lease;
 mod options;
 mod txn;
 mod types;
+mod watch;
 
 pub use concord_proto;
 
 pub use client::{Client, ConnectOptions};
 pub use error::Error;
+pub use lease::{KeeperState, LeaseGrant, LeaseKeeper, LeaseTimeToLive};
 pub use options::{prefix_end, DeleteOptions, GetOptions, PutOptions, SortOrder, SortTarget};
 pub use txn::{Compare, CompareOp, Txn, TxnBuilder, TxnOp};
 pub use types::{
     DeleteResponse, GetResponse, Header, KeyValue, Member, MemberListResponse, PutResponse,
     StatusResponse, TxnOpResponse, TxnResponse,
 };
+pub use watch::{Event, EventKind, WatchBatch, WatchOptions, WatchStream};

@@ -300,3 +300,52 @@ fn an_expired_lease_takes_its_keys_once_its_ttl_ran_out() {
         assert_eq!(t.ttl, -1);
     });
 }
+
+#[test]
+fn the_client_keeper_keeps_a_lease_alive_until_dropped() {
+    let c = Concord::start();
+    rt().block_on(async {
+        let client = concord_client::Client::connect([c.endpoint()])
+            .await
+            .expect("connect");
+        let lease = client.lease_grant(2, 0).await.expect("grant");
+        client
+            .put_with(
+                "kept",
+                "v",
+                concord_client::PutOptions::new().lease(lease.id),
+            )
+            .await
+            .expect("put");
+        let keeper = client.keep_alive(lease.id, lease.ttl);
+        // Three TTLs later the key is still there.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(keeper.state(), concord_client::KeeperState::Alive);
+        assert_eq!(client.get("kept").await.expect("get").kvs.len(), 1);
+        let t = client
+            .lease_time_to_live(lease.id, true)
+            .await
+            .expect("ttl");
+        assert_eq!(t.keys, vec![b"kept".to_vec()]);
+        drop(keeper);
+        let dropped = Instant::now();
+        loop {
+            if client.get("kept").await.expect("get").kvs.is_empty() {
+                break;
+            }
+            assert!(
+                dropped.elapsed() < Duration::from_secs(10),
+                "lease outlived its keeper"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            client
+                .lease_time_to_live(lease.id, false)
+                .await
+                .unwrap()
+                .ttl,
+            -1
+        );
+    });
+}
