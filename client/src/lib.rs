@@ -90,6 +90,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod concurrency;
 mod endpoint;
 mod error;
 mod lease;
@@ -101,6 +102,7 @@ mod watch;
 pub use concord_proto;
 
 pub use client::{Client, ConnectOptions};
+pub use concurrency::{Election, Mutex, Session};
 pub use error::Error;
 pub use lease::{KeeperState, LeaseGrant, LeaseKeeper, LeaseTimeToLive};
 pub use options::{prefix_end, DeleteOptions, GetOptions, PutOptions, SortOrder, SortTarget};

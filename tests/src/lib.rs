@@ -176,6 +176,11 @@ impl Concord {
         }
     }
 
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILLs the process.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

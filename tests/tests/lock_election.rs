@@ -194,3 +194,81 @@ fn election_errors_and_proclaim_follow_etcd() {
         );
     });
 }
+
+#[test]
+fn client_mutex_and_election_interoperate_with_etcdctl() {
+    let c = Concord::start();
+    let holder = EtcdctlLines::spawn(&c.endpoint(), &["lock", "shared"], false);
+    let held_by_etcdctl = holder.take(1).remove(0);
+    let endpoint = c.endpoint();
+    rt().block_on(async move {
+        use concord_client::{Client, Election, Mutex, Session};
+        let client = Client::connect([endpoint.clone()]).await.expect("connect");
+        let session = Session::new(&client, 10).await.expect("session");
+        let mut m = Mutex::new(&session, "shared");
+        // etcdctl holds it: the client waits until etcdctl lets go.
+        let release = tokio::task::spawn_blocking(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            let mut holder = holder;
+            holder.terminate();
+        });
+        let waited = std::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(20), m.lock())
+            .await
+            .expect("lock in time")
+            .expect("lock");
+        assert!(
+            waited.elapsed() >= Duration::from_millis(1400),
+            "took a held lock"
+        );
+        release.await.unwrap();
+        let key = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
+        assert!(key.starts_with("shared/") && key != held_by_etcdctl);
+        m.unlock().await.expect("unlock");
+
+        // Election: the client leads, etcdctl observes, a second session takes over on resign.
+        let mut e = Election::new(&session, "club");
+        e.campaign("first").await.expect("campaign");
+        let observer = EtcdctlLines::spawn(&endpoint, &["elect", "-l", "club"], false);
+        let seen = tokio::task::spawn_blocking(move || (observer.take(2), observer))
+            .await
+            .unwrap();
+        assert_eq!(seen.0[1], "first");
+        e.proclaim("second").await.expect("proclaim");
+        let observer = seen.1;
+        let seen = tokio::task::spawn_blocking(move || (observer.take(2), observer))
+            .await
+            .unwrap();
+        assert_eq!(seen.0[1], "second");
+        let leader = Election::leader(&client, "club").await.unwrap().unwrap();
+        assert_eq!(leader.value, b"second");
+
+        let other = Session::new(&client, 10).await.expect("session");
+        let mut e2 = Election::new(&other, "club");
+        {
+            let campaign = e2.campaign("third");
+            tokio::pin!(campaign);
+            let early = tokio::time::timeout(Duration::from_millis(500), &mut campaign).await;
+            assert!(early.is_err(), "two leaders");
+            e.resign().await.expect("resign");
+            tokio::time::timeout(Duration::from_secs(10), campaign)
+                .await
+                .expect("takes over")
+                .expect("campaign");
+        }
+        assert_eq!(
+            Election::leader(&client, "club")
+                .await
+                .unwrap()
+                .unwrap()
+                .value,
+            b"third"
+        );
+        // Not the leader any more: proclaim is refused.
+        let err = e.proclaim("x").await.unwrap_err();
+        assert!(err.to_string().contains("not leader"), "{err}");
+        let _ = seen.1;
+        session.close().await.expect("close");
+        other.close().await.expect("close");
+    });
+}

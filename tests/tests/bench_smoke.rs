@@ -1,0 +1,37 @@
+//! A seconds-long run of `concord-bench` against a real `concord`, so the tool cannot rot.
+
+use std::process::Command;
+
+use concord_tests::{concord_bin, Concord};
+use serde_json::Value;
+
+#[test]
+fn concord_bench_watch_reports_delivery_and_memory() {
+    let c = Concord::start();
+    let bench = concord_bin().with_file_name("concord-bench");
+    let out = Command::new(&bench)
+        .args(["watch", "--endpoints", &c.endpoint()])
+        .args(["--watchers", "300", "--streams", "6", "--connections", "2"])
+        .args(["--puts", "100", "--rate", "500", "--json"])
+        .args(["--server-pid", &c.pid().expect("running").to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", bench.display()));
+    assert!(
+        out.status.success(),
+        "concord-bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["watchers"], 300);
+    assert_eq!(v["puts"], 100);
+    let d = &v["delivery_ms"];
+    let (p50, p99, max) = (
+        d["p50"].as_f64().unwrap(),
+        d["p99"].as_f64().unwrap(),
+        d["max"].as_f64().unwrap(),
+    );
+    assert!(0.0 <= p50 && p50 <= p99 && p99 <= max, "{d}");
+    assert!(v["bytes_per_watcher"].as_f64().is_some(), "{v}");
+    // Every event was matched to its put, or the tool would have failed.
+    assert!(v["put_rate"].as_f64().unwrap() > 0.0);
+}
