@@ -63,7 +63,8 @@ async fn stream(
 ) -> Result<()> {
     let (tx, rx) = mpsc::channel(256);
     let mut client = pb::watch_client::WatchClient::new(channel);
-    let mut responses = client.watch(ReceiverStream::new(rx)).await?.into_inner();
+    // The requests must flow before the call returns: grpc-go servers (etcd) send the response
+    // headers only with their first message.
     let sender = tokio::spawn(async move {
         for key in keys {
             let create = pb::WatchCreateRequest {
@@ -80,6 +81,7 @@ async fn stream(
         // Keep the request side open.
         Some(tx)
     });
+    let mut responses = client.watch(ReceiverStream::new(rx)).await?.into_inner();
     while let Some(r) = responses.message().await? {
         if r.created {
             if r.canceled {
@@ -157,7 +159,8 @@ pub async fn run(a: Args) -> Result<()> {
 
     // Puts at a fixed rate to pseudo-random watched keys (a fixed LCG: runs are comparable).
     let mut kv = pb::kv_client::KvClient::new(channels[0].clone());
-    let mut acks: Vec<(i64, Instant)> = Vec::with_capacity(a.puts);
+    // (revision, when the put was sent, when it was acknowledged)
+    let mut acks: Vec<(i64, Instant, Instant)> = Vec::with_capacity(a.puts);
     let interval = Duration::from_secs_f64(1.0 / a.rate as f64);
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = Instant::now();
@@ -167,6 +170,7 @@ pub async fn run(a: Args) -> Result<()> {
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
         let w = (x >> 33) as usize % a.watchers;
+        let sent = Instant::now();
         let r = kv
             .put(pb::PutRequest {
                 key: key(&a.prefix, w),
@@ -175,7 +179,7 @@ pub async fn run(a: Args) -> Result<()> {
             })
             .await?
             .into_inner();
-        acks.push((r.header.map_or(0, |h| h.revision), Instant::now()));
+        acks.push((r.header.map_or(0, |h| h.revision), sent, Instant::now()));
         next += interval;
         tokio::time::sleep_until(next.into()).await;
     }
@@ -194,7 +198,15 @@ pub async fn run(a: Args) -> Result<()> {
     // An event that beat its acknowledgement counts as zero.
     let delays = Samples::new(
         acks.iter()
-            .filter_map(|(rev, ack)| arrived.get(rev).map(|t| t.saturating_duration_since(*ack)))
+            .filter_map(|(rev, _, ack)| arrived.get(rev).map(|t| t.saturating_duration_since(*ack)))
+            .collect(),
+    );
+    // From sending the put to the event: the write's commit plus the fan-out.
+    let end_to_end = Samples::new(
+        acks.iter()
+            .filter_map(|(rev, sent, _)| {
+                arrived.get(rev).map(|t| t.saturating_duration_since(*sent))
+            })
             .collect(),
     );
     if delays.len() != a.puts {
@@ -205,6 +217,7 @@ pub async fn run(a: Args) -> Result<()> {
         _ => None,
     };
     let q = |p| ms(delays.quantile(p));
+    let e = |p| ms(end_to_end.quantile(p));
     if a.json {
         let out = serde_json::json!({
             "workload": "watch",
@@ -218,6 +231,7 @@ pub async fn run(a: Args) -> Result<()> {
             "puts": a.puts,
             "put_rate": a.puts as f64 / put_time.as_secs_f64(),
             "delivery_ms": {"p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": q(1.0)},
+            "put_to_event_ms": {"p50": e(0.5), "p90": e(0.9), "p99": e(0.99), "max": e(1.0)},
         });
         println!("{out}");
     } else {
@@ -245,6 +259,13 @@ pub async fn run(a: Args) -> Result<()> {
             q(0.9),
             q(0.99),
             q(1.0)
+        );
+        println!(
+            "from sending the put to the event: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            e(0.5),
+            e(0.9),
+            e(0.99),
+            e(1.0)
         );
     }
     Ok(())

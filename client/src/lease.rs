@@ -184,15 +184,24 @@ async fn keep_on_stream(
 ) -> Result<(), Error> {
     let channel = client.channel().await?;
     let (tx, rx) = mpsc::channel(1);
+    let closed = || Error::Transport("keep-alive stream closed".into());
+    // The first request goes in before the call: grpc-go servers (etcd) answer the call's
+    // headers only with their first message.
+    tx.send(pb::LeaseKeepAliveRequest { id })
+        .await
+        .map_err(|_| closed())?;
     let mut responses = LeaseClient::new(channel)
         .lease_keep_alive(ReceiverStream::new(rx))
         .await
         .map_err(|s| Error::from_status(s).0)?
         .into_inner();
+    let mut first = true;
     loop {
-        tx.send(pb::LeaseKeepAliveRequest { id })
-            .await
-            .map_err(|_| Error::Transport("keep-alive stream closed".into()))?;
+        if !std::mem::take(&mut first) {
+            tx.send(pb::LeaseKeepAliveRequest { id })
+                .await
+                .map_err(|_| closed())?;
+        }
         let answer = tokio::time::timeout(lifetime, responses.message())
             .await
             .map_err(|_| Error::DeadlineExceeded(lifetime))?

@@ -31,6 +31,12 @@ fn concord_bench_watch_reports_delivery_and_memory() {
         d["max"].as_f64().unwrap(),
     );
     assert!(0.0 <= p50 && p50 <= p99 && p99 <= max, "{d}");
+    let e = &v["put_to_event_ms"];
+    assert!(
+        e["p50"].as_f64().unwrap() > 0.0,
+        "an event cannot arrive before its put: {e}"
+    );
+    assert!(e["p50"].as_f64().unwrap() <= e["max"].as_f64().unwrap());
     assert!(v["bytes_per_watcher"].as_f64().is_some(), "{v}");
     // Every event was matched to its put, or the tool would have failed.
     assert!(v["put_rate"].as_f64().unwrap() > 0.0);
