@@ -1,16 +1,16 @@
 //! `concord-bench`: load and measurements over etcd's v3 API only, so it measures Concord and
-//! etcd alike. For now one workload, `watch`; the others come with the benchmarks issue.
+//! etcd alike. Workloads: put, range, txn-put, mixed, lease keep-alive, and watch fan-out.
 
+mod load;
 mod stats;
+mod table;
 mod watch;
 
 use clap::{Parser, Subcommand};
+use load::{Common, Op};
 
 #[derive(Parser)]
-#[command(
-    name = "concord-bench",
-    about = "Benchmarks any etcd v3 server (Concord or etcd)"
-)]
+#[command(name = "concord-bench", about = "Benchmarks any etcd v3 server (Concord or etcd)")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,13 +18,74 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Puts of `--value-size` bytes under `--key-size` keys.
+    Put(Common),
+    /// Ranges over existing keys (load them with `put` first).
+    Range {
+        #[command(flatten)]
+        common: Common,
+        /// `l` (linearizable, the default) or `s` (serializable).
+        #[arg(long, default_value = "l")]
+        consistency: String,
+        /// Keys per range.
+        #[arg(long, default_value_t = 1)]
+        keys_per_range: u64,
+    },
+    /// Transactions of one put each.
+    TxnPut(Common),
+    /// Gets and puts mixed.
+    Mixed {
+        #[command(flatten)]
+        common: Common,
+        /// Share of reads, 0 to 1.
+        #[arg(long, default_value_t = 0.9)]
+        read_ratio: f64,
+    },
+    /// Lease keep-alives: one lease and one keep-alive stream per client.
+    LeaseKeepalive(Common),
     /// Many watchers on many streams; event delivery latency and memory per watcher.
     Watch(watch::Args),
+    /// Prints bench/compare's side-by-side table from its JSON lines.
+    Table {
+        /// The results file.
+        file: std::path::PathBuf,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Put(c) => load::run("put", c, Op::Put).await,
+        Command::Range {
+            common,
+            consistency,
+            keys_per_range,
+        } => {
+            let linearizable = match consistency.as_str() {
+                "l" => true,
+                "s" => false,
+                other => anyhow::bail!("--consistency must be l or s, not {other:?}"),
+            };
+            let name = if linearizable { "range-l" } else { "range-s" };
+            let op = Op::Range {
+                linearizable,
+                keys: keys_per_range.max(1),
+            };
+            load::run(name, common, op).await
+        }
+        Command::TxnPut(c) => load::run("txn-put", c, Op::TxnPut).await,
+        Command::Mixed { common, read_ratio } => {
+            if !(0.0..=1.0).contains(&read_ratio) {
+                anyhow::bail!("--read-ratio must be between 0 and 1");
+            }
+            load::run("mixed", common, Op::Mixed { read_ratio }).await
+        }
+        Command::LeaseKeepalive(c) => load::run("lease-keepalive", c, Op::KeepAlive).await,
         Command::Watch(args) => watch::run(args).await,
+        Command::Table { file } => {
+            let lines = std::fs::read_to_string(&file)?;
+            print!("{}", table::render(&lines)?);
+            Ok(())
+        }
     }
 }
