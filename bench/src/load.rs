@@ -56,10 +56,15 @@ pub struct Common {
 pub enum Op {
     Put,
     /// Linearizable (true) or serializable.
-    Range { linearizable: bool, keys: u64 },
+    Range {
+        linearizable: bool,
+        keys: u64,
+    },
     TxnPut,
     /// Reads with probability `read_ratio`, else puts.
-    Mixed { read_ratio: f64 },
+    Mixed {
+        read_ratio: f64,
+    },
     KeepAlive,
 }
 

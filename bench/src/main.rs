@@ -10,7 +10,10 @@ use clap::{Parser, Subcommand};
 use load::{Common, Op};
 
 #[derive(Parser)]
-#[command(name = "concord-bench", about = "Benchmarks any etcd v3 server (Concord or etcd)")]
+#[command(
+    name = "concord-bench",
+    about = "Benchmarks any etcd v3 server (Concord or etcd)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -20,13 +20,22 @@ fn cell(result: &Value) -> Option<Cell> {
 pub fn render(lines: &str) -> Result<String> {
     // (members, workload) → server → cell
     let mut rows: BTreeMap<(u64, String), BTreeMap<String, Cell>> = BTreeMap::new();
-    for (n, line) in lines.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (n, line) in lines
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let v: Value = serde_json::from_str(line).with_context(|| format!("line {}", n + 1))?;
         let members = v["members"].as_u64().context("members")?;
         let server = v["server"].as_str().context("server")?.to_string();
-        let workload = v["result"]["workload"].as_str().context("workload")?.to_string();
+        let workload = v["result"]["workload"]
+            .as_str()
+            .context("workload")?
+            .to_string();
         let c = cell(&v["result"]).context("throughput and p99")?;
-        rows.entry((members, workload)).or_default().insert(server, c);
+        rows.entry((members, workload))
+            .or_default()
+            .insert(server, c);
     }
     let mut out = String::from(
         "members  workload          concord req/s   etcd req/s   ratio   concord p99 ms   etcd p99 ms   ratio\n",
@@ -68,9 +77,15 @@ mod tests {
         let rows: Vec<&str> = t.lines().collect();
         assert_eq!(rows.len(), 3, "{t}");
         assert!(rows[1].starts_with("1        put"), "{t}");
-        assert!(rows[1].contains(" 2.00 ") && rows[1].contains(" 0.50"), "{t}");
+        assert!(
+            rows[1].contains(" 2.00 ") && rows[1].contains(" 0.50"),
+            "{t}"
+        );
         // A row with one server only shows dashes for the other and the ratios.
-        assert!(rows[2].contains("range-l") && rows[2].contains(" - "), "{t}");
+        assert!(
+            rows[2].contains("range-l") && rows[2].contains(" - "),
+            "{t}"
+        );
         assert!(render("{not json").is_err());
     }
 }

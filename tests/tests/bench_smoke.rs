@@ -41,3 +41,54 @@ fn concord_bench_watch_reports_delivery_and_memory() {
     // Every event was matched to its put, or the tool would have failed.
     assert!(v["put_rate"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn concord_bench_request_workloads_report_percentiles() {
+    let c = Concord::start();
+    let bench = concord_bin().with_file_name("concord-bench");
+    let endpoint = c.endpoint();
+    let common = [
+        "--endpoints",
+        endpoint.as_str(),
+        "--clients",
+        "8",
+        "--connections",
+        "2",
+        "--total",
+        "200",
+        "--key-space",
+        "100",
+        "--json",
+    ];
+    for workload in [
+        vec!["put", "--sequential"],
+        vec!["range"],
+        vec!["range", "--consistency", "s", "--keys-per-range", "5"],
+        vec!["txn-put"],
+        vec!["mixed", "--read-ratio", "0.5"],
+        vec!["lease-keepalive"],
+    ] {
+        let out = Command::new(&bench)
+            .args(&workload)
+            .args(common)
+            .output()
+            .expect("run concord-bench");
+        assert!(
+            out.status.success(),
+            "{workload:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        assert_eq!(v["requests"], 200, "{workload:?}: {v}");
+        assert_eq!(v["errors"], 0, "{workload:?}: {v}");
+        let l = &v["latency_ms"];
+        let q = |k: &str| l[k].as_f64().unwrap();
+        assert!(
+            q("min") <= q("p50") && q("p50") <= q("p99") && q("p99") <= q("max"),
+            "{l}"
+        );
+    }
+    // The sequential puts wrote each of the 100 keys.
+    let keys = c.etcdctl_ok(&["get", "k", "--prefix", "--keys-only"]);
+    assert_eq!(keys.lines().filter(|l| !l.is_empty()).count(), 100);
+}
