@@ -276,10 +276,7 @@ impl Store {
                 None => wb.delete_cf(meta, key),
             }
         }
-        let mut wo = WriteOptions::default();
-        wo.set_sync(false);
-        wo.disable_wal(true);
-        db.write_opt(wb, &wo)?;
+        db.write_opt(wb, &no_wal())?;
         self.shared.revision.store(revs.current, Ordering::Release);
         self.shared.compact.store(revs.compacted, Ordering::Release);
         self.shared.applied.store(last_index, Ordering::Release);
@@ -509,6 +506,17 @@ impl View<'_> {
     }
 }
 
+/// Writes that skip RocksDB's WAL. Every write of user data (applied batches and the
+/// compactor's deletions) skips it, so what a crash leaves on disk (flushed atomically across
+/// column families) is every write up to some point, in order: a compactor deletion is never
+/// durable without the batch that recorded its compaction revision.
+fn no_wal() -> WriteOptions {
+    let mut wo = WriteOptions::default();
+    wo.set_sync(false);
+    wo.disable_wal(true);
+    wo
+}
+
 fn compactor_loop(shared: &Shared) {
     loop {
         let (from, target) = {
@@ -604,7 +612,7 @@ fn compact(shared: &Shared, from: i64, target: i64) -> Result<bool, MvccError> {
                 wb.delete_cf(history, hk);
                 if wb.len() >= COMPACT_WRITE {
                     // Deleting invisible versions is safe in any split.
-                    if let Err(e) = db.write(std::mem::take(&mut wb)) {
+                    if let Err(e) = db.write_opt(std::mem::take(&mut wb), &no_wal()) {
                         err = Some(e);
                         return Ok(false);
                     }
@@ -624,7 +632,7 @@ fn compact(shared: &Shared, from: i64, target: i64) -> Result<bool, MvccError> {
         if finished {
             wb.put_cf(meta, META_COMPACT_DONE, target.to_le_bytes());
         }
-        db.write(wb)?;
+        db.write_opt(wb, &no_wal())?;
         if finished {
             return Ok(true);
         }
