@@ -20,7 +20,9 @@ mod sim;
 mod snapshot;
 mod store_cell;
 mod transport;
-mod watch;
+/// Public only for the benchmarks in `server/benches`.
+#[doc(hidden)]
+pub mod watch;
 
 pub use config::Config;
 pub use server::{run, RunError};

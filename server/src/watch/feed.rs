@@ -14,7 +14,7 @@ use crate::error::ServerError;
 /// Changes read per page while catching up.
 const PAGE: usize = 256;
 
-pub struct Feed {
+pub(crate) struct Feed {
     core: Arc<Core>,
     handle: StreamHandle,
     rx: Receiver<Delivery>,

@@ -28,7 +28,7 @@ use concord_mvcc::{Event, EventKind};
 use tokio::sync::Notify;
 
 use dispatch::Msg;
-pub use feed::Feed;
+pub(crate) use feed::Feed;
 
 /// Deliveries a stream's queue holds before its watchers fall back to catching up from the store.
 pub const STREAM_QUEUE: usize = 256;
