@@ -47,6 +47,9 @@ pub struct Common {
     /// Keys in order instead of pseudo-random.
     #[arg(long)]
     pub sequential: bool,
+    /// Added to every key index (to load a large key space in parts).
+    #[arg(long, default_value_t = 0)]
+    pub key_offset: u64,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -105,12 +108,14 @@ impl Plan {
     }
 
     fn key_index(&self, n: u64, salt: u64) -> u64 {
-        if self.common.sequential {
-            return n % self.common.key_space;
-        }
-        let mut x = n.wrapping_add(salt).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        x ^= x >> 31;
-        x.wrapping_mul(0xbf58_476d_1ce4_e5b9) % self.common.key_space
+        let i = if self.common.sequential {
+            n % self.common.key_space
+        } else {
+            let mut x = n.wrapping_add(salt).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            x ^= x >> 31;
+            x.wrapping_mul(0xbf58_476d_1ce4_e5b9) % self.common.key_space
+        };
+        i + self.common.key_offset
     }
 }
 

@@ -348,17 +348,25 @@ impl Drop for Receiver {
 /// received snapshot goes.
 pub fn stage(data_dir: &Path, received: &Path, index: u64) -> Result<(), SnapError> {
     let target = staged_dir(data_dir, index);
-    for p in list(data_dir, "snap-") {
-        let name = p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if p != received && !name.starts_with("snap-out-") && !name.starts_with("snap-in-") {
-            let _ = fs::remove_dir_all(&p);
-        }
+    if target.exists() {
+        // The same snapshot is staged already: keep that one (it may be being installed).
+        let _ = fs::remove_dir_all(received);
+        return Ok(());
     }
+    // Older staged snapshots go when a newer one is installed (`swap_db`), never here: the
+    // apply thread may be installing one right now.
     fs::rename(received, &target).map_err(io(&target))?;
     sync_dir(data_dir)
+}
+
+/// The index of a staged snapshot directory (`snap-<index:016x>`), if `p` is one.
+fn staged_index(p: &Path) -> Option<u64> {
+    let name = p.file_name()?.to_str()?;
+    let hex = name.strip_prefix("snap-")?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
 }
 
 /// Step 3 of an install: the staged snapshot replaces `db`.
@@ -376,6 +384,12 @@ pub fn swap_db(data_dir: &Path, index: u64) -> Result<(), SnapError> {
     fs::rename(&staged, &db).map_err(io(&staged))?;
     sync_dir(data_dir)?;
     let _ = fs::remove_dir_all(&old);
+    // Older staged snapshots will never be installed now.
+    for p in list(data_dir, "snap-") {
+        if staged_index(&p).is_some_and(|i| i < index) {
+            let _ = fs::remove_dir_all(&p);
+        }
+    }
     Ok(())
 }
 
@@ -517,5 +531,26 @@ mod tests {
         write(&d.join("snap-in-6"), "x", b"1");
         recover(d, 0).unwrap();
         assert!(!d.join("snap-in-5.tmp").exists() && !d.join("snap-in-6").exists());
+    }
+
+    #[test]
+    fn a_duplicate_never_replaces_a_staged_snapshot_and_installs_clear_older_ones() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        write(&d.join("db"), "old", b"1");
+        write(&d.join("snap-in-a"), "first", b"a");
+        write(&d.join("snap-in-b"), "second", b"b");
+        stage(d, &d.join("snap-in-a"), 7).unwrap();
+        // The same index again (a duplicate delivery): the staged one stays as it was.
+        stage(d, &d.join("snap-in-b"), 7).unwrap();
+        assert!(staged_dir(d, 7).join("first").exists());
+        assert!(!staged_dir(d, 7).join("second").exists() && !d.join("snap-in-b").exists());
+        // A newer one is staged beside it; installing it removes the older one.
+        write(&d.join("snap-in-c"), "third", b"c");
+        stage(d, &d.join("snap-in-c"), 9).unwrap();
+        assert!(staged_dir(d, 7).exists() && staged_dir(d, 9).exists());
+        swap_db(d, 9).unwrap();
+        assert!(d.join("db/third").exists());
+        assert!(!staged_dir(d, 7).exists() && !staged_dir(d, 9).exists());
     }
 }

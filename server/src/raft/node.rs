@@ -201,6 +201,7 @@ pub fn spawn(
         log_retain: opts.log_retain,
         data_dir: opts.data_dir,
         checkpoint_pending: false,
+        last_staged: 0,
         last_leader: 0,
     };
     let thread = std::thread::Builder::new()
@@ -291,6 +292,9 @@ struct RaftLoop {
     data_dir: PathBuf,
     /// A checkpoint has been asked of the apply thread and is not back yet.
     checkpoint_pending: bool,
+    /// The newest snapshot staged since start; an older or equal one arriving later (a
+    /// duplicate delivery) is dropped, never staged over one the apply thread may be installing.
+    last_staged: u64,
     last_leader: u64,
 }
 
@@ -385,6 +389,14 @@ impl RaftLoop {
             }
             RaftMsg::SnapshotReceived { msg, dir } => {
                 let index = msg.get_snapshot().get_metadata().index;
+                if index <= self.last_staged || index <= self.node.raft.raft_log.committed {
+                    // Raft would ignore it anyway; staging it could replace a snapshot that is
+                    // being installed, or leave a stale one behind.
+                    tracing::info!(index, "dropped a snapshot this member already has");
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Ok(true);
+                }
+                self.last_staged = index;
                 snapshot::stage(&self.data_dir, &dir, index)
                     .map_err(|e| ServerError::Log(format!("staging snapshot {index}: {e}")))?;
                 if let Err(e) = self.node.step(msg) {
