@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use concord_mvcc::{Event, EventKind, MvccError};
+use concord_mvcc::{Event, EventKind};
 use concord_proto::etcdserverpb as pb;
 use concord_proto::mvccpb;
 use prost::Message as _;
@@ -15,10 +15,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{convert, header};
 use crate::core::Core;
-use crate::watch::{Delivery, Spec, StreamHandle};
+use crate::watch::{Delivery, Missed, Spec, StreamHandle};
 
-/// Changes read from the store per page while a watcher catches up.
-const CATCH_UP_PAGE: usize = 256;
 /// Responses buffered towards the client before the stream task waits for it.
 const OUTBOUND: usize = 16;
 
@@ -306,19 +304,18 @@ impl StreamTask {
             };
             let (watch_id, prev_kv, fragment) = (l.watch_id, l.prev_kv, l.fragment);
             let spec = l.spec.clone();
-            let read = self
-                .core
-                .read(move |view| {
-                    match view.events(from, CATCH_UP_PAGE, &|k: &[u8]| spec.covers(k)) {
-                        Ok(page) => Ok(Ok(page)),
-                        Err(MvccError::Compacted) => Ok(Err(view.compact_revision())),
-                        Err(e) => Err(e),
-                    }
-                })
-                .await;
-            let page = match read {
-                Ok((_, Ok(page))) => page,
-                Ok((rev, Err(compact_revision))) => {
+            let missed = self.hub.read_missed(&self.core, watcher, &spec, from).await;
+            let (events, upto, next, done) = match missed {
+                Ok(Missed::Page {
+                    events,
+                    upto,
+                    next,
+                    done,
+                }) => (events, upto, next, done),
+                Ok(Missed::Compacted {
+                    compact_revision,
+                    revision: rev,
+                }) => {
                     // etcd cancels a watcher whose start has been compacted away.
                     self.ids.remove(&watch_id);
                     self.watchers.remove(&watcher);
@@ -340,22 +337,14 @@ impl StreamTask {
                     return Err(Gone);
                 }
             };
-            let spec = &self.watchers[&watcher].spec;
-            let events: Vec<mvccpb::Event> = page
-                .events
-                .iter()
-                .filter(|e| spec.wants(e))
-                .map(|e| event_to_pb(e, prev_kv))
-                .collect();
             if !events.is_empty() {
-                let upto = page.next.saturating_sub(1).min(page.revision);
+                let events = events.iter().map(|e| event_to_pb(e, prev_kv)).collect();
                 self.send_events(watch_id, fragment, upto, events).await?;
             }
-            if page.next > page.revision {
-                self.hub.rejoin(watcher, page.next);
+            if done {
                 return Ok(());
             }
-            from = page.next;
+            from = next;
         }
     }
 }

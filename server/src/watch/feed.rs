@@ -4,15 +4,12 @@
 
 use std::sync::Arc;
 
-use concord_mvcc::Event;
+use concord_mvcc::{Event, MvccError};
 use tokio::sync::mpsc::Receiver;
 
-use super::{Delivery, Spec, StreamHandle};
+use super::{Delivery, Missed, Spec, StreamHandle};
 use crate::core::Core;
 use crate::error::ServerError;
-
-/// Changes read per page while catching up.
-const PAGE: usize = 256;
 
 pub(crate) struct Feed {
     core: Arc<Core>,
@@ -48,23 +45,22 @@ impl Feed {
                 continue;
             }
             if let Some((_, from)) = self.handle.victims.take().pop() {
-                let spec = self.spec.clone();
-                let (_, page) = self
-                    .core
-                    .read(move |view| view.events(from, PAGE, &|k: &[u8]| spec.covers(k)))
+                let missed = self
+                    .handle
+                    .read_missed(&self.core, self.watcher, &self.spec, from)
                     .await?;
-                if page.next > page.revision {
-                    self.handle.rejoin(self.watcher, page.next);
-                } else {
-                    self.handle.victims.push(self.watcher, page.next);
-                }
-                let events: Vec<Event> = page
-                    .events
-                    .into_iter()
-                    .filter(|e| self.spec.wants(e))
-                    .collect();
-                if !events.is_empty() {
-                    return Ok(events);
+                match missed {
+                    Missed::Compacted { .. } => return Err(MvccError::Compacted.into()),
+                    Missed::Page {
+                        events, next, done, ..
+                    } => {
+                        if !done {
+                            self.handle.victims.push(self.watcher, next);
+                        }
+                        if !events.is_empty() {
+                            return Ok(events);
+                        }
+                    }
                 }
                 continue;
             }

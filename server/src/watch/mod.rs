@@ -19,6 +19,7 @@
 mod dispatch;
 mod feed;
 mod index;
+mod missed;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -29,6 +30,7 @@ use tokio::sync::Notify;
 
 use dispatch::Msg;
 pub(crate) use feed::Feed;
+pub(crate) use missed::Missed;
 
 /// Deliveries a stream's queue holds before its watchers fall back to catching up from the store.
 pub const STREAM_QUEUE: usize = 256;
