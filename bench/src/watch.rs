@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use concord_proto::etcdserverpb as pb;
 use pb::watch_request::RequestUnion;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::stats::{ms, rss_bytes, Samples};
 
@@ -116,16 +116,7 @@ pub async fn run(a: Args) -> Result<()> {
     if a.streams == 0 || a.watchers < a.streams || a.connections == 0 || a.rate == 0 {
         bail!("need streams ≥ 1, watchers ≥ streams, connections ≥ 1, rate ≥ 1");
     }
-    let endpoints: Vec<String> = a.endpoints.split(',').map(str::to_string).collect();
-    let mut channels = Vec::new();
-    for i in 0..a.connections {
-        let url = endpoints[i % endpoints.len()].clone();
-        let ch = Endpoint::from_shared(url.clone())?
-            .connect()
-            .await
-            .with_context(|| format!("connecting to {url}"))?;
-        channels.push(ch);
-    }
+    let channels = crate::load::connect(&a.endpoints, a.connections).await?;
     let rss = || a.server_pid.map(rss_bytes).transpose();
     let rss_before = rss()?;
 
