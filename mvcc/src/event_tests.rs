@@ -1,26 +1,7 @@
 //! Events: what applying a command reports, and what reading history back returns.
 
+use crate::tests::{open, put};
 use crate::*;
-
-fn open() -> (tempfile::TempDir, Store) {
-    let d = tempfile::tempdir().unwrap();
-    let s = Store::open(
-        &d.path().join("db"),
-        StoreOptions {
-            block_cache_bytes: 8 << 20,
-        },
-    )
-    .unwrap();
-    (d, s)
-}
-
-fn put(k: &str, v: &str) -> Command {
-    Command::Put(PutRequest {
-        key: k.into(),
-        value: v.into(),
-        ..Default::default()
-    })
-}
 
 fn del(k: &str, end: &str) -> Command {
     Command::DeleteRange(DeleteRangeRequest {

@@ -1,18 +1,7 @@
 //! Leases in the state machine: grant, attach, detach, revoke, checkpoint.
 
+use crate::tests::open;
 use crate::*;
-
-fn open() -> (tempfile::TempDir, Store) {
-    let d = tempfile::tempdir().unwrap();
-    let s = Store::open(
-        &d.path().join("db"),
-        StoreOptions {
-            block_cache_bytes: 8 << 20,
-        },
-    )
-    .unwrap();
-    (d, s)
-}
 
 fn put(k: &str, lease: i64) -> Command {
     Command::Put(PutRequest {

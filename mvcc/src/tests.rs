@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use crate::*;
 
-fn open() -> (tempfile::TempDir, Store) {
+pub(crate) fn open() -> (tempfile::TempDir, Store) {
     let d = tempfile::tempdir().unwrap();
     let s = Store::open(
         &d.path().join("db"),
@@ -14,7 +14,7 @@ fn open() -> (tempfile::TempDir, Store) {
     (d, s)
 }
 
-fn put(k: &str, v: &str) -> Command {
+pub(crate) fn put(k: &str, v: &str) -> Command {
     Command::Put(PutRequest {
         key: k.into(),
         value: v.into(),

@@ -365,3 +365,12 @@ impl Drop for EtcdctlLines {
         let _ = self.child.wait();
     }
 }
+
+/// A two-worker runtime: for tests whose spawned tasks must run while the test thread blocks.
+pub fn rt_multi() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}

@@ -4,18 +4,10 @@
 use std::time::{Duration, Instant};
 
 use concord_proto::etcdserverpb as pb;
-use concord_tests::Concord;
+use concord_tests::{rt_multi, Concord};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn assert_status<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: Code, message: &str) {
     let status = r.expect_err("request should fail");
@@ -110,7 +102,7 @@ fn etcdctl_lease_grant_put_timetolive_list_keepalive_revoke() {
 #[test]
 fn grant_revoke_keepalive_and_timetolive_follow_etcd() {
     let c = Concord::start();
-    rt().block_on(async {
+    rt_multi().block_on(async {
         let mut l = lease_client(&c).await;
         let mut kv = c.kv().await;
         // A client-chosen id; then the same id again.
@@ -244,7 +236,7 @@ fn grant_revoke_keepalive_and_timetolive_follow_etcd() {
 #[test]
 fn an_expired_lease_takes_its_keys_once_its_ttl_ran_out() {
     let c = Concord::start();
-    rt().block_on(async {
+    rt_multi().block_on(async {
         let mut l = lease_client(&c).await;
         let mut kv = c.kv().await;
         // Timed from before the grant: the lease's clock starts later, so this never overstates
@@ -304,7 +296,7 @@ fn an_expired_lease_takes_its_keys_once_its_ttl_ran_out() {
 #[test]
 fn the_client_keeper_keeps_a_lease_alive_until_dropped() {
     let c = Concord::start();
-    rt().block_on(async {
+    rt_multi().block_on(async {
         let client = concord_client::Client::connect([c.endpoint()])
             .await
             .expect("connect");

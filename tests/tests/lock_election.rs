@@ -8,16 +8,8 @@ use std::time::Duration;
 use concord_proto::etcdserverpb as pb;
 use concord_proto::v3electionpb as electionpb;
 use concord_proto::v3lockpb as lockpb;
-use concord_tests::{Concord, EtcdctlLines};
+use concord_tests::{rt_multi, Concord, EtcdctlLines};
 use tonic::Code;
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 #[test]
 fn etcdctl_lock_waits_for_the_holder_and_runs_a_command() {
@@ -71,7 +63,7 @@ fn etcdctl_elect_campaigns_observes_and_hands_over() {
 #[test]
 fn two_clients_never_hold_the_lock_at_once() {
     let c = Concord::start();
-    rt().block_on(async {
+    rt_multi().block_on(async {
         let holding = Arc::new(AtomicBool::new(false));
         let turns = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
@@ -125,7 +117,7 @@ fn two_clients_never_hold_the_lock_at_once() {
 #[test]
 fn election_errors_and_proclaim_follow_etcd() {
     let c = Concord::start();
-    rt().block_on(async {
+    rt_multi().block_on(async {
         let endpoint = c.endpoint();
         let mut e = electionpb::election_client::ElectionClient::connect(endpoint.clone())
             .await
@@ -201,7 +193,7 @@ fn client_mutex_and_election_interoperate_with_etcdctl() {
     let holder = EtcdctlLines::spawn(&c.endpoint(), &["lock", "shared"], false);
     let held_by_etcdctl = holder.take(1).remove(0);
     let endpoint = c.endpoint();
-    rt().block_on(async move {
+    rt_multi().block_on(async move {
         use concord_client::{Client, Election, Mutex, Session};
         let client = Client::connect([endpoint.clone()]).await.expect("connect");
         let session = Session::new(&client, 10).await.expect("session");

@@ -7,20 +7,12 @@ use std::time::Duration;
 
 use concord_proto::etcdserverpb as pb;
 use concord_proto::mvccpb;
-use concord_tests::{Concord, EtcdctlLines};
+use concord_tests::{rt_multi, Concord, EtcdctlLines};
 use pb::watch_create_request::FilterType;
 use pb::watch_request::RequestUnion;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_stream::wrappers::ReceiverStream;
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -111,10 +103,6 @@ fn summary(rs: &[pb::WatchResponse]) -> Vec<(&'static str, String, i64, String, 
         .collect()
 }
 
-async fn kv(c: &Concord) -> pb::kv_client::KvClient<tonic::transport::Channel> {
-    c.kv().await
-}
-
 async fn put(kv: &mut pb::kv_client::KvClient<tonic::transport::Channel>, k: &str, v: &str) -> i64 {
     kv.put(pb::PutRequest {
         key: k.into(),
@@ -132,8 +120,8 @@ async fn put(kv: &mut pb::kv_client::KvClient<tonic::transport::Channel>, k: &st
 #[test]
 fn create_options_history_txns_filters_cancel_and_errors() {
     let c = Concord::start();
-    rt().block_on(async {
-        let mut kv = kv(&c).await;
+    rt_multi().block_on(async {
+        let mut kv = c.kv().await;
         assert_eq!(put(&mut kv, "a", "1").await, 2);
         assert_eq!(put(&mut kv, "b", "1").await, 3);
         assert_eq!(put(&mut kv, "a", "2").await, 4);
@@ -314,8 +302,8 @@ fn create_options_history_txns_filters_cancel_and_errors() {
 #[test]
 fn progress_notifications_arrive_at_the_configured_interval() {
     let c = Concord::start_with(&["--experimental-watch-progress-notify-interval=200ms"]);
-    rt().block_on(async {
-        let mut kv = kv(&c).await;
+    rt_multi().block_on(async {
+        let mut kv = c.kv().await;
         put(&mut kv, "k", "v").await;
         let mut w = WatchConn::open(&c).await;
         w.create(pb::WatchCreateRequest {
@@ -355,8 +343,8 @@ fn bad_progress_interval_is_refused() {
 #[test]
 fn large_batches_are_fragmented_only_for_watchers_that_ask() {
     let c = Concord::start_with(&["--max-request-bytes=10000"]);
-    rt().block_on(async {
-        let mut kv = kv(&c).await;
+    rt_multi().block_on(async {
+        let mut kv = c.kv().await;
         let value = "v".repeat(4000);
         for i in 0..5 {
             put(&mut kv, &format!("f{i}"), &value).await;
@@ -391,7 +379,7 @@ fn large_batches_are_fragmented_only_for_watchers_that_ask() {
 #[test]
 fn a_watcher_that_stops_reading_catches_up_without_loss_and_writers_go_on() {
     let c = Concord::start_with(&["--log-level=info,concord_server::api::watch=debug"]);
-    rt().block_on(async {
+    rt_multi().block_on(async {
         let mut w = WatchConn::open(&c).await;
         w.create(pb::WatchCreateRequest {
             prev_kv: true,
@@ -405,7 +393,7 @@ fn a_watcher_that_stops_reading_catches_up_without_loss_and_writers_go_on() {
         let value = "x".repeat(4096);
         let mut writers = Vec::new();
         for t in 0..8 {
-            let mut kv = kv(&c).await;
+            let mut kv = c.kv().await;
             let value = value.clone();
             writers.push(tokio::spawn(async move {
                 for i in (t..N).step_by(8) {
@@ -428,7 +416,7 @@ fn a_watcher_that_stops_reading_catches_up_without_loss_and_writers_go_on() {
         let overwritten = events.iter().filter(|e| e.4.is_some()).count();
         assert_eq!(overwritten, N - 1500);
         // And it is live again afterwards.
-        let mut kv = kv(&c).await;
+        let mut kv = c.kv().await;
         let rev = put(&mut kv, "k-last", "1").await;
         let last = w.events(1).await;
         assert_eq!(summary(&last)[0].2, rev);

@@ -8,11 +8,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use concord_client::{Client, EventKind, TxnOp, WatchOptions};
+use concord_client::{Client, EventKind, TxnOp, WatchBatch, WatchOptions};
 use support::Cluster;
 
 /// (kind, key, revision, value) of every event, and the batch each arrived in.
 type Seen = Vec<(EventKind, String, i64, String, usize)>;
+
+/// Appends a batch's events, marked with the batch's number.
+fn record(seen: &mut Seen, b: WatchBatch, batch: usize) {
+    seen.extend(b.events.into_iter().map(|e| {
+        (
+            e.kind,
+            String::from_utf8_lossy(&e.kv.key).into_owned(),
+            e.kv.mod_revision,
+            String::from_utf8_lossy(&e.kv.value).into_owned(),
+            batch,
+        )
+    }));
+}
 
 async fn collect(client: &Client, from: i64, until_revision: i64, seen: &mut Seen) {
     let mut w = client
@@ -27,15 +40,7 @@ async fn collect(client: &Client, from: i64, until_revision: i64, seen: &mut See
             .expect("watch error")
             .expect("watch open");
         batch += 1;
-        for e in b.events {
-            seen.push((
-                e.kind,
-                String::from_utf8_lossy(&e.kv.key).into_owned(),
-                e.kv.mod_revision,
-                String::from_utf8_lossy(&e.kv.value).into_owned(),
-                batch,
-            ));
-        }
+        record(seen, b, batch);
     }
 }
 
@@ -51,11 +56,7 @@ fn a_watch_resumes_across_a_leader_kill_without_gaps_or_repeats() {
     let stop = Arc::new(AtomicBool::new(false));
 
     // Tasks must run between the blocking steps below (the kill), so not a current-thread runtime.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = concord_tests::rt_multi();
     let (watcher, writers) = runtime.block_on(async {
         let client = Client::connect(&endpoints).await.expect("connect");
         let first = client
@@ -90,15 +91,7 @@ fn a_watch_resumes_across_a_leader_kill_without_gaps_or_repeats() {
                 let Ok(b) = next else { continue };
                 let b = b.expect("watch error").expect("watch open");
                 batch += 1;
-                for e in b.events {
-                    seen.push((
-                        e.kind,
-                        String::from_utf8_lossy(&e.kv.key).into_owned(),
-                        e.kv.mod_revision,
-                        String::from_utf8_lossy(&e.kv.value).into_owned(),
-                        batch,
-                    ));
-                }
+                record(&mut seen, b, batch);
             }
         });
         // Writers: puts, deletes and two-key txns, through every member.
