@@ -288,33 +288,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for AuthorityRewrite<S> {
     }
 }
 
-impl tonic::transport::server::Connected for AuthorityRewrite<tokio::net::TcpStream> {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.inner.connect_info()
+impl<S> AuthorityRewrite<S> {
+    pub fn get_ref(&self) -> &S {
+        &self.inner
     }
-}
-
-/// Accepted client connections, wrapped. Accept errors (e.g. out of file descriptors) are logged
-/// and retried rather than ending the server.
-pub fn incoming(
-    listener: tokio::net::TcpListener,
-) -> impl futures::Stream<Item = Result<AuthorityRewrite<tokio::net::TcpStream>, std::io::Error>> {
-    futures::stream::unfold(listener, |listener| async move {
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    return Some((Ok(AuthorityRewrite::new(stream)), listener));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting a client connection failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
-        }
-    })
 }
 
 #[cfg(test)]

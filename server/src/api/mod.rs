@@ -6,6 +6,8 @@
 
 mod authority;
 mod cluster;
+mod coalesce;
+mod connection;
 mod convert;
 mod election;
 mod kv;
@@ -22,8 +24,8 @@ use concord_proto::etcdserverpb as pb;
 
 use crate::core::Core;
 
-pub use authority::incoming;
 pub use cluster::ClusterService;
+pub use connection::incoming;
 pub use election::ElectionService;
 pub use kv::KvService;
 pub use lease::LeaseService;
