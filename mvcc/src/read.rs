@@ -52,6 +52,13 @@ pub fn visit(
         }
     }
     if current {
+        if let End::Single = end {
+            // One key: a point get (bloom filters, no iterator over every level).
+            if let Some(v) = src.get(Cf::Kv, key)? {
+                f(key, &v)?;
+            }
+            return Ok(());
+        }
         let upper = keys::kv_upper(key, &end);
         return src.scan(Cf::Kv, key, upper.as_deref(), f);
     }

@@ -16,6 +16,7 @@ use crate::error::ServerError;
 use crate::lease::Lessor;
 use crate::proposal::{self, Body, Tag};
 use crate::raft::{Outcome, RaftMsg, RaftStatus, RaftStorage};
+use crate::read_pool::ReadPool;
 use crate::store_cell::StoreCell;
 use crate::transport::{LeaderCalls, LeaseTtl};
 use crate::watch::Hub;
@@ -49,6 +50,7 @@ pub struct CoreParts {
     pub watch: Hub,
     pub lessor: Arc<Lessor>,
     pub leader_calls: LeaderCalls,
+    pub reads: ReadPool,
 }
 
 pub struct Core {
@@ -64,6 +66,7 @@ pub struct Core {
     watch: Hub,
     lessor: Arc<Lessor>,
     leader_calls: LeaderCalls,
+    reads: ReadPool,
     next_request_id: AtomicU64,
 }
 
@@ -82,6 +85,7 @@ impl Core {
             watch: p.watch,
             lessor: p.lessor,
             leader_calls: p.leader_calls,
+            reads: p.reads,
             // Request ids only need to be unique among this member's entries that may still be
             // applied; entries carry the proposer's id too.
             next_request_id: AtomicU64::new(1),
@@ -252,22 +256,14 @@ impl Core {
         }
     }
 
-    /// Runs a read against a consistent view of the store on a blocking thread. Returns the
-    /// store's current revision with the result.
+    /// Runs a read on a reader thread against a snapshot of the store taken after this call.
+    /// Returns the store's revision in that snapshot with the result.
     pub async fn read<T, F>(&self, f: F) -> Result<(i64, T), ServerError>
     where
         T: Send + 'static,
         F: FnOnce(&View<'_>) -> Result<T, MvccError> + Send + 'static,
     {
-        let store = self.store()?;
-        tokio::task::spawn_blocking(move || {
-            let view = store.view();
-            let rev = view.revision();
-            f(&view).map(|t| (rev, t))
-        })
-        .await
-        .map_err(|_| ServerError::Stopped)?
-        .map_err(ServerError::from)
+        self.reads.read(f).await
     }
 
     /// Runs blocking work (such as waiting for compaction) off the async workers.

@@ -4,7 +4,7 @@
 use concord_mvcc::MvccError;
 
 /// Why a client request failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ServerError {
     /// No leader is known, so nothing can be committed.
     #[error("no leader")]

@@ -12,6 +12,7 @@ mod ids;
 mod lease;
 mod proposal;
 mod raft;
+mod read_pool;
 mod recipes;
 pub mod server;
 #[cfg(test)]

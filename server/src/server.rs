@@ -237,6 +237,8 @@ where
         watch,
         lessor,
         leader_calls: crate::transport::LeaderCalls::new(members_rx.clone()),
+        reads: crate::read_pool::ReadPool::start(store_cell.clone())
+            .map_err(io("starting the reader threads"))?,
     }));
     let publisher = tokio::spawn(publish(core.clone()));
     let lease_loop = tokio::spawn(crate::lease::run(
