@@ -1,13 +1,13 @@
 //! Accepting client connections: each is wrapped for `:authority` rewriting (`authority.rs`)
-//! and write coalescing (`coalesce.rs`).
+//! and write coalescing (`concord_netio::Coalesce`).
 
 use tokio::net::{TcpListener, TcpStream};
 
 use super::authority::AuthorityRewrite;
-use super::coalesce::Coalesce;
+use concord_netio::Coalesce;
 
 /// One client connection as the gRPC server sees it.
-pub type ClientConn = Coalesce<AuthorityRewrite<TcpStream>>;
+pub type ClientConn = AuthorityRewrite<Coalesce<TcpStream>>;
 
 impl tonic::transport::server::Connected for ClientConn {
     type ConnectInfo = tonic::transport::server::TcpConnectInfo;
@@ -27,7 +27,7 @@ pub fn incoming(
             match listener.accept().await {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    return Some((Ok(Coalesce::new(AuthorityRewrite::new(stream))), listener));
+                    return Some((Ok(AuthorityRewrite::new(Coalesce::new(stream))), listener));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accepting a client connection failed");

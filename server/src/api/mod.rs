@@ -6,7 +6,6 @@
 
 mod authority;
 mod cluster;
-mod coalesce;
 mod connection;
 mod convert;
 mod election;
