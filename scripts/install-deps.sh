@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building and testing Concord needs on Debian: a C++ toolchain and libclang for
 # RocksDB's bindings, and (with --test) etcd's etcdctl, which the tests drive as a real client.
-# With --bench it also installs etcd itself, the baseline of the benchmarks.
+# With --bench it also installs etcd itself, the baseline of the benchmarks, and GNU time.
 set -euo pipefail
 
 packages=(build-essential clang libclang-dev pkg-config)
 for arg in "$@"; do
   case "$arg" in
     --test) packages+=(etcd-client) ;;
-    --bench) packages+=(etcd-client etcd-server) ;;
+    --bench) packages+=(etcd-client etcd-server time) ;;
     *) echo "usage: $0 [--test] [--bench]" >&2; exit 2 ;;
   esac
 done
