@@ -4,7 +4,8 @@
 //! up from 0 with no gaps, `first_index` is the first Raft index the segment may hold. A
 //! segment is created as `.tmp`, preallocated to [`WalOptions::segment_size`], given its first
 //! records, fsynced, renamed and the directory fsynced; a new one starts when an append would
-//! take the active segment past that size.
+//! take the active segment past that size. Appends write zeros a little ahead of themselves in
+//! the reserved space, so their fdatasync has only data to write.
 //!
 //! **Records.** `[len u32 LE][crc u32 LE][type u8][payload]`, `len` = 1 + payload length, `crc`
 //! = crc32 of type and payload; a zero header (the preallocated zeros) ends a segment's data.

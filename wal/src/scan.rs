@@ -1,7 +1,6 @@
 //! Scanning one segment file: its records, where its data ends, and a torn write at its tail.
 
 use std::fs::{self, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::codec::{self, Record};
@@ -154,12 +153,6 @@ pub(crate) fn cut(path: &Path, torn: &Torn) -> Result<(), WalError> {
         .write(true)
         .open(path)
         .map_err(io(path))?;
-    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
-    let mut at = from;
-    while at < to {
-        let n = (to - at).min(ZEROS.len());
-        f.write_all_at(&ZEROS[..n], at as u64).map_err(io(path))?;
-        at += n;
-    }
+    crate::segment::write_zeros(&f, from as u64, to as u64).map_err(io(path))?;
     f.sync_data().map_err(io(path))
 }

@@ -226,3 +226,41 @@ fn an_unfinished_segment_is_removed() {
     assert_eq!(rec.entries.len(), 2);
     assert!(!tmp.exists());
 }
+
+#[test]
+fn zeroing_ahead_leaves_appends_intact_and_the_size_unchanged() {
+    let d = tempfile::tempdir().unwrap();
+    let opts = WalOptions {
+        segment_size: 1024 * 1024,
+    };
+    let (mut wal, _) = open(d.path(), opts.clone());
+    // Appends of 1 KiB, 100 KiB and 300 KiB (more than one zeroing step at once) cross the
+    // zeroed frontier several times, and the last ones rotate into a second segment.
+    let (kib, big, huge) = ("k".repeat(1024), "b".repeat(100 * 1024), "h".repeat(300 * 1024));
+    let mut index = 0;
+    for data in [&kib, &big, &kib, &huge, &kib, &big, &huge, &kib, &huge, &kib] {
+        index += 1;
+        wal.append(&[entry(index, 1, data)], Some(&hs(1, index))).unwrap();
+    }
+    let offset = wal.offset();
+    drop(wal);
+    let segs = segments(d.path());
+    assert_eq!(segs.len(), 2, "rotated once");
+    for seg in &segs {
+        assert_eq!(fs::metadata(seg).unwrap().len(), opts.segment_size, "{}", name(seg));
+    }
+    // Past the last append the active segment holds zeros only.
+    let tail = fs::read(&segs[1]).unwrap();
+    assert!(tail[offset as usize..].iter().all(|&b| b == 0));
+    let (mut wal, rec) = open(d.path(), opts.clone());
+    assert_eq!(rec.entries.len(), 10);
+    assert!(rec.truncated_tail.is_none());
+    assert_eq!(rec.entries[3].get_data(), huge.as_bytes());
+    assert_eq!(rec.entries[9].get_data(), kib.as_bytes());
+    // After a reopen the frontier starts again at the end of the data.
+    wal.append(&[entry(11, 1, &big)], Some(&hs(1, 11))).unwrap();
+    drop(wal);
+    let (_, rec) = open(d.path(), opts);
+    assert_eq!(rec.entries.len(), 11);
+    assert_eq!(rec.entries[10].get_data(), big.as_bytes());
+}
