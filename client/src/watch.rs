@@ -285,7 +285,7 @@ impl WatchStream {
                 self.conn = None;
                 return Err(e);
             }
-            let header: Header = resp.header.clone().into();
+            let header: Header = resp.header.into();
             let events: Vec<Event> = resp.events.into_iter().map(event).collect();
             match events.last() {
                 Some(last) => self.next_revision = last.kv.mod_revision + 1,

@@ -271,7 +271,7 @@ impl StreamTask {
         let n = parts.len();
         for (i, events) in parts.into_iter().enumerate() {
             self.send(pb::WatchResponse {
-                header: whole.header.clone(),
+                header: whole.header,
                 watch_id,
                 events,
                 fragment: i + 1 < n,

@@ -323,7 +323,7 @@ impl RaftLoop {
                 self.node.tick();
                 self.reads.on_tick(&mut self.node);
                 self.ticks += 1;
-                if self.ticks % SWEEP_TICKS == 0 {
+                if self.ticks.is_multiple_of(SWEEP_TICKS) {
                     self.proposals.retain(|_, done| !done.is_closed());
                     self.transfers.retain(|(_, done)| !done.is_closed());
                 }

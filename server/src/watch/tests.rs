@@ -149,7 +149,7 @@ async fn a_batch_reaches_each_covering_watcher_in_one_delivery() {
     // A cancelled watcher gets nothing more.
     h.cancel(key);
     hub.publish(4, vec![put("a", 4)]);
-    let mut after = vec![
+    let mut after = [
         events_of(next(&mut rx).await),
         events_of(next(&mut rx).await),
     ];
