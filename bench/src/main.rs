@@ -57,6 +57,13 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Like other command-line tools, end quietly when the reader of stdout goes away
+    // (`concord-bench … | head -1`) instead of panicking on the failed print.
+    // SAFETY: restoring a signal's default disposition at start-up, before any other thread
+    // of ours could rely on it.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match Cli::parse().command {
         Command::Put(c) => load::run("put", c, Op::Put).await,
         Command::Range {

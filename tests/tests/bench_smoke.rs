@@ -92,3 +92,35 @@ fn concord_bench_request_workloads_report_percentiles() {
     let keys = c.etcdctl_ok(&["get", "k", "--prefix", "--keys-only"]);
     assert_eq!(keys.lines().filter(|l| !l.is_empty()).count(), 100);
 }
+
+#[test]
+fn concord_bench_ends_quietly_when_its_reader_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results.jsonl");
+    let line = r#"{"server":"concord","members":1,"result":{"errors":0,"latency_ms":{"max":2.0,"min":1.0,"p50":1.0,"p90":1.5,"p99":2.0,"p999":2.0},"requests":10,"seconds":1.0,"throughput":10.0,"workload":"put"}}"#;
+    std::fs::write(&results, format!("{line}\n")).unwrap();
+    // A pipe whose reading end is closed before the tool starts: its first print fails with
+    // EPIPE.
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two new descriptors into the array it is given.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both descriptors were just created and are owned here alone.
+    let (read_end, write_end) = unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    drop(read_end);
+    let out = Command::new(concord_bin().with_file_name("concord-bench"))
+        .arg("table")
+        .arg(&results)
+        .stdout(std::process::Stdio::from(write_end))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+}
