@@ -236,18 +236,30 @@ fn zeroing_ahead_leaves_appends_intact_and_the_size_unchanged() {
     let (mut wal, _) = open(d.path(), opts.clone());
     // Appends of 1 KiB, 100 KiB and 300 KiB (more than one zeroing step at once) cross the
     // zeroed frontier several times, and the last ones rotate into a second segment.
-    let (kib, big, huge) = ("k".repeat(1024), "b".repeat(100 * 1024), "h".repeat(300 * 1024));
+    let (kib, big, huge) = (
+        "k".repeat(1024),
+        "b".repeat(100 * 1024),
+        "h".repeat(300 * 1024),
+    );
     let mut index = 0;
-    for data in [&kib, &big, &kib, &huge, &kib, &big, &huge, &kib, &huge, &kib] {
+    for data in [
+        &kib, &big, &kib, &huge, &kib, &big, &huge, &kib, &huge, &kib,
+    ] {
         index += 1;
-        wal.append(&[entry(index, 1, data)], Some(&hs(1, index))).unwrap();
+        wal.append(&[entry(index, 1, data)], Some(&hs(1, index)))
+            .unwrap();
     }
     let offset = wal.offset();
     drop(wal);
     let segs = segments(d.path());
     assert_eq!(segs.len(), 2, "rotated once");
     for seg in &segs {
-        assert_eq!(fs::metadata(seg).unwrap().len(), opts.segment_size, "{}", name(seg));
+        assert_eq!(
+            fs::metadata(seg).unwrap().len(),
+            opts.segment_size,
+            "{}",
+            name(seg)
+        );
     }
     // Past the last append the active segment holds zeros only.
     let tail = fs::read(&segs[1]).unwrap();
