@@ -15,25 +15,13 @@ bench="$target/release/concord-bench"
 workload="${1:-put}"
 work="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
-client=http://127.0.0.1:23379
-peer=http://127.0.0.1:23380
+# shellcheck source=bench/single-member.sh
+. "$root/bench/single-member.sh"
 tick="$(getconf CLK_TCK)"
 cpu_seconds() { awk -v t="$tick" '{ print ($14 + $15) / t }' "/proc/$1/stat"; }
 
-run() { # server
-  local flags=(--data-dir "$work/$1" --listen-client-urls "$client"
-    --advertise-client-urls "$client" --listen-peer-urls "$peer"
-    --initial-advertise-peer-urls "$peer" --initial-cluster "default=$peer")
-  if [ "$1" = concord ]; then
-    "$concord" "${flags[@]}" >"$work/$1.log" 2>&1 &
-  else
-    etcd "${flags[@]}" >"$work/$1.log" 2>&1 &
-  fi
-  local pid=$!
-  for _ in $(seq 100); do
-    ETCDCTL_API=3 etcdctl --endpoints="$client" endpoint health >/dev/null 2>&1 && break
-    sleep 0.2
-  done
+run() { # server name, server (etcd or a concord binary)
+  start_member "$2"
   local common=(--endpoints "$client" --connections 100 --key-space 100000 --json)
   "$bench" put "${common[@]}" --clients 100 --total 100000 --sequential >/dev/null
   local before after
@@ -48,9 +36,10 @@ run() { # server
     'BEGIN { split(t, c, " ");
       printf "%-8s %9.0f req/s  server %5.1f µs/req  concord-bench %5.1f µs/req\n",
         s, r, (a - b) / n * 1e6, (c[1] + c[2]) / n * 1e6 }'
-  kill "$pid"
-  wait "$pid" 2>/dev/null || true
-  rm -rf "${work:?}/$1"
+  stop_member
 }
 
-for server in concord etcd concord etcd; do run "$server"; done
+for _ in 1 2; do
+  run concord "$concord"
+  run etcd etcd
+done

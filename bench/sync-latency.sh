@@ -17,8 +17,8 @@ bench="$target/release/concord-bench"
 [ $# -gt 0 ] || set -- "$target/release/concord" etcd
 work="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
-client=http://127.0.0.1:23379
-peer=http://127.0.0.1:23380
+# shellcheck source=bench/single-member.sh
+. "$root/bench/single-member.sh"
 shapes=("--clients 1000 --connections 100 --key-space 100000"
   "--clients 500 --connections 500 --key-size 256 --value-size 1024 --key-space 100000000")
 
@@ -37,19 +37,7 @@ sync_summary() {
 
 for round in 1 2 3; do
   for server in "$@"; do
-    flags=(--data-dir "$work/data" --listen-client-urls "$client"
-      --advertise-client-urls "$client" --listen-peer-urls "$peer"
-      --initial-advertise-peer-urls "$peer" --initial-cluster "default=$peer")
-    if [ "$server" = etcd ]; then
-      etcd "${flags[@]}" >"$work/server.log" 2>&1 &
-    else
-      "$server" "${flags[@]}" >"$work/server.log" 2>&1 &
-    fi
-    pid=$!
-    for _ in $(seq 100); do
-      ETCDCTL_API=3 etcdctl --endpoints="$client" endpoint health >/dev/null 2>&1 && break
-      sleep 0.2
-    done
+    start_member "$server"
     for shape in "${shapes[@]}"; do
       # shellcheck disable=SC2086 # the shape is a list of flags
       "$bench" put --endpoints "$client" $shape --duration 10 --json >"$work/result.json" &
@@ -63,8 +51,6 @@ for round in 1 2 3; do
         "$(basename "$server")" "$round" "$(echo "$shape" | cut -d' ' -f2)" \
         "$(field throughput "$work/result.json")" "$(field p99 "$work/result.json")" "$syncs"
     done
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
-    rm -rf "$work/data"
+    stop_member
   done
 done
