@@ -91,30 +91,51 @@ async fn enqueue(
     }
 }
 
-/// Waits until no key under `<name>/` was created before `create_revision`.
-async fn wait_turn(client: &Client, name: &[u8], create_revision: i64) -> Result<(), Error> {
+/// Waits until no key under `<name>/` was created before this session's key (`key`, created at
+/// `create_revision`). Fails with [`Error::SessionExpired`] if by then that key is gone (its
+/// lease expired while it waited), as clientv3/concurrency does since Jepsen found that two
+/// holders were possible otherwise.
+async fn wait_turn(
+    client: &Client,
+    name: &[u8],
+    key: &[u8],
+    create_revision: i64,
+) -> Result<(), Error> {
     let mut prefix = name.to_vec();
     prefix.push(b'/');
     loop {
-        let last_before = client
-            .get_with(
-                prefix.clone(),
-                GetOptions::new()
-                    .prefix()
-                    .sort(SortTarget::Create, SortOrder::Descend)
-                    .max_create_revision(create_revision - 1)
-                    .limit(1),
-            )
+        // The last key created before ours and our own, at one revision.
+        let resp = client
+            .txn()
+            .and_then([
+                TxnOp::get(
+                    prefix.clone(),
+                    GetOptions::new()
+                        .prefix()
+                        .sort(SortTarget::Create, SortOrder::Descend)
+                        .max_create_revision(create_revision - 1)
+                        .limit(1),
+                ),
+                TxnOp::get(key.to_vec(), GetOptions::new()),
+            ])
+            .commit()
             .await?;
-        let Some(pred) = last_before.kvs.into_iter().next() else {
+        let revision = resp.header.revision;
+        let mut gets = resp.responses.into_iter().map(|r| match r {
+            TxnOpResponse::Get(g) => g.kvs.into_iter().next(),
+            _ => None,
+        });
+        let (pred, own) = (gets.next().flatten(), gets.next().flatten());
+        if own.is_none_or(|kv| kv.create_revision != create_revision) {
+            return Err(Error::SessionExpired);
+        }
+        let Some(pred) = pred else {
             return Ok(());
         };
         let mut w = client
             .watch(
                 pred.key.clone(),
-                WatchOptions::new()
-                    .no_put()
-                    .start_revision(last_before.header.revision + 1),
+                WatchOptions::new().no_put().start_revision(revision + 1),
             )
             .await?;
         'deleted: loop {
@@ -152,7 +173,7 @@ impl<'s> Mutex<'s> {
     /// Waits until this session holds the lock. If waiting fails, the queued key is removed.
     pub async fn lock(&mut self) -> Result<(), Error> {
         let (key, rev, _) = enqueue(self.session, &self.name, b"").await?;
-        if let Err(e) = wait_turn(&self.session.client, &self.name, rev).await {
+        if let Err(e) = wait_turn(&self.session.client, &self.name, &key, rev).await {
             let _ = self.session.client.delete(key).await;
             return Err(e);
         }
@@ -199,7 +220,7 @@ impl<'s> Election<'s> {
         if existing.is_some_and(|kv| kv.value != value) {
             self.proclaim(value).await?;
         }
-        if let Err(e) = wait_turn(&self.session.client, &self.name, rev).await {
+        if let Err(e) = wait_turn(&self.session.client, &self.name, &key, rev).await {
             let _ = self.session.client.delete(key).await;
             self.leader = None;
             return Err(e);

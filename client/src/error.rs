@@ -95,6 +95,10 @@ pub enum Error {
         /// The server's reason.
         reason: String,
     },
+    /// A mutex or election wait ended with this session's own key gone (its lease expired
+    /// while it waited): the lock is not held. clientv3/concurrency's `ErrSessionExpired`.
+    #[error("session expired")]
+    SessionExpired,
     /// An endpoint could not be parsed.
     #[error("invalid endpoint: {0}")]
     InvalidEndpoint(String),

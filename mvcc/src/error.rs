@@ -24,6 +24,9 @@ pub enum MvccError {
     /// RocksDB failed; the message comes from RocksDB.
     #[error("storage: {0}")]
     Storage(String),
+    /// The store was written in a layout this version does not know (by a newer Concord).
+    #[error("the store is in format {found}; this version of Concord reads format {supported}")]
+    UnsupportedFormat { found: i64, supported: i64 },
     /// The data on disk is not in the layout this version writes.
     #[error("corrupt store: {0}")]
     Corrupt(String),

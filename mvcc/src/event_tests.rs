@@ -1,5 +1,6 @@
 //! Events: what applying a command reports, and what reading history back returns.
 
+use crate::source::Source as _;
 use crate::tests::{open, put};
 use crate::*;
 
@@ -165,5 +166,64 @@ fn history_below_the_compaction_point_is_refused_and_at_it_is_kept() {
     assert_eq!(
         page.events[1].prev_kv.as_ref().unwrap().value,
         b"4".to_vec()
+    );
+}
+
+/// etcd #18089 and #19179 (issue 11 §1.5): when the compaction revision deleted a key, a watch
+/// from that revision gets the DELETE, before and after a restart; the next compaction drops
+/// the tombstone.
+#[test]
+fn a_deletion_at_the_compaction_revision_is_kept_for_watchers() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("db");
+    let opts = || StoreOptions {
+        block_cache_bytes: 8 << 20,
+    };
+    let s = Store::open(&path, opts()).unwrap();
+    s.apply(1, &[put("a", "1")]).unwrap(); // 2
+    s.apply(2, &[put("b", "1")]).unwrap(); // 3
+    s.apply(3, &[del("a", "")]).unwrap(); // 4
+    s.apply(4, &[put("b", "2")]).unwrap(); // 5
+    s.apply(5, &[Command::Compact { revision: 4 }]).unwrap();
+    assert!(s.wait_compacted(4, std::time::Duration::from_secs(10)));
+    let expected = vec![
+        (EventKind::Delete, "a".to_string(), 4, None),
+        (EventKind::Put, "b".to_string(), 5, Some("1".to_string())),
+    ];
+    let page = s.view().events(4, 10, &all).unwrap();
+    assert_eq!(summary(&page.events), expected);
+    drop(s);
+    let s = Store::open(&path, opts()).unwrap();
+    let page = s.view().events(4, 10, &all).unwrap();
+    assert_eq!(summary(&page.events), expected, "after a restart");
+    // Reads at the compaction revision still see "a" deleted.
+    let r = s
+        .view()
+        .range(&RangeRequest {
+            key: b"a".to_vec(),
+            revision: 4,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(r.kvs.is_empty());
+    // A later compaction removes the tombstone with the rest of the history below it.
+    s.apply(6, &[Command::Compact { revision: 5 }]).unwrap();
+    assert!(s.wait_compacted(5, std::time::Duration::from_secs(10)));
+    let page = s.view().events(5, 10, &all).unwrap();
+    assert_eq!(
+        summary(&page.events),
+        vec![(EventKind::Put, "b".to_string(), 5, None)]
+    );
+    let tombstone = s
+        .view()
+        .snap_for_tests()
+        .get(
+            crate::source::Cf::History,
+            &crate::keys::history_key(b"a", 4),
+        )
+        .unwrap();
+    assert_eq!(
+        tombstone, None,
+        "the tombstone outlived the next compaction"
     );
 }

@@ -31,6 +31,7 @@
 //! pending writes over the database; a command that fails drops its overlay and changes nothing.
 //! Readers use RocksDB snapshots; a background thread physically removes compacted history.
 
+mod count_memo;
 mod error;
 mod keys;
 mod read;
@@ -41,11 +42,13 @@ mod types;
 mod write;
 
 pub use error::MvccError;
-pub use store::{Store, StoreOptions, View};
+pub use store::{Store, StoreOptions, View, STORE_FORMAT};
 pub use types::*;
 
 #[cfg(test)]
 mod event_tests;
+#[cfg(test)]
+mod format_tests;
 #[cfg(test)]
 mod lease_tests;
 #[cfg(test)]

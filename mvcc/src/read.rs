@@ -2,6 +2,7 @@
 
 use std::cmp::Ordering;
 
+use crate::count_memo::CountMemo;
 use crate::error::MvccError;
 use crate::keys::{self, End, Rec};
 use crate::source::{Cf, Source, Visit};
@@ -97,8 +98,14 @@ pub fn visit(
     cur.status()
 }
 
-/// A Range, with etcd's limit, filter and sort rules.
-pub fn range(src: &dyn Source, revs: Revs, req: &RangeRequest) -> Result<RangeResponse, MvccError> {
+/// A Range, with etcd's limit, filter and sort rules. `memo` carries the count of a paged
+/// range from one page to the next (see `count_memo`).
+pub fn range(
+    src: &dyn Source,
+    revs: Revs,
+    req: &RangeRequest,
+    memo: Option<&CountMemo>,
+) -> Result<RangeResponse, MvccError> {
     let rev = revs.resolve(req.revision)?;
     let filtered = req.min_mod_revision != 0
         || req.max_mod_revision != 0
@@ -110,6 +117,10 @@ pub fn range(src: &dyn Source, revs: Revs, req: &RangeRequest) -> Result<RangeRe
     } else {
         (req.limit as usize).saturating_add(1)
     };
+    // A page in key order: its keys are the range's first ones, and the next page's count
+    // follows from this one's.
+    let memo = memo.filter(|_| fetch != usize::MAX && !req.count_only);
+    let known = memo.and_then(|m| m.get(&req.key, &req.range_end, rev));
     // Values are dropped from the answer and nothing sorts on them: don't copy them.
     let values_unused = req.keys_only && req.sort_target != SortTarget::Value;
     let mut count = 0i64;
@@ -125,9 +136,19 @@ pub fn range(src: &dyn Source, revs: Revs, req: &RangeRequest) -> Result<RangeRe
             if !req.count_only && kvs.len() < fetch {
                 kvs.push(Rec::decode_with(raw, !values_unused)?.into_kv(k.to_vec()));
             }
-            Ok(true)
+            // With the count known, stop at the keys this page needs.
+            Ok(known.is_none() || kvs.len() < fetch)
         },
     )?;
+    if let Some(known) = known {
+        count = known;
+    }
+    if let (Some(memo), Some(last)) = (memo, kvs.get(fetch - 2).filter(|_| kvs.len() == fetch)) {
+        // There is a next page: `[last + \0, end)` holds the keys after this page's.
+        let mut next = last.key.clone();
+        next.push(0);
+        memo.put(next, req.range_end.clone(), rev, count - (fetch as i64 - 1));
+    }
     let keep = |kv: &KeyValue| {
         !(req.max_mod_revision != 0 && kv.mod_revision > req.max_mod_revision
             || req.min_mod_revision != 0 && kv.mod_revision < req.min_mod_revision
@@ -252,7 +273,7 @@ pub fn txn_read_only(
     let mut responses = Vec::with_capacity(ops.len());
     for op in ops {
         responses.push(match op {
-            RequestOp::Range(r) => ResponseOp::Range(range(src, revs, r)?),
+            RequestOp::Range(r) => ResponseOp::Range(range(src, revs, r, None)?),
             RequestOp::Txn(t) => ResponseOp::Txn(txn_read_only(src, revs, t)?),
             RequestOp::Put(_) | RequestOp::DeleteRange(_) => {
                 return Err(MvccError::Corrupt("write in a read-only txn".into()))

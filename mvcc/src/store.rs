@@ -11,6 +11,7 @@ use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB,
 };
 
+use crate::count_memo::CountMemo;
 use crate::error::MvccError;
 use crate::keys;
 use crate::read::{self, Revs};
@@ -22,6 +23,15 @@ const META_APPLIED: &[u8] = b"applied_index";
 const META_REVISION: &[u8] = b"revision";
 const META_COMPACT: &[u8] = b"compact_revision";
 const META_COMPACT_DONE: &[u8] = b"compact_done";
+/// The layout version of everything in the store: column families, keys, records, and the
+/// values the server keeps under `user/`. A store without it was written before it existed,
+/// in layout 1.
+const META_FORMAT: &[u8] = b"format";
+
+/// The layout this code reads and writes. A change to any stored encoding that older code
+/// could misread takes a new number (and older code then refuses the store, rather than
+/// misread it).
+pub const STORE_FORMAT: i64 = 1;
 /// Prefix of the names the server keeps in `meta`.
 const META_USER: &str = "user/";
 
@@ -63,6 +73,8 @@ struct Shared {
     compaction_cv: Condvar,
     /// Set when the store is dropped: the compactor stops between chunks.
     stop: AtomicBool,
+    /// Counts of paged ranges, from one page to the next.
+    counts: CountMemo,
 }
 
 /// The MVCC store. One writer (`apply`), any number of readers (`view`).
@@ -128,6 +140,22 @@ impl Store {
             ColumnFamilyDescriptor::new(*name, cf_opts)
         });
         let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
+        match get_i64(&db, META_FORMAT)? {
+            Some(STORE_FORMAT) => {}
+            None => {
+                // A new store, or one written before the format was recorded (layout 1).
+                let meta = source::handle(&db, Cf::Meta)?;
+                let mut wo = WriteOptions::default();
+                wo.set_sync(true);
+                db.put_cf_opt(meta, META_FORMAT, STORE_FORMAT.to_le_bytes(), &wo)?;
+            }
+            Some(found) => {
+                return Err(MvccError::UnsupportedFormat {
+                    found,
+                    supported: STORE_FORMAT,
+                })
+            }
+        }
         let applied = get_i64(&db, META_APPLIED)?.unwrap_or(0) as u64;
         let revision = get_i64(&db, META_REVISION)?.unwrap_or(1);
         let compact = get_i64(&db, META_COMPACT)?.unwrap_or(0);
@@ -143,6 +171,7 @@ impl Store {
             }),
             compaction_cv: Condvar::new(),
             stop: AtomicBool::new(false),
+            counts: CountMemo::default(),
         });
         let worker = shared.clone();
         let compactor = std::thread::Builder::new()
@@ -307,6 +336,7 @@ impl Store {
         View {
             snap,
             revs: Revs { current, compacted },
+            counts: &self.shared.counts,
         }
     }
 
@@ -435,6 +465,7 @@ impl Drop for Store {
 pub struct View<'a> {
     snap: Snap<'a>,
     revs: Revs,
+    pub(crate) counts: &'a CountMemo,
 }
 
 impl View<'_> {
@@ -447,7 +478,7 @@ impl View<'_> {
     }
 
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, MvccError> {
-        read::range(&self.snap, self.revs, req)
+        read::range(&self.snap, self.revs, req, Some(self.counts))
     }
 
     /// A txn whose branches only read.
@@ -605,9 +636,14 @@ fn compact(shared: &Shared, from: i64, target: i64) -> Result<bool, MvccError> {
             let mut newest = true;
             let mut err = None;
             live.scan(Cf::History, &start, Some(&end), &mut |hk, v| {
-                if std::mem::take(&mut newest) && !keys::Rec::is_tombstone(v)? {
-                    // What reads at the target see: kept.
-                    return Ok(true);
+                if std::mem::take(&mut newest) {
+                    // What reads at the target see: kept. A deletion made at the target itself
+                    // is kept too, until the next compaction: a watch may start at the
+                    // compaction revision and must get that DELETE (etcd #18089).
+                    let (_, rev) = keys::split_history_key(hk)?;
+                    if !keys::Rec::is_tombstone(v)? || rev == target {
+                        return Ok(true);
+                    }
                 }
                 wb.delete_cf(history, hk);
                 if wb.len() >= COMPACT_WRITE {
@@ -651,5 +687,9 @@ fn compact(shared: &Shared, from: i64, target: i64) -> Result<bool, MvccError> {
 impl View<'_> {
     pub(crate) fn snap_for_tests(&self) -> &Snap<'_> {
         &self.snap
+    }
+
+    pub(crate) fn revs_for_tests(&self) -> Revs {
+        self.revs
     }
 }

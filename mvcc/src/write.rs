@@ -173,7 +173,7 @@ impl<'a> Writer<'a> {
     }
 
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, MvccError> {
-        read::range(&self.view(), self.revs(), req)
+        read::range(&self.view(), self.revs(), req, None)
     }
 
     /// A txn the way etcd applies one: every compare (nested txns' included) is evaluated against

@@ -158,12 +158,16 @@ impl Applier {
         let mut meta: Vec<MetaWrite> = Vec::new();
         // Membership outcomes, answered once the batch is written.
         let mut member_answers: Vec<(ProposeDone, Result<(), ServerError>)> = Vec::new();
-        let mut conf_changes: Vec<ConfChange> = Vec::new();
+        // One per conf-change entry, in order: the Raft thread waits for each (None: refused).
+        let mut conf_changes: Vec<Option<ConfChange>> = Vec::new();
         let membership_before = self.membership.members.clone();
         for (entries, callbacks) in batches {
             for (entry, done) in entries.into_iter().zip(callbacks) {
                 if entry.index <= already {
                     // Replayed after a restart: the store has it already.
+                    if entry.get_entry_type() != EntryType::EntryNormal {
+                        conf_changes.push(None);
+                    }
                     continue;
                 }
                 last_index = last_index.max(entry.index);
@@ -173,6 +177,16 @@ impl Applier {
                         Some(Ok(Body::Kv(cmd))) => {
                             commands.push(cmd);
                             kv_waiters.push(done);
+                        }
+                        Some(Ok(Body::KvInTerm { term, command })) => {
+                            if entry.term == term {
+                                commands.push(command);
+                                kv_waiters.push(done);
+                            } else if let Some(done) = done {
+                                // Proposed by a leader of an earlier term, appended by a later
+                                // one: it no longer speaks for the cluster.
+                                let _ = done.send(Err(ServerError::LeaderChanged));
+                            }
                         }
                         Some(Ok(Body::Publish(p))) => {
                             meta.extend(self.membership.apply_publish(&p));
@@ -203,11 +217,13 @@ impl Applier {
                     }
                     EntryType::EntryConfChangeV2 => {
                         tracing::warn!(index = entry.index, "ignoring a ConfChangeV2 entry");
+                        conf_changes.push(None);
                     }
                 }
             }
         }
         if last_index == already {
+            self.report_conf_changes(conf_changes);
             return Ok(None);
         }
         let started = std::time::Instant::now();
@@ -251,9 +267,7 @@ impl Applier {
         } else if store.revision() > revision_before {
             self.watch.skipped(revision_before + 1, store.revision());
         }
-        for cc in conf_changes {
-            let _ = self.raft_tx.send(RaftMsg::ConfChangeApplied(cc));
-        }
+        self.report_conf_changes(conf_changes);
         if self.membership.members != membership_before {
             self.publish_members();
         }
@@ -263,20 +277,38 @@ impl Applier {
         Ok(Some(last_index))
     }
 
+    fn report_conf_changes(&self, conf_changes: Vec<Option<ConfChange>>) {
+        for cc in conf_changes {
+            let _ = self.raft_tx.send(RaftMsg::ConfChangeApplied(cc));
+        }
+    }
+
+    /// Applies a conf-change entry to the membership; pushes what raft-rs must apply (None if
+    /// the change is refused).
     fn apply_conf_change(
         &mut self,
         entry: &Entry,
         meta: &mut Vec<MetaWrite>,
-        conf_changes: &mut Vec<ConfChange>,
+        conf_changes: &mut Vec<Option<ConfChange>>,
     ) -> Result<(), ServerError> {
+        let r = self.conf_change_writes(entry).map(|(cc, writes)| {
+            meta.extend(writes);
+            cc
+        });
+        conf_changes.push(r.as_ref().ok().cloned());
+        r.map(|_| ())
+    }
+
+    fn conf_change_writes(
+        &mut self,
+        entry: &Entry,
+    ) -> Result<(ConfChange, Vec<MetaWrite>), ServerError> {
         let cc = ConfChange::parse_from_bytes(entry.get_data())
             .map_err(|e| ServerError::Log(format!("bad conf change at {}: {e}", entry.index)))?;
         let record = proposal::context_member(entry.get_context())
             .map_err(|e| ServerError::Log(e.to_string()))?;
         let writes = self.membership.apply_conf_change(&cc, record)?;
-        meta.extend(writes);
-        conf_changes.push(cc);
-        Ok(())
+        Ok((cc, writes))
     }
 
     /// Tells the transport and the API about the members as they are now.

@@ -8,14 +8,14 @@ use std::time::Duration;
 use concord_mvcc::{Applied, Command, MvccError, Store, View};
 use raft::eraftpb::ConfChange;
 use raft::RawNode;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::time::{timeout_at, Instant};
 
 use crate::cluster::{MemberRecord, Members};
 use crate::error::ServerError;
 use crate::lease::Lessor;
 use crate::proposal::{self, Body, Tag};
-use crate::raft::{Outcome, RaftMsg, RaftStatus, RaftStorage};
+use crate::raft::{Outcome, Permit, RaftMsg, RaftStatus, RaftStorage};
 use crate::read_pool::ReadPool;
 use crate::store_cell::StoreCell;
 use crate::transport::{LeaderCalls, LeaseTtl};
@@ -47,6 +47,7 @@ pub struct CoreParts {
     pub cluster_id: u64,
     pub limits: Limits,
     pub request_timeout: Duration,
+    pub election_timeout: Duration,
     pub watch: Hub,
     pub lessor: Arc<Lessor>,
     pub leader_calls: LeaderCalls,
@@ -63,12 +64,19 @@ pub struct Core {
     pub cluster_id: u64,
     pub limits: Limits,
     pub request_timeout: Duration,
+    pub election_timeout: Duration,
     watch: Hub,
     lessor: Arc<Lessor>,
     leader_calls: LeaderCalls,
     reads: ReadPool,
     next_request_id: AtomicU64,
+    /// Places for client requests in the Raft thread's inbox.
+    inbox: Arc<Semaphore>,
 }
+
+/// Client requests (proposals and read-index requests) that may wait in the Raft thread's
+/// inbox; more are refused with "too many requests" instead of queueing without bound.
+const MAX_QUEUED_REQUESTS: usize = 16_384;
 
 impl Core {
     pub fn new(p: CoreParts) -> Core {
@@ -82,13 +90,16 @@ impl Core {
             cluster_id: p.cluster_id,
             limits: p.limits,
             request_timeout: p.request_timeout,
+            election_timeout: p.election_timeout,
             watch: p.watch,
             lessor: p.lessor,
             leader_calls: p.leader_calls,
             reads: p.reads,
-            // Request ids only need to be unique among this member's entries that may still be
-            // applied; entries carry the proposer's id too.
-            next_request_id: AtomicU64::new(1),
+            // Entries carry the proposer's id and the request id; a forwarded entry of an
+            // earlier run of this member may still be committed after a restart, so ids must
+            // not repeat across runs (else its result would answer a new caller).
+            next_request_id: AtomicU64::new(crate::ids::incarnation_counter_start()),
+            inbox: Arc::new(Semaphore::new(MAX_QUEUED_REQUESTS)),
         }
     }
 
@@ -121,6 +132,14 @@ impl Core {
     /// The members at the applied index.
     pub fn members(&self) -> Arc<Members> {
         self.members.borrow().clone()
+    }
+
+    /// A place in the Raft thread's inbox for one client request.
+    fn permit(&self) -> Result<Permit, ServerError> {
+        match self.inbox.clone().try_acquire_owned() {
+            Ok(p) => Ok(Some(p)),
+            Err(_) => Err(ServerError::TooManyRequests),
+        }
     }
 
     fn next_tag(&self) -> Tag {
@@ -157,6 +176,7 @@ impl Core {
                 request: tag.request,
                 data: proposal::encode(tag, body),
                 done,
+                _permit: self.permit()?,
             })
             .map_err(|_| ServerError::Stopped)?;
         self.wait(term, outcome).await
@@ -165,6 +185,19 @@ impl Core {
     /// Replicates a KV command.
     pub async fn propose_kv(&self, command: Command) -> Result<Applied, ServerError> {
         match self.propose(&Body::Kv(command)).await? {
+            Outcome::Kv(applied) => Ok(applied),
+            Outcome::Members(_) => Err(ServerError::Log("unexpected outcome".into())),
+        }
+    }
+
+    /// Replicates a KV command that applies only if its entry is appended in `term`: a
+    /// leader's own decisions (lease expiry) must not be applied by a later leader.
+    pub async fn propose_kv_in_term(
+        &self,
+        command: Command,
+        term: u64,
+    ) -> Result<Applied, ServerError> {
+        match self.propose(&Body::KvInTerm { term, command }).await? {
             Outcome::Kv(applied) => Ok(applied),
             Outcome::Members(_) => Err(ServerError::Log("unexpected outcome".into())),
         }
@@ -185,6 +218,7 @@ impl Core {
                 cc,
                 context: proposal::encode_context(tag, member),
                 done,
+                _permit: self.permit()?,
             })
             .map_err(|_| ServerError::Stopped)?;
         match self.wait(term, outcome).await? {
@@ -238,7 +272,10 @@ impl Core {
         let deadline = Instant::now() + self.request_timeout;
         let (done, index) = oneshot::channel();
         self.raft_tx
-            .send(RaftMsg::ReadIndex { done })
+            .send(RaftMsg::ReadIndex {
+                done,
+                _permit: self.permit()?,
+            })
             .map_err(|_| ServerError::Stopped)?;
         let index = match timeout_at(deadline, index).await {
             Err(_) => return Err(ServerError::Timeout),
@@ -266,16 +303,29 @@ impl Core {
         self.reads.read(f).await
     }
 
-    /// Runs blocking work (such as waiting for compaction) off the async workers.
-    pub async fn blocking<T, F>(&self, f: F) -> Result<T, ServerError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Store) -> T + Send + 'static,
-    {
-        let store = self.store()?;
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|_| ServerError::Stopped)
+    /// Waits until physical compaction has reached `revision`, or `timeout` passes; false on
+    /// timeout. The wait holds the store only a short while at a time, so a snapshot install,
+    /// which must close the store, is never held up by it.
+    pub async fn wait_compacted(
+        &self,
+        revision: i64,
+        timeout: Duration,
+    ) -> Result<bool, ServerError> {
+        const STEP: Duration = Duration::from_millis(100);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let store = self.store()?;
+            let step = STEP.min(deadline.saturating_duration_since(Instant::now()));
+            let done = tokio::task::spawn_blocking(move || store.wait_compacted(revision, step))
+                .await
+                .map_err(|_| ServerError::Stopped)?;
+            if done {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+        }
     }
 
     /// The store's current revision (cheap: read from memory).

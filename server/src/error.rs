@@ -54,6 +54,9 @@ pub enum ServerError {
     /// The server is shutting down or a core thread has stopped.
     #[error("server stopped")]
     Stopped,
+    /// The Raft thread's inbox is full, or applying lags too far behind commit.
+    #[error("too many requests")]
+    TooManyRequests,
     /// The request is larger than `--max-request-bytes`.
     #[error("request is too large")]
     RequestTooLarge,
@@ -84,6 +87,9 @@ pub enum ServerError {
     /// Proclaim by a candidate that does not (or no longer) lead.
     #[error("election: not leader")]
     ElectionNotLeader,
+    /// A lock or campaign whose own key vanished (its lease expired) while it waited.
+    #[error("session expired")]
+    SessionExpired,
     /// A lease TTL above etcd's maximum.
     #[error("too large lease TTL")]
     LeaseTtlTooLarge,

@@ -32,6 +32,19 @@ pub fn cluster_id(member_ids: &[u64]) -> u64 {
     nonzero(fnv1a(&[&bytes]))
 }
 
+/// The first value of a per-process counter whose values must not repeat those of an earlier
+/// run of the same member (request ids, ReadIndex contexts): the wall clock in milliseconds,
+/// shifted left 16 bits, as etcd's id generator does. A later run starts above everything an
+/// earlier one could have used unless the earlier one averaged over 65,536 ids per millisecond,
+/// or the clock went back between the two runs.
+pub fn incarnation_counter_start() -> u64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    (ms << 16).max(1)
+}
+
 fn nonzero(id: u64) -> u64 {
     if id == 0 {
         1
@@ -52,5 +65,14 @@ mod tests {
         let a = member_id(&urls, "t");
         assert_ne!(cluster_id(&[a]), 0);
         assert_eq!(cluster_id(&[1, 2]), cluster_id(&[2, 1]));
+    }
+
+    #[test]
+    fn a_later_incarnation_starts_above_an_earlier_one() {
+        let first = incarnation_counter_start();
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        let second = incarnation_counter_start();
+        // The first run could have used 3 ms worth of ids (at 65,536 per ms) without overlap.
+        assert!(second >= first + 3 * 65_536, "{first} {second}");
     }
 }

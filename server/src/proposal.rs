@@ -16,6 +16,7 @@ const TAG_LEN: usize = 16;
 const KIND_KV: u8 = 0;
 const KIND_PUBLISH: u8 = 1;
 const KIND_PEER_URLS: u8 = 2;
+const KIND_KV_IN_TERM: u8 = 3;
 
 /// Who proposed an entry, and which of its requests it answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +44,13 @@ pub struct PeerUrls {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
     Kv(Command),
+    /// A KV command applied only if its entry was appended in `term` (its body is
+    /// `[term u64 LE][command]`): what a leader does on its own authority (expiring a lease)
+    /// must not be applied once another leader holds the log.
+    KvInTerm {
+        term: u64,
+        command: Command,
+    },
     Publish(Publish),
     PeerUrls(PeerUrls),
 }
@@ -66,6 +74,11 @@ pub fn encode(tag: Tag, body: &Body) -> Vec<u8> {
         Body::Kv(cmd) => {
             out.push(KIND_KV);
             out.extend_from_slice(&cmd.encode());
+        }
+        Body::KvInTerm { term, command } => {
+            out.push(KIND_KV_IN_TERM);
+            out.extend_from_slice(&term.to_le_bytes());
+            out.extend_from_slice(&command.encode());
         }
         Body::Publish(p) => {
             out.push(KIND_PUBLISH);
@@ -98,6 +111,15 @@ pub fn body(data: &[u8]) -> Option<Result<Body, DecodeError>> {
     let err = |e: &dyn std::fmt::Display| DecodeError(e.to_string());
     Some(match kind {
         KIND_KV => Command::decode(rest).map(Body::Kv).map_err(|e| err(&e)),
+        KIND_KV_IN_TERM => match rest.split_first_chunk::<8>() {
+            Some((term, cmd)) => Command::decode(cmd)
+                .map(|command| Body::KvInTerm {
+                    term: u64::from_le_bytes(*term),
+                    command,
+                })
+                .map_err(|e| err(&e)),
+            None => Err(DecodeError("fenced entry shorter than its term".into())),
+        },
         KIND_PUBLISH => bincode::deserialize(rest)
             .map(Body::Publish)
             .map_err(|e| err(&e)),
@@ -143,6 +165,14 @@ mod tests {
             client_urls: vec!["http://a:1".into()],
         });
         assert_eq!(body(&encode(t, &p)).unwrap().unwrap(), p);
+        let fenced = Body::KvInTerm {
+            term: 7,
+            command: Command::LeaseRevoke { id: 3 },
+        };
+        assert_eq!(body(&encode(t, &fenced)).unwrap().unwrap(), fenced);
+        let mut short = encode(t, &fenced);
+        short.truncate(TAG_LEN + 5);
+        assert!(body(&short).unwrap().is_err());
         assert!(body(&[]).is_none());
         assert!(tag(&[1, 2]).is_none());
         assert!(body(&[1, 2]).unwrap().is_err());
@@ -156,5 +186,99 @@ mod tests {
         let ctx = encode_context(t, &m);
         assert_eq!(tag(&ctx), Some(t));
         assert_eq!(context_member(&ctx).unwrap(), m);
+    }
+
+    fn strings(items: &[&str]) -> Vec<u8> {
+        let mut v = (items.len() as u64).to_le_bytes().to_vec();
+        for s in items {
+            v.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            v.extend_from_slice(s.as_bytes());
+        }
+        v
+    }
+
+    /// The entries and meta values as today's Concord writes them, byte for byte (issue 11
+    /// §1.11): the kind byte is the body's format tag, so a new layout takes a new kind and
+    /// these bytes must still decode.
+    #[test]
+    fn entries_and_member_records_written_today_still_decode() {
+        let header = [&7u64.to_le_bytes()[..], &9u64.to_le_bytes()[..]].concat();
+        let t = Tag {
+            proposer: 7,
+            request: 9,
+        };
+        // KV: the command's own encoding (pinned in concord-mvcc's format tests).
+        let compact = [&3u32.to_le_bytes()[..], &42i64.to_le_bytes()[..]].concat();
+        let kv = [&header[..], &[KIND_KV], &compact[..]].concat();
+        let body_kv = Body::Kv(Command::Compact { revision: 42 });
+        assert_eq!(body(&kv).unwrap().unwrap(), body_kv);
+        assert_eq!(encode(t, &body_kv), kv);
+        assert_eq!(tag(&kv), Some(t));
+
+        let fenced = [
+            &header[..],
+            &[KIND_KV_IN_TERM],
+            &5u64.to_le_bytes()[..],
+            &compact[..],
+        ]
+        .concat();
+        let body_fenced = Body::KvInTerm {
+            term: 5,
+            command: Command::Compact { revision: 42 },
+        };
+        assert_eq!(body(&fenced).unwrap().unwrap(), body_fenced);
+        assert_eq!(encode(t, &body_fenced), fenced);
+
+        let publish = [
+            &header[..],
+            &[KIND_PUBLISH],
+            &0xabu64.to_le_bytes()[..],
+            &strings(&["m0"])[8..],
+            &strings(&["http://a:1"])[..],
+        ]
+        .concat();
+        let body_publish = Body::Publish(Publish {
+            id: 0xab,
+            name: "m0".into(),
+            client_urls: vec!["http://a:1".into()],
+        });
+        assert_eq!(body(&publish).unwrap().unwrap(), body_publish);
+        assert_eq!(encode(t, &body_publish), publish);
+
+        let peer_urls = [
+            &header[..],
+            &[KIND_PEER_URLS],
+            &0xabu64.to_le_bytes()[..],
+            &strings(&["http://a:2", "http://b:2"])[..],
+        ]
+        .concat();
+        let body_peer_urls = Body::PeerUrls(PeerUrls {
+            id: 0xab,
+            peer_urls: vec!["http://a:2".into(), "http://b:2".into()],
+        });
+        assert_eq!(body(&peer_urls).unwrap().unwrap(), body_peer_urls);
+        assert_eq!(encode(t, &body_peer_urls), peer_urls);
+
+        // A member record, in a conf change's context and in the store's meta.
+        let record = [
+            &0xcdu64.to_le_bytes()[..],
+            &strings(&["m1"])[8..],
+            &strings(&["http://c:3"])[..],
+            &strings(&[])[..],
+            &[1],
+        ]
+        .concat();
+        let m = MemberRecord {
+            id: 0xcd,
+            name: "m1".into(),
+            peer_urls: vec!["http://c:3".into()],
+            client_urls: Vec::new(),
+            is_learner: true,
+        };
+        assert_eq!(MemberRecord::decode(&record).unwrap(), m);
+        assert_eq!(m.encode(), record);
+        let ctx = [&header[..], &record[..]].concat();
+        assert_eq!(context_member(&ctx).unwrap(), m);
+        assert_eq!(encode_context(t, &m), ctx);
     }
 }

@@ -95,14 +95,8 @@ pub async fn enqueue(
     Ok((holder, Some(existing)))
 }
 
-/// The key under `prefix` with the smallest (or, with `max_create`, the largest below it)
-/// create revision, read linearizably, with the revision of the read.
-async fn edge(
-    core: &Core,
-    prefix: &[u8],
-    max_create: Option<i64>,
-) -> Result<(i64, Option<KeyValue>), ServerError> {
-    let req = RangeRequest {
+fn edge_request(prefix: &[u8], max_create: Option<i64>) -> RangeRequest {
+    RangeRequest {
         key: prefix.to_vec(),
         range_end: prefix_end(prefix),
         limit: 1,
@@ -114,27 +108,46 @@ async fn edge(
         },
         max_create_revision: max_create.unwrap_or(0),
         ..RangeRequest::default()
-    };
+    }
+}
+
+/// The first holder under `prefix` (the lock owner or the leader), if any, read linearizably,
+/// with the revision of the read.
+pub async fn first(core: &Core, prefix: &[u8]) -> Result<(i64, Option<KeyValue>), ServerError> {
+    let req = edge_request(prefix, None);
     core.linearizable_barrier().await?;
     let (rev, resp) = core.read(move |view| view.range(&req)).await?;
     Ok((rev, resp.kvs.into_iter().next()))
 }
 
-/// The first holder under `prefix` (the lock owner or the leader), if any.
-pub async fn first(core: &Core, prefix: &[u8]) -> Result<(i64, Option<KeyValue>), ServerError> {
-    edge(core, prefix, None).await
-}
-
-/// Waits until every key under `prefix` created before `create_revision` is gone. Returns
-/// the revision at which that was seen.
+/// Waits until every key under `prefix` created before the holder's is gone, and returns the
+/// revision at which that was seen. Fails with `SessionExpired` if by then the holder's own key
+/// is gone (its lease expired while it waited): it must not be told that it holds the lock, or
+/// two holders could act at once (etcd's fix for Jepsen's lock finding).
 pub async fn wait_turn(
     core: &Arc<Core>,
     prefix: &[u8],
-    create_revision: i64,
+    holder: &Holder,
 ) -> Result<i64, ServerError> {
     loop {
-        let (rev, pred) = edge(core, prefix, Some(create_revision - 1)).await?;
-        let Some(pred) = pred else {
+        let pred_req = edge_request(prefix, Some(holder.create_revision - 1));
+        let own_req = RangeRequest {
+            key: holder.key.clone(),
+            ..RangeRequest::default()
+        };
+        core.linearizable_barrier().await?;
+        // Both in one snapshot: the predecessor and our own key as of the same revision.
+        let (rev, (pred, own)) = core
+            .read(move |view| Ok((view.range(&pred_req)?, view.range(&own_req)?)))
+            .await?;
+        let held = own
+            .kvs
+            .first()
+            .is_some_and(|kv| kv.create_revision == holder.create_revision);
+        if !held {
+            return Err(ServerError::SessionExpired);
+        }
+        let Some(pred) = pred.kvs.into_iter().next() else {
             return Ok(rev);
         };
         wait_deleted(core, &pred.key, rev + 1).await?;

@@ -172,6 +172,7 @@ where
         election_ticks: config.election_ticks()?,
         applied: store.applied_index(),
         log_retain: LOG_RETAIN.min(config.snapshot_count),
+        applied_rx: applied_rx.clone(),
     };
     let raft_fatal = fatal.clone();
     let raft_transport = transport.clone();
@@ -234,6 +235,7 @@ where
             max_txn_ops: config.max_txn_ops,
         },
         request_timeout,
+        election_timeout: Duration::from_millis(config.election_timeout),
         watch,
         lessor,
         leader_calls: crate::transport::LeaderCalls::new(members_rx.clone()),
@@ -298,6 +300,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = Vec::new();
+    let peer_limit = crate::transport::max_peer_message_bytes(config.max_request_bytes);
+    let peer_inbox = Arc::new(tokio::sync::Semaphore::new(crate::transport::PEER_INBOX));
     for addr in config.peer_listen_addrs()? {
         let listener = TcpListener::bind(addr)
             .await
@@ -310,6 +314,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             raft_tx: node.raft_tx.clone(),
             members: node.members.clone(),
             data_dir: config.data_dir(),
+            inbox: peer_inbox.clone(),
         };
         let mut stop = stop_rx.clone();
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
@@ -318,7 +323,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 .tcp_nodelay(true)
                 .add_service(
                     concord_proto::concordpeerpb::peer_server::PeerServer::new(service)
-                        .max_decoding_message_size(usize::MAX)
+                        .max_decoding_message_size(peer_limit)
                         .max_encoding_message_size(usize::MAX),
                 )
                 .serve_with_incoming_shutdown(incoming, async move {

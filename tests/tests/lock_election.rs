@@ -264,3 +264,139 @@ fn client_mutex_and_election_interoperate_with_etcdctl() {
         other.close().await.expect("close");
     });
 }
+
+/// Revokes the waiter's lease `lease`, lets `release` free the place it waits for, and checks
+/// that the waiter is told "session expired" rather than that it holds the place.
+async fn expect_session_expired<T: std::fmt::Debug>(
+    leases: &mut pb::lease_client::LeaseClient<tonic::transport::Channel>,
+    lease: i64,
+    release: impl std::future::Future<Output = ()>,
+    waiter: tokio::task::JoinHandle<Result<tonic::Response<T>, tonic::Status>>,
+) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    leases
+        .lease_revoke(pb::LeaseRevokeRequest { id: lease })
+        .await
+        .unwrap();
+    release.await;
+    let r = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the waiter answers")
+        .unwrap();
+    let s = r.expect_err("a waiter without its key was told it holds the place");
+    assert_eq!((s.code(), s.message()), (Code::Unknown, "session expired"));
+}
+
+/// A waiter whose lease expires while it waits must not be told it holds the lock (or leads)
+/// once its predecessor lets go: its own key is gone, and someone else may hold the lock by
+/// then. Issue 11 §1.8: the Lock and Campaign services, and concord-client's Mutex and Election.
+#[test]
+fn a_waiter_whose_lease_expired_is_not_given_the_lock() {
+    let c = Concord::start();
+    let endpoint = c.endpoint();
+    rt_multi().block_on(async move {
+        let mut leases = pb::lease_client::LeaseClient::connect(endpoint.clone())
+            .await
+            .unwrap();
+        let grant = |mut l: pb::lease_client::LeaseClient<tonic::transport::Channel>| async move {
+            l.lease_grant(pb::LeaseGrantRequest { ttl: 60, id: 0 })
+                .await
+                .unwrap()
+                .into_inner()
+                .id
+        };
+        let mut locks = lockpb::lock_client::LockClient::connect(endpoint.clone())
+            .await
+            .unwrap();
+        let mut elections = electionpb::election_client::ElectionClient::connect(endpoint.clone())
+            .await
+            .unwrap();
+
+        // The Lock service.
+        let (a, b) = (grant(leases.clone()).await, grant(leases.clone()).await);
+        let held = locks
+            .lock(lockpb::LockRequest {
+                name: b"expiring".to_vec(),
+                lease: a,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .key;
+        let mut waiter_locks = locks.clone();
+        let waiter = tokio::spawn(async move {
+            waiter_locks
+                .lock(lockpb::LockRequest {
+                    name: b"expiring".to_vec(),
+                    lease: b,
+                })
+                .await
+        });
+        let release = async {
+            locks
+                .unlock(lockpb::UnlockRequest { key: held })
+                .await
+                .unwrap();
+        };
+        expect_session_expired(&mut leases, b, release, waiter).await;
+
+        // The Election service.
+        let (a, b) = (grant(leases.clone()).await, grant(leases.clone()).await);
+        let leader = elections
+            .campaign(electionpb::CampaignRequest {
+                name: b"expiring-election".to_vec(),
+                lease: a,
+                value: b"a".to_vec(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .leader;
+        let mut waiter_elections = elections.clone();
+        let waiter = tokio::spawn(async move {
+            waiter_elections
+                .campaign(electionpb::CampaignRequest {
+                    name: b"expiring-election".to_vec(),
+                    lease: b,
+                    value: b"b".to_vec(),
+                })
+                .await
+        });
+        let release = async {
+            elections
+                .resign(electionpb::ResignRequest { leader })
+                .await
+                .unwrap();
+        };
+        expect_session_expired(&mut leases, b, release, waiter).await;
+
+        // concord-client's Mutex and Election.
+        use concord_client::{Client, Election, Error, Mutex, Session};
+        let client = Client::connect([endpoint.clone()]).await.expect("connect");
+        let holder = Session::new(&client, 30).await.expect("session");
+        let waiting = Session::new(&client, 30).await.expect("session");
+        let waiting_lease = waiting.lease();
+        let mut m = Mutex::new(&holder, "client-expiring");
+        m.lock().await.expect("lock");
+        let mut e = Election::new(&holder, "client-expiring-election");
+        e.campaign("holder").await.expect("campaign");
+        let mut m2 = Mutex::new(&waiting, "client-expiring");
+        let mut e2 = Election::new(&waiting, "client-expiring-election");
+        let revoke_then_release = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            client.lease_revoke(waiting_lease).await.expect("revoke");
+            m.unlock().await.expect("unlock");
+            e.resign().await.expect("resign");
+        };
+        let (lock, campaign, ()) = tokio::time::timeout(Duration::from_secs(15), async {
+            tokio::join!(m2.lock(), e2.campaign("waiting"), revoke_then_release)
+        })
+        .await
+        .expect("the waiters answer");
+        assert!(matches!(lock, Err(Error::SessionExpired)), "{lock:?}");
+        assert!(
+            matches!(campaign, Err(Error::SessionExpired)),
+            "{campaign:?}"
+        );
+    });
+}

@@ -472,3 +472,23 @@ fn etcdctl_watch_prefix_rev_prev_kv_and_interactive() {
     assert!(seen[2].starts_with('v'));
     drop(stdin);
 }
+
+/// etcd #18089 / #19179 (issue 11 §1.5): a watch from the compaction revision, when that
+/// revision deleted the watched key, gets the DELETE, also after a restart, instead of a
+/// stream closed on "corruption".
+#[test]
+fn etcdctl_watch_from_a_compaction_revision_that_deleted_the_key() {
+    let mut c = Concord::start();
+    c.etcdctl_ok(&["put", "gone", "1"]); // rev 2
+    c.etcdctl_ok(&["put", "other", "1"]); // rev 3
+    c.etcdctl_ok(&["del", "gone"]); // rev 4
+    c.etcdctl_ok(&["put", "gone-not", "x"]); // rev 5
+    c.etcdctl_ok(&["compaction", "--physical", "4"]);
+    for round in 0..2 {
+        let w = EtcdctlLines::spawn(&c.endpoint(), &["watch", "gone", "--rev=4"], false);
+        assert_eq!(w.take(2), ["DELETE", "gone"], "round {round}");
+        drop(w);
+        assert!(c.stop());
+        c.restart();
+    }
+}

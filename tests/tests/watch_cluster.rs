@@ -171,3 +171,89 @@ fn a_watch_resumes_across_a_leader_kill_without_gaps_or_repeats() {
         assert!(seen.len() > 100, "only {} events", seen.len());
     });
 }
+
+/// Streams opened with etcd's `hasleader` metadata end with "etcdserver: no leader" once their
+/// member has been without a leader for a few election timeouts, so that clients move to a
+/// member that has one; streams opened without it stay open (issue 11 §1.3).
+#[test]
+fn hasleader_streams_end_when_the_member_loses_its_leader() {
+    use concord_proto::etcdserverpb as pb;
+    use tokio_stream::StreamExt as _;
+    let mut c = Cluster::start(3, &[]);
+    let endpoint = c.members[0].endpoint();
+    let runtime = concord_tests::rt_multi();
+    let (mut watch_hl, mut watch_plain, mut keepalive_hl) = runtime.block_on(async {
+        let mut leases = pb::lease_client::LeaseClient::connect(endpoint.clone())
+            .await
+            .unwrap();
+        let lease = leases
+            .lease_grant(pb::LeaseGrantRequest { ttl: 60, id: 0 })
+            .await
+            .unwrap()
+            .into_inner()
+            .id;
+        let open_watch = |leader: bool| {
+            let endpoint = endpoint.clone();
+            async move {
+                let mut w = pb::watch_client::WatchClient::connect(endpoint)
+                    .await
+                    .unwrap();
+                let create = pb::WatchRequest {
+                    request_union: Some(pb::watch_request::RequestUnion::CreateRequest(
+                        pb::WatchCreateRequest {
+                            key: b"k".to_vec(),
+                            ..Default::default()
+                        },
+                    )),
+                };
+                let mut req = tonic::Request::new(
+                    tokio_stream::iter(vec![create])
+                        .chain(tokio_stream::pending::<pb::WatchRequest>()),
+                );
+                if leader {
+                    req.metadata_mut()
+                        .insert("hasleader", "true".parse().unwrap());
+                }
+                let mut s = w.watch(req).await.unwrap().into_inner();
+                let created = s.message().await.unwrap().unwrap();
+                assert!(created.created);
+                s
+            }
+        };
+        let watch_hl = open_watch(true).await;
+        let watch_plain = open_watch(false).await;
+        let ping = pb::LeaseKeepAliveRequest { id: lease };
+        let mut req =
+            tonic::Request::new(tokio_stream::iter(vec![ping]).chain(tokio_stream::pending()));
+        req.metadata_mut()
+            .insert("hasleader", "true".parse().unwrap());
+        let mut keepalive = leases.lease_keep_alive(req).await.unwrap().into_inner();
+        let first = keepalive.message().await.unwrap().unwrap();
+        assert!(first.ttl > 0);
+        (watch_hl, watch_plain, keepalive)
+    });
+    c.kill9(1);
+    c.kill9(2);
+    runtime.block_on(async {
+        fn no_leader<T: std::fmt::Debug>(ended: Result<Option<T>, tonic::Status>) {
+            let s = ended.expect_err("the stream ends with an error");
+            assert_eq!(
+                (s.code(), s.message()),
+                (tonic::Code::Unavailable, "etcdserver: no leader")
+            );
+        }
+        let wait = Duration::from_secs(15);
+        no_leader(
+            tokio::time::timeout(wait, watch_hl.message())
+                .await
+                .expect("the watch ends"),
+        );
+        no_leader(
+            tokio::time::timeout(wait, keepalive_hl.message())
+                .await
+                .expect("the keep-alive stream ends"),
+        );
+        let plain = tokio::time::timeout(Duration::from_secs(2), watch_plain.message()).await;
+        assert!(plain.is_err(), "a watch without hasleader ended: {plain:?}");
+    });
+}

@@ -61,7 +61,7 @@ impl electionpb::election_server::Election for ElectionService {
             // A candidate campaigning again with a new value proclaims it, as etcd does.
             recipes::if_holder(&self.core, &holder, put(&holder, r.value.clone())).await?;
         }
-        let rev = recipes::wait_turn(&self.core, &prefix, holder.create_revision).await?;
+        let rev = recipes::wait_turn(&self.core, &prefix, &holder).await?;
         cleanup.disarm();
         Ok(Response::new(electionpb::CampaignResponse {
             header: Some(header(&self.core, rev)),

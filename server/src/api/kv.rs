@@ -131,7 +131,7 @@ impl pb::kv_server::Kv for KvService {
             let target = r.revision;
             let done = self
                 .core
-                .blocking(move |store| store.wait_compacted(target, PHYSICAL_COMPACTION_TIMEOUT))
+                .wait_compacted(target, PHYSICAL_COMPACTION_TIMEOUT)
                 .await?;
             if !done {
                 return Err(ServerError::Timeout.into());

@@ -106,11 +106,20 @@ impl pb::lease_server::Lease for LeaseService {
         &self,
         request: Request<Streaming<pb::LeaseKeepAliveRequest>>,
     ) -> Result<Response<KeepAliveStream>, Status> {
-        let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
+        super::end_without_leader(&self.core, request.metadata(), tx.clone());
+        let mut inbound = request.into_inner();
         let core = self.core.clone();
         tokio::spawn(async move {
-            while let Ok(Some(req)) = inbound.message().await {
+            loop {
+                let req = tokio::select! {
+                    req = inbound.message() => match req {
+                        Ok(Some(req)) => req,
+                        Ok(None) | Err(_) => return,
+                    },
+                    // The stream was ended (no leader) or the client went away.
+                    () = tx.closed() => return,
+                };
                 let answer = match core.lease_renew(req.id).await {
                     // etcd answers TTL 0 for an unknown lease and keeps the stream open.
                     Ok(ttl) => Ok(pb::LeaseKeepAliveResponse {

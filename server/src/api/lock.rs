@@ -30,7 +30,7 @@ impl lockpb::lock_server::Lock for LockService {
         let (holder, _) = recipes::enqueue(&self.core, &prefix, r.lease, b"").await?;
         // If the client goes away while waiting, its key must not take the lock later.
         let cleanup = Cleanup::new(self.core.clone(), holder.key.clone());
-        let rev = recipes::wait_turn(&self.core, &prefix, holder.create_revision).await?;
+        let rev = recipes::wait_turn(&self.core, &prefix, &holder).await?;
         cleanup.disarm();
         Ok(Response::new(lockpb::LockResponse {
             header: Some(header(&self.core, rev)),

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use concord_proto::etcdserverpb as pb;
 
 use crate::core::Core;
+use crate::error::ServerError;
 
 pub use cluster::ClusterService;
 pub use connection::incoming;
@@ -46,19 +47,57 @@ fn header(core: &Core, revision: i64) -> pb::ResponseHeader {
     }
 }
 
+/// Whether a request carries etcd's `hasleader` metadata.
+fn wants_leader(metadata: &tonic::metadata::MetadataMap) -> bool {
+    metadata
+        .get("hasleader")
+        .is_some_and(|v| v.as_bytes() == b"true")
+}
+
 /// etcd's `hasleader` request metadata: a client that sets it wants an immediate "no leader"
 /// rather than a request that waits for an election.
 fn require_leader(core: Arc<Core>) -> impl tonic::service::Interceptor + Clone {
     move |req: tonic::Request<()>| {
-        let wants = req
-            .metadata()
-            .get("hasleader")
-            .is_some_and(|v| v.as_bytes() == b"true");
-        if wants && !core.has_leader() {
-            return Err(tonic::Status::unavailable("etcdserver: no leader"));
+        if wants_leader(req.metadata()) && !core.has_leader() {
+            return Err(ServerError::NoLeader.into());
         }
         Ok(req)
     }
+}
+
+/// Election timeouts without a leader after which an open `hasleader` stream ends (etcd's
+/// `maxNoLeaderCnt`).
+const NO_LEADER_TIMEOUTS: u32 = 3;
+
+/// For a stream opened with `hasleader`: once this member has seen no leader at
+/// `NO_LEADER_TIMEOUTS` checks in a row, one election timeout apart, the stream ends with
+/// "etcdserver: no leader", as etcd's `monitorLeader` cancels such streams. Clients (and
+/// kube-apiserver's watch cache) then reconnect to a member that has a leader instead of
+/// waiting on one that is cut off. Returns at once when the client did not ask for it.
+fn end_without_leader<T: Send + 'static>(
+    core: &Arc<Core>,
+    metadata: &tonic::metadata::MetadataMap,
+    out: tokio::sync::mpsc::Sender<Result<T, tonic::Status>>,
+) {
+    if !wants_leader(metadata) {
+        return;
+    }
+    let core = core.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(core.election_timeout);
+        let mut without = 0;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = out.closed() => return,
+            }
+            without = if core.has_leader() { 0 } else { without + 1 };
+            if without >= NO_LEADER_TIMEOUTS {
+                let _ = out.send(Err(ServerError::NoLeader.into())).await;
+                return;
+            }
+        }
+    });
 }
 
 /// The gRPC services of one client listener.

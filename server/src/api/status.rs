@@ -39,6 +39,7 @@ impl From<ServerError> for Status {
             ),
             E::Removed => Status::unavailable("etcdserver: server stopped"),
             E::Stopped => Status::unavailable("etcdserver: server stopped"),
+            E::TooManyRequests => Status::resource_exhausted("etcdserver: too many requests"),
             E::RequestTooLarge => Status::invalid_argument("etcdserver: request is too large"),
             E::TooManyOps => {
                 Status::invalid_argument("etcdserver: too many operations in txn request")
@@ -53,6 +54,9 @@ impl From<ServerError> for Status {
             E::InvalidRequest(msg) => Status::invalid_argument(msg),
             E::ElectionNoLeader => Status::failed_precondition("etcdserver: election: no leader"),
             E::ElectionNotLeader => Status::failed_precondition("etcdserver: election: not leader"),
+            // clientv3/concurrency's ErrSessionExpired, as etcd's lock and election services
+            // return it (no gRPC code of its own).
+            E::SessionExpired => Status::unknown("session expired"),
             E::LeaseTtlTooLarge => Status::out_of_range("etcdserver: too large lease TTL"),
             E::Forwarded(msg) => Status::unavailable(msg),
             E::Mvcc(MvccError::LeaseExists) => {

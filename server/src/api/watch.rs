@@ -44,8 +44,9 @@ impl pb::watch_server::Watch for WatchService {
         &self,
         request: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<WatchStream>, Status> {
-        let inbound = request.into_inner();
         let (out, out_rx) = mpsc::channel(OUTBOUND);
+        super::end_without_leader(&self.core, request.metadata(), out.clone());
+        let inbound = request.into_inner();
         let (hub, queue) = self.core.watch_hub().open();
         let task = StreamTask {
             core: self.core.clone(),

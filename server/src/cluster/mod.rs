@@ -261,4 +261,26 @@ mod tests {
         assert_eq!(back.members, m.members);
         assert_eq!(back.voters, m.voters);
     }
+
+    /// The conf state in the store's meta as today's Concord writes it (issue 11 §1.11).
+    #[test]
+    fn the_conf_state_written_today_still_decodes() {
+        let written = [
+            &2u64.to_le_bytes()[..],
+            &1u64.to_le_bytes()[..],
+            &2u64.to_le_bytes()[..],
+            &1u64.to_le_bytes()[..],
+            &3u64.to_le_bytes()[..],
+        ]
+        .concat();
+        let v = Voters {
+            voters: vec![1, 2],
+            learners: vec![3],
+        };
+        assert_eq!(v.encode(), written);
+        let back = Membership::from_meta(Vec::new(), Vec::new(), Some(written)).unwrap();
+        assert_eq!(back.voters, v);
+        assert_eq!(member_key(0xab), "member/00000000000000ab");
+        assert_eq!(removed_key(0xab), "removed/00000000000000ab");
+    }
 }

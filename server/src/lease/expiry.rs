@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use concord_mvcc::Command;
 
 use crate::core::Core;
+use crate::error::ServerError;
 
 const TICK: Duration = Duration::from_millis(250);
 /// Revokes started per tick, so a mass expiry does not flood the log.
@@ -36,6 +37,7 @@ pub async fn run(core: Arc<Core>, extend: Duration, checkpoint_every: Duration) 
         if !leads {
             continue;
         }
+        let term = core.raft_status().term;
         for id in lessor.expired(REVOKES_PER_TICK) {
             if !revoking
                 .lock()
@@ -46,7 +48,7 @@ pub async fn run(core: Arc<Core>, extend: Duration, checkpoint_every: Duration) 
             }
             let (core, revoking) = (core.clone(), revoking.clone());
             tokio::spawn(async move {
-                if let Err(e) = core.propose_kv(Command::LeaseRevoke { id }).await {
+                if let Err(e) = expire(&core, id, term).await {
                     tracing::warn!(error = %e, "revoking an expired lease failed; will retry");
                 }
                 revoking
@@ -62,11 +64,27 @@ pub async fn run(core: Arc<Core>, extend: Duration, checkpoint_every: Duration) 
                 let checkpoints = chunk.to_vec();
                 tokio::spawn(async move {
                     let cmd = Command::LeaseCheckpoint { checkpoints };
-                    if let Err(e) = core.propose_kv(cmd).await {
+                    if let Err(e) = core.propose_kv_in_term(cmd, term).await {
                         tracing::warn!(error = %e, "lease checkpoint failed");
                     }
                 });
             }
         }
     }
+}
+
+/// Revokes an expired lease on the authority of this member's leadership in `term`: only once a
+/// quorum has confirmed it still leads in that term (a ReadIndex round), and through an entry
+/// that is not applied unless it was appended in that term. A leader that was paused, or cut
+/// off, and has not yet noticed that another one took over, can therefore never expire a
+/// lease the new leader keeps alive.
+pub async fn expire(core: &Core, id: i64, term: u64) -> Result<(), ServerError> {
+    core.linearizable_barrier().await?;
+    let status = core.raft_status();
+    if status.leader_id != core.member.id || status.term != term {
+        return Err(ServerError::NotLeader);
+    }
+    core.propose_kv_in_term(Command::LeaseRevoke { id }, term)
+        .await
+        .map(|_| ())
 }

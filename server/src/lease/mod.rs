@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use concord_mvcc::Lease;
 
+#[cfg(test)]
+pub use expiry::expire;
 pub use expiry::run;
 
 /// etcd's largest lease TTL, in seconds.
@@ -122,13 +124,19 @@ impl Lessor {
     }
 
     /// Renews a lease on the primary: its TTL, and whether the state machine holds a
-    /// checkpointed remaining TTL that must now be cleared. None if the lease does not exist.
+    /// checkpointed remaining TTL that must now be cleared. None if the lease does not exist,
+    /// or if its time ran out: a lease past its deadline is expired even before its revoke is
+    /// applied, and a keep-alive must not bring it back (etcd answers TTL 0 as well).
     pub fn renew(&self, id: i64) -> Option<(i64, bool)> {
         let mut g = self.lock();
         let primary = g.primary;
         let e = g.leases.get_mut(&id)?;
         if primary {
-            e.expiry = Some(Instant::now() + secs(e.ttl));
+            let now = Instant::now();
+            if e.expiry.is_some_and(|x| x <= now) {
+                return None;
+            }
+            e.expiry = Some(now + secs(e.ttl));
         }
         Some((e.ttl, e.remaining > 0))
     }
@@ -231,5 +239,20 @@ mod tests {
         assert_eq!(l.expired(10), vec![5]);
         l.revoked(5);
         assert!(l.expired(10).is_empty());
+    }
+
+    /// Issue 11 §1.6: a keep-alive that arrives after the deadline, before the revoke is
+    /// applied, answers TTL 0 (None) and leaves the lease expired.
+    #[test]
+    fn a_lease_past_its_deadline_is_not_renewed() {
+        let l = Lessor::new(vec![], 1);
+        l.promote(Duration::ZERO);
+        l.granted(7, 0);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(l.renew(7), None);
+        assert_eq!(l.expired(10), vec![7], "the lease must stay expired");
+        // A live lease is renewed as before.
+        l.granted(8, 60);
+        assert_eq!(l.renew(8), Some((60, false)));
     }
 }

@@ -5,8 +5,10 @@ mod logger;
 mod node;
 mod reads;
 mod storage;
+#[cfg(test)]
+mod tests;
 
-pub use node::{checkpoint_dir, spawn, RaftHandle, RaftMsg, RaftStatus, StartOptions};
+pub use node::{checkpoint_dir, spawn, Permit, RaftHandle, RaftMsg, RaftStatus, StartOptions};
 pub use storage::RaftStorage;
 
 use concord_mvcc::Applied;

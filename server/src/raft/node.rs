@@ -6,7 +6,7 @@
 //! them, persist new entries and the hard state with one WAL write and one fdatasync (group
 //! commit), then send the messages that had to wait for that sync, and advance.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use concord_wal::{Marker, Recovered, Wal};
-use raft::eraftpb::{ConfChange, ConfState, Entry, EntryType, Message, Snapshot};
+use raft::eraftpb::{ConfChange, ConfState, Entry, EntryType, Message, MessageType, Snapshot};
 use raft::storage::MemStorage;
 use raft::{RawNode, SnapshotStatus, StateRole};
 use tokio::sync::oneshot;
@@ -36,6 +36,13 @@ const SLOW: Duration = Duration::from_millis(100);
 /// Ticks between sweeps of callers that gave up waiting.
 const SWEEP_TICKS: u64 = 50;
 
+/// Committed entries the apply thread may be behind before proposals are refused with "too many
+/// requests" (etcd's `maxGapBetweenApplyAndCommitIndex`).
+pub const MAX_APPLY_LAG: u64 = 5000;
+
+/// A place in one of the Raft thread's bounded inboxes; freed when the request is handled.
+pub type Permit = Option<tokio::sync::OwnedSemaphorePermit>;
+
 /// Requests to the Raft thread.
 pub enum RaftMsg {
     /// Propose a normal entry; `done` gets the outcome once it is applied here.
@@ -43,6 +50,8 @@ pub enum RaftMsg {
         request: u64,
         data: Vec<u8>,
         done: ProposeDone,
+        /// Held until the request is handled.
+        _permit: Permit,
     },
     /// Propose a membership change; `context` is built by `proposal::encode_context`.
     ProposeConfChange {
@@ -50,15 +59,18 @@ pub enum RaftMsg {
         cc: ConfChange,
         context: Vec<u8>,
         done: ProposeDone,
+        _permit: Permit,
     },
     /// Ask for a read index; `done` gets an index the state machine must reach before serving.
-    ReadIndex { done: ReadDone },
-    /// A message from a peer.
-    Step(Message),
+    ReadIndex { done: ReadDone, _permit: Permit },
+    /// Messages from a peer, holding their places in the peers' inbox.
+    Step { msgs: Vec<Message>, _permit: Permit },
     /// A snapshot received from the leader, verified and waiting in `dir`, with its message.
     SnapshotReceived { msg: Message, dir: PathBuf },
-    /// The apply thread has applied a conf change: raft-rs must now apply it too.
-    ConfChangeApplied(ConfChange),
+    /// The apply thread has applied a conf-change entry: raft-rs must now apply it too (None:
+    /// the entry was refused or already applied, and changes nothing). One per conf-change
+    /// entry, in log order; the Raft thread waits for them before it advances (see `on_ready`).
+    ConfChangeApplied(Option<ConfChange>),
     /// The apply thread built a checkpoint of the applied state.
     SnapshotReady {
         index: u64,
@@ -113,6 +125,8 @@ pub struct StartOptions {
     pub applied: u64,
     /// Entries kept in the log behind the applied index when it is compacted.
     pub log_retain: u64,
+    /// The apply thread's progress: proposals are refused while it lags too far behind.
+    pub applied_rx: tokio::sync::watch::Receiver<u64>,
 }
 
 /// The running Raft thread.
@@ -193,7 +207,7 @@ pub fn spawn(
         apply_tx,
         transport,
         proposals: HashMap::new(),
-        reads: ReadBatcher::default(),
+        reads: ReadBatcher::new(opts.id),
         transfers: Vec::new(),
         status: status.clone(),
         tick: opts.tick,
@@ -203,6 +217,9 @@ pub fn spawn(
         checkpoint_pending: false,
         last_staged: 0,
         last_leader: 0,
+        deferred: VecDeque::new(),
+        stopping: false,
+        applied_rx: opts.applied_rx,
     };
     let thread = std::thread::Builder::new()
         .name("raft".into())
@@ -215,6 +232,28 @@ pub fn spawn(
         })
         .map_err(|e| log_err(&e))?;
     Ok(RaftHandle { tx, status, thread })
+}
+
+/// Refuses a peer's message that raft-rs would treat as a fault of this member's own state (it
+/// stops the process on them): a heartbeat that commits past the end of the log, or an append
+/// whose entries are not numbered on from its index. A leader never sends either; a forged or
+/// corrupted message is the sender's fault, and is dropped.
+fn check_peer_message(node: &RawNode<RaftStorage>, m: &Message) -> Result<(), &'static str> {
+    let log = &node.raft.raft_log;
+    match m.get_msg_type() {
+        MessageType::MsgHeartbeat if m.commit > log.last_index() => {
+            Err("heartbeat commits past the end of the log")
+        }
+        MessageType::MsgAppend
+            if m.entries
+                .iter()
+                .enumerate()
+                .any(|(i, e)| Some(e.index) != m.index.checked_add(i as u64 + 1)) =>
+        {
+            Err("append entries not numbered on from the message's index")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A lone voter need not wait an election timeout to lead.
@@ -296,22 +335,45 @@ struct RaftLoop {
     /// duplicate delivery) is dropped, never staged over one the apply thread may be installing.
     last_staged: u64,
     last_leader: u64,
+    /// Requests that arrived while the loop waited for conf changes to be applied.
+    deferred: VecDeque<RaftMsg>,
+    /// A stop arrived while the loop waited.
+    stopping: bool,
+    applied_rx: tokio::sync::watch::Receiver<u64>,
 }
 
 impl RaftLoop {
     fn run(&mut self) -> Result<(), ServerError> {
         let mut next_tick = Instant::now() + self.tick;
         loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            if self.stopping {
+                return Ok(());
+            }
+            let had_deferred = !self.deferred.is_empty();
+            while let Some(msg) = self.deferred.pop_front() {
+                if !self.handle(msg)? {
+                    return Ok(());
+                }
+            }
+            // What was set aside may have produced a Ready: do not sit on it for a tick.
+            let wait = if had_deferred {
+                Duration::ZERO
+            } else {
+                next_tick.saturating_duration_since(Instant::now())
+            };
             match self.rx.recv_timeout(wait) {
                 Ok(msg) => {
                     if !self.handle(msg)? {
                         return Ok(());
                     }
-                    // Take everything else already queued: it all goes into one Ready.
+                    // Take everything else already queued: it all goes into one Ready. Under a
+                    // flood, stop at the tick's time, so heartbeats and elections stay on time.
                     while let Ok(msg) = self.rx.try_recv() {
                         if !self.handle(msg)? {
                             return Ok(());
+                        }
+                        if Instant::now() >= next_tick {
+                            break;
                         }
                     }
                 }
@@ -348,9 +410,12 @@ impl RaftLoop {
                 request,
                 data,
                 done,
+                _permit,
             } => {
                 if self.node.raft.leader_id == 0 {
                     let _ = done.send(Err(ServerError::NoLeader));
+                } else if self.apply_lag() > MAX_APPLY_LAG {
+                    let _ = done.send(Err(ServerError::TooManyRequests));
                 } else if let Err(e) = self.node.propose(Vec::new(), data) {
                     tracing::debug!(error = %e, "proposal dropped");
                     let _ = done.send(Err(ServerError::NoLeader));
@@ -365,9 +430,12 @@ impl RaftLoop {
                 cc,
                 context,
                 done,
+                _permit,
             } => {
                 if self.node.raft.leader_id == 0 {
                     let _ = done.send(Err(ServerError::NoLeader));
+                } else if self.apply_lag() > MAX_APPLY_LAG {
+                    let _ = done.send(Err(ServerError::TooManyRequests));
                 } else if let Err(e) = self.node.propose_conf_change(context, cc) {
                     tracing::debug!(error = %e, "conf change dropped");
                     let _ = done.send(Err(ServerError::NoLeader));
@@ -375,16 +443,16 @@ impl RaftLoop {
                     self.proposals.insert(request, done);
                 }
             }
-            RaftMsg::ReadIndex { done } => {
+            RaftMsg::ReadIndex { done, _permit } => {
                 if self.node.raft.leader_id == 0 {
                     let _ = done.send(Err(ServerError::NoLeader));
                 } else {
                     self.reads.push(done);
                 }
             }
-            RaftMsg::Step(m) => {
-                if let Err(e) = self.node.step(m) {
-                    tracing::debug!(error = %e, "peer message refused");
+            RaftMsg::Step { msgs, _permit } => {
+                for m in msgs {
+                    self.step(m);
                 }
             }
             RaftMsg::SnapshotReceived { msg, dir } => {
@@ -403,7 +471,8 @@ impl RaftLoop {
                     tracing::warn!(error = %e, index, "received snapshot refused");
                 }
             }
-            RaftMsg::ConfChangeApplied(cc) => {
+            RaftMsg::ConfChangeApplied(None) => {}
+            RaftMsg::ConfChangeApplied(Some(cc)) => {
                 let cs = self
                     .node
                     .apply_conf_change(&cc)
@@ -451,6 +520,20 @@ impl RaftLoop {
             RaftMsg::Stop => return Ok(false),
         }
         Ok(true)
+    }
+
+    fn step(&mut self, m: Message) {
+        if let Err(why) = check_peer_message(&self.node, &m) {
+            crate::transport::refuse(m.from, why);
+        } else if let Err(e) = self.node.step(m) {
+            tracing::debug!(error = %e, "peer message refused");
+        }
+    }
+
+    /// Committed entries the apply thread has not applied yet.
+    fn apply_lag(&self) -> u64 {
+        let applied = *self.applied_rx.borrow();
+        self.node.raft.raft_log.committed.saturating_sub(applied)
     }
 
     /// Asks the apply thread for a checkpoint when raft-rs wants a snapshot to send.
@@ -501,7 +584,7 @@ impl RaftLoop {
         if !ready.snapshot().is_empty() {
             self.install_snapshot(ready.snapshot().clone())?;
         }
-        self.dispatch_committed(ready.take_committed_entries())?;
+        let mut conf_changes = self.dispatch_committed(ready.take_committed_entries())?;
 
         let has_entries = !ready.entries().is_empty();
         if has_entries || ready.must_sync() {
@@ -540,8 +623,31 @@ impl RaftLoop {
             self.node.mut_store().mem.wl().mut_hard_state().commit = commit;
         }
         self.transport.send(light.take_messages());
-        self.dispatch_committed(light.take_committed_entries())?;
+        conf_changes += self.dispatch_committed(light.take_committed_entries())?;
+        // As etcd does: raft-rs learns that entries are applied only once every conf change
+        // among them has been applied to it. Until then it must not accept another conf change
+        // (it allows one pending change at a time, judged by the applied index).
+        self.await_conf_changes(conf_changes)?;
         self.node.advance_apply();
+        Ok(())
+    }
+
+    /// Waits for the apply thread to report `n` conf-change entries, setting aside whatever
+    /// else arrives meanwhile (handled, in order, once the wait is over).
+    fn await_conf_changes(&mut self, mut n: usize) -> Result<(), ServerError> {
+        while n > 0 {
+            match self.rx.recv() {
+                Ok(RaftMsg::ConfChangeApplied(cc)) => {
+                    n -= 1;
+                    self.handle(RaftMsg::ConfChangeApplied(cc))?;
+                }
+                Ok(RaftMsg::Stop) | Err(_) => {
+                    self.stopping = true;
+                    return Ok(());
+                }
+                Ok(other) => self.deferred.push_back(other),
+            }
+        }
         Ok(())
     }
 
@@ -570,11 +676,16 @@ impl RaftLoop {
             .map_err(|_| ServerError::Stopped)
     }
 
-    /// Sends committed entries to the apply thread with the callbacks waiting on them.
-    fn dispatch_committed(&mut self, entries: Vec<Entry>) -> Result<(), ServerError> {
+    /// Sends committed entries to the apply thread with the callbacks waiting on them; returns
+    /// how many of them are conf changes.
+    fn dispatch_committed(&mut self, entries: Vec<Entry>) -> Result<usize, ServerError> {
         if entries.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
+        let conf_changes = entries
+            .iter()
+            .filter(|e| e.get_entry_type() != EntryType::EntryNormal)
+            .count();
         let callbacks = entries
             .iter()
             .map(|e| {
@@ -590,7 +701,8 @@ impl RaftLoop {
             .collect();
         self.apply_tx
             .send(ApplyTask::Entries { entries, callbacks })
-            .map_err(|_| ServerError::Stopped)
+            .map_err(|_| ServerError::Stopped)?;
+        Ok(conf_changes)
     }
 
     /// Drops log entries the state machine no longer needs, keeping `log_retain` behind it.

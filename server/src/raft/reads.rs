@@ -11,19 +11,39 @@ use crate::error::ServerError;
 const RETRY_TICKS: u32 = 3;
 
 struct InFlight {
-    ctx: u64,
+    ctx: [u8; 16],
     waiters: Vec<ReadDone>,
     ticks: u32,
 }
 
-#[derive(Default)]
+/// A request's context is this member's id and a counter: the leader keeps one pending request
+/// per context and drops a duplicate, so contexts must differ across members and across runs of
+/// one member (an answer to an earlier run's request would carry an index from before the new
+/// read began).
 pub struct ReadBatcher {
+    member: u64,
     waiting: Vec<ReadDone>,
     in_flight: Option<InFlight>,
     next_ctx: u64,
 }
 
 impl ReadBatcher {
+    pub fn new(member: u64) -> ReadBatcher {
+        ReadBatcher {
+            member,
+            waiting: Vec::new(),
+            in_flight: None,
+            next_ctx: crate::ids::incarnation_counter_start(),
+        }
+    }
+
+    fn context(&self, n: u64) -> [u8; 16] {
+        let mut ctx = [0; 16];
+        ctx[..8].copy_from_slice(&self.member.to_le_bytes());
+        ctx[8..].copy_from_slice(&n.to_le_bytes());
+        ctx
+    }
+
     pub fn push(&mut self, done: ReadDone) {
         self.waiting.push(done);
     }
@@ -34,8 +54,8 @@ impl ReadBatcher {
             return;
         }
         self.next_ctx += 1;
-        let ctx = self.next_ctx;
-        node.read_index(ctx.to_le_bytes().to_vec());
+        let ctx = self.context(self.next_ctx);
+        node.read_index(ctx.to_vec());
         self.in_flight = Some(InFlight {
             ctx,
             waiters: std::mem::take(&mut self.waiting),
@@ -48,7 +68,7 @@ impl ReadBatcher {
         let matches = self
             .in_flight
             .as_ref()
-            .is_some_and(|f| rs.request_ctx.as_slice() == f.ctx.to_le_bytes().as_slice());
+            .is_some_and(|f| rs.request_ctx.as_slice() == f.ctx.as_slice());
         if !matches {
             return;
         }
@@ -65,7 +85,7 @@ impl ReadBatcher {
             f.ticks += 1;
             if f.ticks >= RETRY_TICKS {
                 f.ticks = 0;
-                node.read_index(f.ctx.to_le_bytes().to_vec());
+                node.read_index(f.ctx.to_vec());
             }
         }
     }

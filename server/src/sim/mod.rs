@@ -116,6 +116,14 @@ impl SimCluster {
             .collect()
     }
 
+    /// Cuts member `i` off from every other member; returns the others.
+    pub fn isolate(&self, i: usize) -> Vec<usize> {
+        let rest: Vec<usize> = (0..self.ids.len()).filter(|j| *j != i).collect();
+        let rest_ids: Vec<u64> = rest.iter().map(|j| self.ids[*j]).collect();
+        self.net.partition(&[self.ids[i]], &rest_ids);
+        rest
+    }
+
     /// The member that the running members `among` agree leads, if they agree.
     pub fn leader_among(&self, among: &[usize]) -> Option<usize> {
         let leaders: Vec<u64> = among

@@ -79,6 +79,9 @@ struct State {
     members: HashMap<u64, (Sender<RaftMsg>, PathBuf)>,
     /// Directed links that carry nothing.
     cut: HashSet<(u64, u64)>,
+    /// Directed links whose messages wait, in order, until `release`.
+    held: HashSet<(u64, u64)>,
+    stash: Vec<Message>,
     queue: BinaryHeap<Queued>,
     seq: u64,
     stopped: bool,
@@ -100,6 +103,8 @@ impl SimNet {
                 faults,
                 members: HashMap::new(),
                 cut: HashSet::new(),
+                held: HashSet::new(),
+                stash: Vec::new(),
                 queue: BinaryHeap::new(),
                 seq: 0,
                 stopped: false,
@@ -140,6 +145,29 @@ impl SimNet {
         }
     }
 
+    /// Holds back every message from `from` to `to` (sent from now on) until `release`.
+    pub fn hold(&self, from: u64, to: u64) {
+        self.lock().held.insert((from, to));
+    }
+
+    /// Sends what was held on the link, in the order it was sent, and lets it carry again.
+    pub fn release(&self, from: u64, to: u64) {
+        let mut s = self.lock();
+        s.held.remove(&(from, to));
+        let (go, keep): (Vec<Message>, Vec<Message>) = std::mem::take(&mut s.stash)
+            .into_iter()
+            .partition(|m| (m.from, m.to) == (from, to));
+        s.stash = keep;
+        let now = Instant::now();
+        for msg in go {
+            s.seq += 1;
+            let seq = s.seq;
+            s.queue.push(Queued { at: now, seq, msg });
+        }
+        drop(s);
+        self.wake.notify_all();
+    }
+
     pub fn heal(&self) {
         self.lock().cut.clear();
     }
@@ -153,6 +181,10 @@ impl SimNet {
         let mut s = self.lock();
         let faults = s.faults;
         for m in msgs {
+            if s.held.contains(&(from, m.to)) {
+                s.stash.push(m);
+                continue;
+            }
             if s.cut.contains(&(from, m.to)) || s.rng.chance(faults.drop) {
                 s.dropped += 1;
                 continue;
@@ -224,7 +256,10 @@ fn deliver(
     from: Option<Sender<RaftMsg>>,
 ) {
     if msg.get_msg_type() != MessageType::MsgSnapshot {
-        let _ = to.send(RaftMsg::Step(msg));
+        let _ = to.send(RaftMsg::Step {
+            msgs: vec![msg],
+            _permit: None,
+        });
         return;
     }
     let (peer, src) = (msg.to, crate::raft::checkpoint_dir(msg.get_snapshot()));

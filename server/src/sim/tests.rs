@@ -16,6 +16,15 @@ fn lossy() -> Faults {
     }
 }
 
+/// No drops or duplicates, little delay: for tests that script the faults themselves.
+fn reliable() -> Faults {
+    Faults {
+        drop: 0.0,
+        duplicate: 0.0,
+        max_delay: Duration::from_millis(1),
+    }
+}
+
 fn as_map(kvs: &[concord_mvcc::KeyValue]) -> BTreeMap<String, String> {
     kvs.iter()
         .map(|kv| {
@@ -113,15 +122,11 @@ async fn an_isolated_leader_cannot_commit_and_the_majority_moves_on() {
     let c = SimCluster::start(3, seed, lossy(), 10_000).await;
     let all = c.running();
     let old = c.wait_leader_among(&all, LEADER_WAIT).await;
-    let majority: Vec<usize> = all.iter().copied().filter(|i| *i != old).collect();
     let mut expected = BTreeMap::new();
     assert!(put_somewhere(&c, &[old], "before", "1").await);
     expected.insert("before".to_string(), "1".to_string());
 
-    c.net.partition(
-        &[c.ids[old]],
-        &majority.iter().map(|i| c.ids[*i]).collect::<Vec<_>>(),
-    );
+    let majority = c.isolate(old);
     // Clients keep writing on both sides: the isolated leader must not acknowledge anything.
     let minority_write = {
         let core = c.node(old).core.clone();
@@ -200,5 +205,217 @@ async fn partitions_heal_without_losing_acknowledged_writes() {
     }
     let kvs = c.wait_converged(CONVERGE_WAIT).await;
     assert_eq!(as_map(&kvs), expected, "seed {seed}");
+    c.shutdown().await;
+}
+
+/// A follower's forwarded proposals that are still in flight when it restarts are committed
+/// after the restart; their results must never answer the new run's requests (issue 11 §1.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_proposals_of_an_earlier_run_never_answer_new_requests() {
+    let seed = seed();
+    let mut c = SimCluster::start(3, seed, reliable(), 10_000).await;
+    let all = c.running();
+    let leader = c.wait_leader_among(&all, LEADER_WAIT).await;
+    let f = (leader + 1) % 3;
+    // Let the follower publish itself first, so that its next run proposes nothing on start.
+    assert!(put_somewhere(&c, &[f], "warm-up", "1").await, "seed {seed}");
+    let (from, to) = (c.ids[f], c.ids[leader]);
+    c.net.hold(from, to);
+    let mut old = Vec::new();
+    for n in 0..5 {
+        let core = c.node(f).core.clone();
+        old.push(tokio::spawn(async move {
+            let _ = core
+                .propose_kv(concord_mvcc::Command::Put(concord_mvcc::PutRequest {
+                    key: format!("old{n}").into_bytes(),
+                    value: b"x".to_vec(),
+                    ..Default::default()
+                }))
+                .await;
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    c.stop_member(f).await;
+    for t in old {
+        let _ = t.await;
+    }
+    c.start_member(f).await;
+    c.wait_leader_among(&all, LEADER_WAIT).await;
+    let mut new = Vec::new();
+    for n in 0..5 {
+        let core = c.node(f).core.clone();
+        new.push(tokio::spawn(async move {
+            let key = format!("new{n}");
+            let r = core
+                .propose_kv(concord_mvcc::Command::Put(concord_mvcc::PutRequest {
+                    key: key.clone().into_bytes(),
+                    value: b"y".to_vec(),
+                    ..Default::default()
+                }))
+                .await;
+            (key, r)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    c.net.release(from, to);
+    let mut answered = BTreeMap::new();
+    for t in new {
+        let (key, r) = t.await.expect("task");
+        let applied = r.unwrap_or_else(|e| panic!("seed {seed}: put {key}: {e}"));
+        answered.insert(key, applied.revision);
+    }
+    c.wait_converged(CONVERGE_WAIT).await;
+    for kv in c.local_kvs(f).await {
+        let key = String::from_utf8_lossy(&kv.key).into_owned();
+        if let Some(rev) = answered.get(&key) {
+            assert_eq!(
+                *rev, kv.mod_revision,
+                "seed {seed}: {key} was answered with another entry's revision"
+            );
+        }
+    }
+    c.shutdown().await;
+}
+
+/// A leader that lost its leadership (paused, or cut off) must not expire a lease that the new
+/// leader keeps: its revoke is refused before it is proposed, and an entry it proposed in its
+/// old term is not applied once a later leader appended it (issue 11 §1.7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_leader_cannot_revoke_a_lease() {
+    use concord_mvcc::{Command, PutRequest};
+    let seed = seed();
+    let c = SimCluster::start(3, seed, reliable(), 10_000).await;
+    let all = c.running();
+    let old = c.wait_leader_among(&all, LEADER_WAIT).await;
+    let old_term = c.node(old).core.raft_status().term;
+    let core = c.node(old).core.clone();
+    core.propose_kv(Command::LeaseGrant { id: 77, ttl: 600 })
+        .await
+        .expect("grant");
+    core.propose_kv(Command::Put(PutRequest {
+        key: b"leased".to_vec(),
+        value: b"v".to_vec(),
+        lease: 77,
+        ..Default::default()
+    }))
+    .await
+    .expect("put");
+
+    let rest = c.isolate(old);
+    let new = c.wait_leader_among(&rest, LEADER_WAIT).await;
+    c.net.heal();
+    // The old leader follows the new one now.
+    assert_eq!(
+        c.wait_leader_among(&all, LEADER_WAIT).await,
+        new,
+        "seed {seed}"
+    );
+
+    let r = crate::lease::expire(&core, 77, old_term).await;
+    assert!(r.is_err(), "seed {seed}: a deposed leader expired a lease");
+    let r = core
+        .propose_kv_in_term(Command::LeaseRevoke { id: 77 }, old_term)
+        .await;
+    assert!(
+        matches!(r, Err(crate::error::ServerError::LeaderChanged)),
+        "seed {seed}: a revoke of an older term was applied: {r:?}"
+    );
+    let kvs = c.wait_converged(CONVERGE_WAIT).await;
+    assert!(
+        kvs.iter().any(|kv| kv.key == b"leased" && kv.lease == 77),
+        "seed {seed}: the lease's key is gone"
+    );
+    c.shutdown().await;
+}
+
+/// A long physical-compaction wait on a member must not stop it from installing a snapshot
+/// (issue 11 §1.4): the wait used to hold the store for up to 60 s, and the install gave up
+/// after 30 s and stopped the member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_compaction_wait_does_not_block_a_snapshot_install() {
+    let seed = seed();
+    // Compact the Raft log every 20 entries: a member that misses 200 needs a snapshot.
+    let c = SimCluster::start(3, seed, reliable(), 20).await;
+    let all = c.running();
+    let leader = c.wait_leader_among(&all, LEADER_WAIT).await;
+    let lagging = (leader + 1) % 3;
+    // A physical compaction wait that will not finish soon (nothing compacts that far).
+    let waiter = {
+        let core = c.node(lagging).core.clone();
+        tokio::spawn(async move {
+            core.wait_compacted(1_000_000, Duration::from_secs(45))
+                .await
+        })
+    };
+    let rest = c.isolate(lagging);
+    let mut expected = BTreeMap::new();
+    for n in 0..200 {
+        let (k, v) = (format!("c{n:03}"), format!("v{n}"));
+        assert!(
+            put_somewhere(&c, &rest, &k, &v).await,
+            "seed {seed}: put {k}"
+        );
+        expected.insert(k, v);
+    }
+    c.net.heal();
+    let kvs = c.wait_converged(CONVERGE_WAIT).await;
+    assert_eq!(as_map(&kvs), expected, "seed {seed}");
+    assert!(
+        c.node(lagging).core.raft_status().commit_index > 200,
+        "seed {seed}: the lagging member is still running and caught up"
+    );
+    waiter.abort();
+    c.shutdown().await;
+}
+
+/// A peer message that raft-rs would treat as this member's own fault (a heartbeat that commits
+/// past the end of its log, an append whose entries skip indexes) is dropped and counted; the
+/// member keeps working (issue 11 §1.10).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_peer_message_does_not_stop_a_member() {
+    use raft::eraftpb::{Entry, Message, MessageType};
+    let seed = seed();
+    let c = SimCluster::start(3, seed, lossy(), 10_000).await;
+    let all = c.running();
+    let leader = c.wait_leader_among(&all, LEADER_WAIT).await;
+    let f = (leader + 1) % 3;
+    assert!(put_somewhere(&c, &all, "before", "1").await, "seed {seed}");
+    let term = c.node(leader).core.raft_status().term;
+    let refused_before = crate::transport::refused_messages();
+
+    let mut heartbeat = Message::default();
+    heartbeat.set_msg_type(MessageType::MsgHeartbeat);
+    heartbeat.from = c.ids[leader];
+    heartbeat.to = c.ids[f];
+    heartbeat.term = term;
+    heartbeat.commit = 1_000_000_000;
+    let mut append = Message::default();
+    append.set_msg_type(MessageType::MsgAppend);
+    append.from = c.ids[leader];
+    append.to = c.ids[f];
+    append.term = term;
+    append.index = c.node(f).core.raft_status().commit_index;
+    append.entries = vec![Entry {
+        index: 1,
+        term,
+        ..Default::default()
+    }]
+    .into();
+    for m in [heartbeat, append] {
+        c.node(f)
+            .raft_tx
+            .send(crate::raft::RaftMsg::Step {
+                msgs: vec![m],
+                _permit: None,
+            })
+            .expect("the member's Raft thread runs");
+    }
+    assert!(
+        put_somewhere(&c, &[f], "after", "2").await,
+        "seed {seed}: the member stopped serving"
+    );
+    let kvs = c.wait_converged(CONVERGE_WAIT).await;
+    assert_eq!(kvs.len(), 2, "seed {seed}");
+    assert!(crate::transport::refused_messages() >= refused_before + 2);
     c.shutdown().await;
 }

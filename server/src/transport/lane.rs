@@ -12,9 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::{connect, Local};
 use crate::raft::RaftMsg;
 
-/// Most messages and bytes in one batch.
-const MAX_BATCH_MSGS: usize = 512;
-const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+use super::{MAX_BATCH_BYTES, MAX_BATCH_MSGS};
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 

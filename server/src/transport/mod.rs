@@ -23,7 +23,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 pub use forward::{LeaderCalls, LeaseTtl, NOT_PRIMARY};
-pub use service::PeerService;
+pub use service::{PeerService, PEER_INBOX};
 
 use crate::raft::RaftMsg;
 
@@ -37,6 +37,34 @@ pub trait Transport: Send + Sync + 'static {
 
 /// Messages queued per stream before new ones are dropped.
 const LANE_QUEUE: usize = 4096;
+
+/// Most messages and bytes a sender puts in one batch (a batch can pass the byte count by its
+/// last message); a receiver refuses a batch with more messages.
+pub const MAX_BATCH_MSGS: usize = 512;
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// The largest peer message (a batch, a snapshot chunk, a forwarded call) a member accepts:
+/// a full batch plus one more append message, which raft-rs fills up to 1 MiB of entries but
+/// always with at least one entry, itself up to `--max-request-bytes` and its envelope.
+pub fn max_peer_message_bytes(max_request_bytes: usize) -> usize {
+    2 * MAX_BATCH_BYTES + 2 * max_request_bytes
+}
+
+/// Peer messages refused as malformed or not from a member, since start (the sender's fault:
+/// dropped, logged and counted, never fatal here).
+static REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts and logs one refused peer message; `why` is a fixed text, `from` the claimed sender.
+pub fn refuse(from: u64, why: &'static str) {
+    let total = REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    tracing::warn!(from = %format!("{from:x}"), why, total, "refused a peer message");
+}
+
+/// How many peer messages were refused since start (metrics come with issue 16).
+#[cfg(test)]
+pub fn refused_messages() -> u64 {
+    REFUSED.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Identity and plumbing every sender task needs.
 #[derive(Clone)]

@@ -23,7 +23,12 @@ pub struct PeerService {
     pub raft_tx: Sender<RaftMsg>,
     pub members: watch::Receiver<Arc<Members>>,
     pub data_dir: PathBuf,
+    /// Places for peer messages in the Raft thread's inbox (shared by every peer connection).
+    pub inbox: Arc<tokio::sync::Semaphore>,
 }
+
+/// Peer messages that may wait in the Raft thread's inbox.
+pub const PEER_INBOX: usize = 4 * super::MAX_BATCH_MSGS;
 
 /// What a member answers to messages from a member removed from the cluster. The sender stops
 /// when it reads this, as an etcd member does on HTTP 410 from its peers: once removed, a member
@@ -50,27 +55,69 @@ impl PeerService {
                 self.id
             )));
         }
-        if self.members.borrow().is_removed(from) {
+        let members = self.members.borrow();
+        if members.is_removed(from) {
             tracing::warn!(from = %format!("{from:x}"), "refused messages from a removed member");
             return Err(Status::permission_denied(REMOVED_MESSAGE));
+        }
+        // A member that has applied no membership yet (it is joining) cannot tell; every other
+        // one takes messages from members only.
+        if !members.by_id.is_empty() && members.get(from).is_none() {
+            super::refuse(from, "not a member");
+            return Err(Status::permission_denied(format!(
+                "{from:x} is not a member of cluster {:x}",
+                self.cluster_id
+            )));
         }
         Ok(())
     }
 
-    fn deliver(&self, batch: peerpb::RaftBatch) -> Result<(), Status> {
+    /// Hands a batch's messages to the Raft thread. The whole batch is refused, before any of
+    /// it is delivered, if it is too big, a message does not decode, or a message claims
+    /// another sender or receiver than the batch.
+    async fn deliver(&self, batch: peerpb::RaftBatch) -> Result<(), Status> {
         self.check(batch.cluster_id, batch.from, batch.to)?;
-        for bytes in batch.messages {
-            let m = Message::parse_from_bytes(&bytes)
-                .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))?;
-            if m.get_msg_type() == MessageType::MsgSnapshot {
-                // Snapshots only arrive with their data, on the Snapshot call.
-                continue;
-            }
-            self.raft_tx
-                .send(RaftMsg::Step(m))
-                .map_err(|_| Status::unavailable("etcdserver: server stopped"))?;
+        if batch.messages.len() > super::MAX_BATCH_MSGS {
+            super::refuse(batch.from, "too many messages in a batch");
+            return Err(Status::invalid_argument(format!(
+                "a batch carries at most {} messages",
+                super::MAX_BATCH_MSGS
+            )));
         }
-        Ok(())
+        let mut msgs = Vec::with_capacity(batch.messages.len());
+        for bytes in &batch.messages {
+            let Ok(m) = Message::parse_from_bytes(bytes) else {
+                super::refuse(batch.from, "undecodable raft message");
+                return Err(Status::invalid_argument("bad raft message"));
+            };
+            if m.from != batch.from || m.to != self.id {
+                super::refuse(batch.from, "message for another sender or receiver");
+                return Err(Status::invalid_argument(
+                    "a raft message names another sender or receiver than its batch",
+                ));
+            }
+            // Snapshots only arrive with their data, on the Snapshot call.
+            if m.get_msg_type() != MessageType::MsgSnapshot {
+                msgs.push(m);
+            }
+        }
+        if msgs.is_empty() {
+            return Ok(());
+        }
+        // Wait for room in the Raft thread's inbox for peers: a peer that sends faster than
+        // Raft takes its messages is slowed down through its stream's flow control.
+        let permit = self
+            .inbox
+            .clone()
+            .acquire_many_owned(msgs.len() as u32)
+            .await
+            .map_err(|_| Status::unavailable("etcdserver: server stopped"))?;
+        self.raft_tx
+            .send(RaftMsg::Step {
+                msgs,
+                _permit: Some(permit),
+            })
+            .map_err(|_| Status::unavailable("etcdserver: server stopped"))
     }
 }
 
@@ -82,7 +129,7 @@ impl peerpb::peer_server::Peer for PeerService {
     ) -> Result<Response<peerpb::StreamAck>, Status> {
         let mut stream = request.into_inner();
         while let Some(batch) = stream.next().await {
-            self.deliver(batch?)?;
+            self.deliver(batch?).await?;
         }
         Ok(Response::new(peerpb::StreamAck { member_id: self.id }))
     }
@@ -91,7 +138,7 @@ impl peerpb::peer_server::Peer for PeerService {
         &self,
         request: Request<peerpb::RaftBatch>,
     ) -> Result<Response<peerpb::StreamAck>, Status> {
-        self.deliver(request.into_inner())?;
+        self.deliver(request.into_inner()).await?;
         Ok(Response::new(peerpb::StreamAck { member_id: self.id }))
     }
 
@@ -121,6 +168,10 @@ impl peerpb::peer_server::Peer for PeerService {
                     .map_err(|e| Status::invalid_argument(format!("bad snapshot message: {e}")))?;
                 if m.get_msg_type() != MessageType::MsgSnapshot {
                     return refuse("the first chunk carries no snapshot message".into());
+                }
+                if m.from != chunk.from || m.to != self.id {
+                    super::refuse(chunk.from, "snapshot for another sender or receiver");
+                    return refuse("the snapshot message names another sender or receiver".into());
                 }
                 msg = Some(m);
             }
