@@ -37,10 +37,12 @@ impl ReadBatcher {
         }
     }
 
-    fn context(&self, n: u64) -> [u8; 16] {
+    /// The context of the next request.
+    fn next_context(&mut self) -> [u8; 16] {
+        self.next_ctx += 1;
         let mut ctx = [0; 16];
         ctx[..8].copy_from_slice(&self.member.to_le_bytes());
-        ctx[8..].copy_from_slice(&n.to_le_bytes());
+        ctx[8..].copy_from_slice(&self.next_ctx.to_le_bytes());
         ctx
     }
 
@@ -53,8 +55,7 @@ impl ReadBatcher {
         if self.in_flight.is_some() || self.waiting.is_empty() {
             return;
         }
-        self.next_ctx += 1;
-        let ctx = self.context(self.next_ctx);
+        let ctx = self.next_context();
         node.read_index(ctx.to_vec());
         self.in_flight = Some(InFlight {
             ctx,
@@ -95,6 +96,30 @@ impl ReadBatcher {
         let in_flight = self.in_flight.take().map(|f| f.waiters).unwrap_or_default();
         for w in in_flight.into_iter().chain(self.waiting.drain(..)) {
             let _ = w.send(Err(err()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::ReadBatcher;
+
+    /// Issue 11 §1.9: the leader keeps one pending ReadIndex request per context and drops a
+    /// duplicate, so the contexts of different members, and of two runs of one member, must
+    /// never coincide.
+    #[test]
+    fn read_contexts_differ_across_members_and_runs() {
+        let mut seen = HashSet::new();
+        let mut batchers = vec![ReadBatcher::new(1), ReadBatcher::new(2)];
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        // Member 1 again, as after a restart.
+        batchers.push(ReadBatcher::new(1));
+        for b in &mut batchers {
+            for _ in 0..10_000 {
+                assert!(seen.insert(b.next_context()), "a context repeated");
+            }
         }
     }
 }
