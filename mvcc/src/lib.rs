@@ -46,10 +46,4 @@ pub use store::{Store, StoreOptions, View, STORE_FORMAT};
 pub use types::*;
 
 #[cfg(test)]
-mod event_tests;
-#[cfg(test)]
-mod format_tests;
-#[cfg(test)]
-mod lease_tests;
-#[cfg(test)]
 mod tests;

@@ -3,9 +3,8 @@
 //! takes a new tag (a new entry kind, `REC_FORMAT`, `STORE_FORMAT`) and these bytes must still
 //! decode.
 
+use super::*;
 use crate::keys::{self, Rec};
-use crate::tests::open;
-use crate::*;
 
 /// Little-endian bytes of an i64 / u32 / u64, as the fixtures spell them.
 fn i(n: i64) -> Vec<u8> {
@@ -188,7 +187,7 @@ fn records_written_today_still_decode() {
 #[test]
 fn the_store_records_its_format_and_refuses_a_newer_one() {
     let (d, s) = open();
-    s.apply(1, &[crate::tests::put("a", "1")]).unwrap();
+    s.apply(1, &[put("a", "1")]).unwrap();
     drop(s);
     let path = d.path().join("db");
     {

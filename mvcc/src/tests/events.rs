@@ -1,16 +1,8 @@
 //! Events: what applying a command reports, and what reading history back returns.
 
-use crate::source::Source as _;
-use crate::tests::{open, put};
-use crate::*;
+use std::time::Duration;
 
-fn del(k: &str, end: &str) -> Command {
-    Command::DeleteRange(DeleteRangeRequest {
-        key: k.into(),
-        range_end: end.into(),
-        prev_kv: false,
-    })
-}
+use super::*;
 
 fn summary(events: &[Event]) -> Vec<(EventKind, String, i64, Option<String>)> {
     events
@@ -155,7 +147,7 @@ fn history_below_the_compaction_point_is_refused_and_at_it_is_kept() {
     }
     // Revisions 2..=7; compact at 5.
     s.apply(7, &[Command::Compact { revision: 5 }]).unwrap();
-    assert!(s.wait_compacted(5, std::time::Duration::from_secs(10)));
+    assert!(s.wait_compacted(5, Duration::from_secs(10)));
     assert_eq!(s.view().events(4, 10, &all), Err(MvccError::Compacted));
     let page = s.view().events(5, 10, &all).unwrap();
     let revs: Vec<i64> = page.events.iter().map(Event::revision).collect();
@@ -185,7 +177,7 @@ fn a_deletion_at_the_compaction_revision_is_kept_for_watchers() {
     s.apply(3, &[del("a", "")]).unwrap(); // 4
     s.apply(4, &[put("b", "2")]).unwrap(); // 5
     s.apply(5, &[Command::Compact { revision: 4 }]).unwrap();
-    assert!(s.wait_compacted(4, std::time::Duration::from_secs(10)));
+    assert!(s.wait_compacted(4, Duration::from_secs(10)));
     let expected = vec![
         (EventKind::Delete, "a".to_string(), 4, None),
         (EventKind::Put, "b".to_string(), 5, Some("1".to_string())),
@@ -208,7 +200,7 @@ fn a_deletion_at_the_compaction_revision_is_kept_for_watchers() {
     assert!(r.kvs.is_empty());
     // A later compaction removes the tombstone with the rest of the history below it.
     s.apply(6, &[Command::Compact { revision: 5 }]).unwrap();
-    assert!(s.wait_compacted(5, std::time::Duration::from_secs(10)));
+    assert!(s.wait_compacted(5, Duration::from_secs(10)));
     let page = s.view().events(5, 10, &all).unwrap();
     assert_eq!(
         summary(&page.events),
@@ -217,10 +209,7 @@ fn a_deletion_at_the_compaction_revision_is_kept_for_watchers() {
     let tombstone = s
         .view()
         .snap_for_tests()
-        .get(
-            crate::source::Cf::History,
-            &crate::keys::history_key(b"a", 4),
-        )
+        .get(Cf::History, &crate::keys::history_key(b"a", 4))
         .unwrap();
     assert_eq!(
         tombstone, None,

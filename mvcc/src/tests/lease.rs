@@ -1,9 +1,9 @@
 //! Leases in the state machine: grant, attach, detach, revoke, checkpoint.
 
-use crate::tests::open;
-use crate::*;
+use super::*;
 
-fn put(k: &str, lease: i64) -> Command {
+/// A put of `k` attached to `lease`.
+fn leased(k: &str, lease: i64) -> Command {
     Command::Put(PutRequest {
         key: k.into(),
         value: b"v".to_vec(),
@@ -27,7 +27,7 @@ fn keys_follow_their_lease_and_revoke_deletes_them_in_one_revision() {
         .apply(
             1,
             &[
-                put("early", 7),
+                leased("early", 7),
                 Command::LeaseGrant { id: 7, ttl: 10 },
                 Command::LeaseGrant { id: 7, ttl: 20 },
                 Command::LeaseGrant { id: 8, ttl: 30 },
@@ -39,8 +39,16 @@ fn keys_follow_their_lease_and_revoke_deletes_them_in_one_revision() {
     assert_eq!(out[2].result, Err(MvccError::LeaseExists));
     // Granting does not take a revision.
     assert_eq!(s.revision(), 1);
-    s.apply(2, &[put("a", 7), put("b", 7), put("c", 8), put("d", 0)])
-        .unwrap();
+    s.apply(
+        2,
+        &[
+            leased("a", 7),
+            leased("b", 7),
+            leased("c", 8),
+            leased("d", 0),
+        ],
+    )
+    .unwrap();
     assert_eq!(keys(&s, 7).unwrap(), vec!["a", "b"]);
     // Moving b to lease 8, deleting a, and keeping c's lease with ignore_lease.
     let keep = Command::Put(PutRequest {
@@ -52,7 +60,7 @@ fn keys_follow_their_lease_and_revoke_deletes_them_in_one_revision() {
     s.apply(
         3,
         &[
-            put("b", 8),
+            leased("b", 8),
             Command::DeleteRange(DeleteRangeRequest {
                 key: b"a".to_vec(),
                 ..Default::default()
