@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use concord_proto::errors as etcd;
 use tonic::Code;
 
 /// Why a call failed.
@@ -28,35 +29,35 @@ use tonic::Code;
 #[non_exhaustive]
 pub enum Error {
     /// `OutOfRange`: the revision asked for is older than the last compaction.
-    #[error("etcdserver: mvcc: required revision has been compacted")]
+    #[error("{}", etcd::COMPACTED.message)]
     Compacted,
     /// `OutOfRange`: the revision asked for is newer than the store's.
-    #[error("etcdserver: mvcc: required revision is a future revision")]
+    #[error("{}", etcd::FUTURE_REVISION.message)]
     FutureRevision,
     /// `InvalidArgument`: etcd's "key not found" (e.g. a lease or auth lookup).
-    #[error("etcdserver: key not found")]
+    #[error("{}", etcd::KEY_NOT_FOUND.message)]
     KeyNotFound,
     /// `InvalidArgument`: the request has an empty key.
-    #[error("etcdserver: key is not provided")]
+    #[error("{}", etcd::EMPTY_KEY.message)]
     EmptyKey,
     /// `InvalidArgument`: the txn has more operations than the server allows.
-    #[error("etcdserver: too many operations in txn request")]
+    #[error("{}", etcd::TOO_MANY_OPS.message)]
     TooManyOps,
     /// `InvalidArgument`: a txn branch writes the same key twice.
-    #[error("etcdserver: duplicate key given in txn request")]
+    #[error("{}", etcd::DUPLICATE_KEY.message)]
     DuplicateKey,
     /// `InvalidArgument`: the request exceeds the server's request size limit.
-    #[error("etcdserver: request is too large")]
+    #[error("{}", etcd::REQUEST_TOO_LARGE.message)]
     RequestTooLarge,
     /// `NotFound`: the lease does not exist (or has expired).
-    #[error("etcdserver: requested lease not found")]
+    #[error("{}", etcd::LEASE_NOT_FOUND.message)]
     LeaseNotFound,
     /// `Unavailable`: the member that answered has no Raft leader.
-    #[error("etcdserver: no leader")]
+    #[error("{}", etcd::NO_LEADER.message)]
     NoLeader,
     /// `Unavailable`: the server gave up waiting for the request to be committed or applied.
     /// For a write, its outcome is unknown.
-    #[error("etcdserver: request timed out")]
+    #[error("{}", etcd::TIMEOUT.message)]
     Timeout,
     /// Any other `Unavailable` answer from the server (e.g. "etcdserver: leader changed").
     #[error("unavailable: {message}")]
@@ -82,9 +83,7 @@ pub enum Error {
     DeadlineExceeded(Duration),
     /// A watch could not resume: the revision it needed has been compacted. The watch has
     /// ended; re-read the current state and watch again from its revision.
-    #[error(
-        "etcdserver: mvcc: required revision has been compacted (compacted at {compact_revision})"
-    )]
+    #[error("{} (compacted at {compact_revision})", etcd::COMPACTED.message)]
     WatchCompacted {
         /// The compaction revision.
         compact_revision: i64,
@@ -97,7 +96,7 @@ pub enum Error {
     },
     /// A mutex or election wait ended with this session's own key gone (its lease expired
     /// while it waited): the lock is not held. clientv3/concurrency's `ErrSessionExpired`.
-    #[error("session expired")]
+    #[error("{}", etcd::SESSION_EXPIRED.message)]
     SessionExpired,
     /// An endpoint could not be parsed.
     #[error("invalid endpoint: {0}")]
@@ -107,18 +106,19 @@ pub enum Error {
     NoEndpoints,
 }
 
-/// etcd's server errors that have a variant of their own, with their gRPC code.
-const KNOWN: [(Error, Code); 10] = [
-    (Error::Compacted, Code::OutOfRange),
-    (Error::FutureRevision, Code::OutOfRange),
-    (Error::KeyNotFound, Code::InvalidArgument),
-    (Error::EmptyKey, Code::InvalidArgument),
-    (Error::TooManyOps, Code::InvalidArgument),
-    (Error::DuplicateKey, Code::InvalidArgument),
-    (Error::RequestTooLarge, Code::InvalidArgument),
-    (Error::LeaseNotFound, Code::NotFound),
-    (Error::NoLeader, Code::Unavailable),
-    (Error::Timeout, Code::Unavailable),
+/// etcd's server errors that have a variant of their own, with their entry in etcd's table.
+const KNOWN: [(Error, etcd::EtcdError); 11] = [
+    (Error::Compacted, etcd::COMPACTED),
+    (Error::FutureRevision, etcd::FUTURE_REVISION),
+    (Error::KeyNotFound, etcd::KEY_NOT_FOUND),
+    (Error::EmptyKey, etcd::EMPTY_KEY),
+    (Error::TooManyOps, etcd::TOO_MANY_OPS),
+    (Error::DuplicateKey, etcd::DUPLICATE_KEY),
+    (Error::RequestTooLarge, etcd::REQUEST_TOO_LARGE),
+    (Error::LeaseNotFound, etcd::LEASE_NOT_FOUND),
+    (Error::NoLeader, etcd::NO_LEADER),
+    (Error::Timeout, etcd::TIMEOUT),
+    (Error::SessionExpired, etcd::SESSION_EXPIRED),
 ];
 
 impl Error {
@@ -135,7 +135,7 @@ impl Error {
             known => KNOWN
                 .iter()
                 .find(|(e, _)| e == known)
-                .map_or(Code::Unknown, |(_, code)| *code),
+                .map_or(Code::Unknown, |(_, etcd)| etcd.code),
         }
     }
 
@@ -212,10 +212,7 @@ impl From<tonic::Status> for Error {
     /// Classifies a status as the server sent it. (Statuses the client's transport made up are
     /// classified as [`Error::Transport`] by the client itself before this is reached.)
     fn from(s: tonic::Status) -> Error {
-        if let Some((e, _)) = KNOWN
-            .iter()
-            .find(|(e, code)| *code == s.code() && e.to_string() == s.message())
-        {
+        if let Some((e, _)) = KNOWN.iter().find(|(_, etcd)| etcd.is(&s)) {
             return e.clone();
         }
         match s.code() {

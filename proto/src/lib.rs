@@ -10,9 +10,13 @@
 //!   as opaque bytes.
 //!
 //! Every module has both the tonic server (`*_server`) and client (`*_client`) stubs.
+//!
+//! [`errors`] is the one table of etcd's error codes and texts.
 
 // Generated code: no lints, no docs.
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
+
+pub mod errors;
 
 /// etcd's MVCC types: `KeyValue` and `Event`.
 pub mod mvccpb {

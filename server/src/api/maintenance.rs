@@ -43,7 +43,7 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
             Ok(AlarmAction::Activate) => Err(Status::unimplemented(
                 "alarm activation is not supported yet",
             )),
-            Err(_) => Err(Status::invalid_argument("etcdserver: invalid alarm action")),
+            Err(_) => Err(concord_proto::errors::INVALID_ALARM_ACTION.status()),
         }
     }
 
@@ -57,7 +57,7 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
             (store.revision(), store.applied_index(), store.db_size())
         })
         .await
-        .map_err(|_| Status::unavailable("etcdserver: server stopped"))?;
+        .map_err(|_| concord_proto::errors::STOPPED.status())?;
         Ok(Response::new(pb::StatusResponse {
             header: Some(header(&self.core, rev)),
             version: ETCD_VERSION.to_string(),

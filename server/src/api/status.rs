@@ -1,6 +1,8 @@
-//! The one place where errors become gRPC statuses, with etcd's codes and exact texts.
+//! The one place where server errors become gRPC statuses. The codes and texts come from
+//! etcd's error table, `concord_proto::errors`.
 
 use concord_mvcc::MvccError;
+use concord_proto::errors as etcd;
 use tonic::Status;
 
 use crate::error::ServerError;
@@ -8,74 +10,70 @@ use crate::error::ServerError;
 impl From<ServerError> for Status {
     fn from(e: ServerError) -> Status {
         use ServerError as E;
-        match e {
-            E::NoLeader => Status::unavailable("etcdserver: no leader"),
-            E::Timeout => Status::unavailable("etcdserver: request timed out"),
-            E::TimeoutLeaderChanged => Status::unavailable(
-                "etcdserver: request timed out, possibly due to previous leader failure",
-            ),
-            E::LeaderChanged => Status::unavailable("etcdserver: leader changed"),
-            E::NotLeader => Status::unavailable("etcdserver: not leader"),
-            E::BadLeaderTransferee => {
-                Status::failed_precondition("etcdserver: bad leader transferee")
-            }
-            E::MemberExists => Status::failed_precondition("etcdserver: member ID already exist"),
-            E::PeerUrlExists => Status::failed_precondition("etcdserver: Peer URLs already exists"),
-            E::MemberNotFound => Status::not_found("etcdserver: member not found"),
-            E::MemberBadUrls => {
-                Status::invalid_argument("etcdserver: given member URLs are invalid")
-            }
-            E::MemberNotLearner => {
-                Status::failed_precondition("etcdserver: can only promote a learner member")
-            }
-            E::LearnerNotReady => Status::failed_precondition(
-                "etcdserver: can only promote a learner member which is in sync with leader",
-            ),
-            E::TooManyLearners => {
-                Status::failed_precondition("etcdserver: too many learner members in cluster")
-            }
-            E::NotEnoughStartedMembers => Status::failed_precondition(
-                "etcdserver: re-configuration failed due to not enough started members",
-            ),
-            E::Removed => Status::unavailable("etcdserver: server stopped"),
-            E::Stopped => Status::unavailable("etcdserver: server stopped"),
-            E::TooManyRequests => Status::resource_exhausted("etcdserver: too many requests"),
-            E::RequestTooLarge => Status::invalid_argument("etcdserver: request is too large"),
-            E::TooManyOps => {
-                Status::invalid_argument("etcdserver: too many operations in txn request")
-            }
-            E::DuplicateKey => {
-                Status::invalid_argument("etcdserver: duplicate key given in txn request")
-            }
-            E::EmptyKey => Status::invalid_argument("etcdserver: key is not provided"),
-            E::ValueProvided => Status::invalid_argument("etcdserver: value is provided"),
-            E::LeaseProvided => Status::invalid_argument("etcdserver: lease is provided"),
-            E::InvalidSortOption => Status::invalid_argument("etcdserver: invalid sort option"),
-            E::InvalidRequest(msg) => Status::invalid_argument(msg),
-            E::ElectionNoLeader => Status::failed_precondition("etcdserver: election: no leader"),
-            E::ElectionNotLeader => Status::failed_precondition("etcdserver: election: not leader"),
-            // clientv3/concurrency's ErrSessionExpired, as etcd's lock and election services
-            // return it (no gRPC code of its own).
-            E::SessionExpired => Status::unknown("session expired"),
-            E::LeaseTtlTooLarge => Status::out_of_range("etcdserver: too large lease TTL"),
-            E::Forwarded(msg) => Status::unavailable(msg),
-            E::Mvcc(MvccError::LeaseExists) => {
-                Status::failed_precondition("etcdserver: lease already exists")
-            }
-            E::Mvcc(MvccError::Compacted) => {
-                Status::out_of_range("etcdserver: mvcc: required revision has been compacted")
-            }
-            E::Mvcc(MvccError::FutureRevision) => {
-                Status::out_of_range("etcdserver: mvcc: required revision is a future revision")
-            }
-            E::Mvcc(MvccError::KeyNotFound) => {
-                Status::invalid_argument("etcdserver: key not found")
-            }
-            E::Mvcc(MvccError::LeaseNotFound) => {
-                Status::not_found("etcdserver: requested lease not found")
-            }
-            E::Mvcc(other) => Status::internal(format!("etcdserver: {other}")),
-            E::Log(msg) => Status::internal(format!("etcdserver: raft log: {msg}")),
-        }
+        let known = match e {
+            E::NoLeader => etcd::NO_LEADER,
+            E::Timeout => etcd::TIMEOUT,
+            E::TimeoutLeaderChanged => etcd::TIMEOUT_DUE_TO_LEADER_FAIL,
+            E::LeaderChanged => etcd::LEADER_CHANGED,
+            E::NotLeader => etcd::NOT_LEADER,
+            E::BadLeaderTransferee => etcd::BAD_LEADER_TRANSFEREE,
+            E::MemberExists => etcd::MEMBER_EXISTS,
+            E::PeerUrlExists => etcd::PEER_URL_EXISTS,
+            E::MemberNotFound => etcd::MEMBER_NOT_FOUND,
+            E::MemberBadUrls => etcd::MEMBER_BAD_URLS,
+            E::MemberNotLearner => etcd::MEMBER_NOT_LEARNER,
+            E::LearnerNotReady => etcd::LEARNER_NOT_READY,
+            E::TooManyLearners => etcd::TOO_MANY_LEARNERS,
+            E::NotEnoughStartedMembers => etcd::NOT_ENOUGH_STARTED_MEMBERS,
+            // etcd answers a removed member's clients as a stopped server.
+            E::Removed | E::Stopped => etcd::STOPPED,
+            E::TooManyRequests => etcd::TOO_MANY_REQUESTS,
+            E::RequestTooLarge => etcd::REQUEST_TOO_LARGE,
+            E::TooManyOps => etcd::TOO_MANY_OPS,
+            E::DuplicateKey => etcd::DUPLICATE_KEY,
+            E::EmptyKey => etcd::EMPTY_KEY,
+            E::ValueProvided => etcd::VALUE_PROVIDED,
+            E::LeaseProvided => etcd::LEASE_PROVIDED,
+            E::InvalidSortOption => etcd::INVALID_SORT_OPTION,
+            E::ElectionNoLeader => etcd::ELECTION_NO_LEADER,
+            E::ElectionNotLeader => etcd::ELECTION_NOT_LEADER,
+            E::SessionExpired => etcd::SESSION_EXPIRED,
+            E::LeaseTtlTooLarge => etcd::LEASE_TTL_TOO_LARGE,
+            E::Mvcc(MvccError::LeaseExists) => etcd::LEASE_EXISTS,
+            E::Mvcc(MvccError::Compacted) => etcd::COMPACTED,
+            E::Mvcc(MvccError::FutureRevision) => etcd::FUTURE_REVISION,
+            E::Mvcc(MvccError::KeyNotFound) => etcd::KEY_NOT_FOUND,
+            E::Mvcc(MvccError::LeaseNotFound) => etcd::LEASE_NOT_FOUND,
+            // Texts of their own: a message the request carries, one the leader gave, or an
+            // internal failure.
+            E::InvalidRequest(msg) => return Status::invalid_argument(msg),
+            E::Forwarded(msg) => return Status::unavailable(msg),
+            E::Mvcc(other) => return Status::internal(format!("etcdserver: {other}")),
+            E::Log(msg) => return Status::internal(format!("etcdserver: raft log: {msg}")),
+        };
+        known.status()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_answer_with_etcds_code_and_text() {
+        let s = Status::from(ServerError::Mvcc(MvccError::Compacted));
+        assert_eq!(s.code(), tonic::Code::OutOfRange);
+        assert_eq!(
+            s.message(),
+            "etcdserver: mvcc: required revision has been compacted"
+        );
+        let s = Status::from(ServerError::TooManyRequests);
+        assert_eq!(
+            (s.code(), s.message()),
+            (
+                tonic::Code::ResourceExhausted,
+                "etcdserver: too many requests"
+            )
+        );
     }
 }

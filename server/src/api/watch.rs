@@ -22,7 +22,6 @@ const OUTBOUND: usize = 16;
 
 const EMPTY_RANGE: &str = "mvcc: watcher range is empty";
 const DUPLICATE_ID: &str = "mvcc: duplicate watch ID provided on the WatchStream";
-const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";
 
 type WatchStream = std::pin::Pin<
     Box<dyn tokio_stream::Stream<Item = Result<pb::WatchResponse, Status>> + Send + 'static>,
@@ -327,7 +326,7 @@ impl StreamTask {
                             watch_id,
                             canceled: true,
                             compact_revision,
-                            cancel_reason: COMPACTED.to_string(),
+                            cancel_reason: concord_proto::errors::COMPACTED.message.to_string(),
                             ..Default::default()
                         })
                         .await;

@@ -25,11 +25,10 @@ pub struct LeaseTtl {
     pub keys: Vec<Vec<u8>>,
 }
 
-/// The answer that means "ask again": the called member is not (or no longer) the leader.
-pub const NOT_PRIMARY: &str = "etcdserver: not leader";
-
+/// A leader's answer to a forwarded call: "not leader" (or any other Unavailable) means ask
+/// again, wherever the leader is now.
 fn forwarded(s: tonic::Status) -> ServerError {
-    if s.message() == NOT_PRIMARY || s.code() == tonic::Code::Unavailable {
+    if s.code() == tonic::Code::Unavailable {
         ServerError::NotLeader
     } else {
         ServerError::Forwarded(s.message().to_string())

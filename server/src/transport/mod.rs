@@ -22,7 +22,7 @@ use raft::eraftpb::{Message, MessageType};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
-pub use forward::{LeaderCalls, LeaseTtl, NOT_PRIMARY};
+pub use forward::{LeaderCalls, LeaseTtl};
 pub use service::{PeerService, PEER_INBOX};
 
 use crate::raft::RaftMsg;
