@@ -1,19 +1,59 @@
-//! Accepting client connections: each is wrapped for `:authority` rewriting (`authority.rs`)
-//! and write coalescing (`concord_netio::Coalesce`).
+//! Accepting client connections: each is wrapped for HTTP/2 `:authority` rewriting
+//! (`concord_netio::H2AuthorityRewrite`) and write coalescing (`concord_netio::Coalesce`).
 
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use concord_netio::{Coalesce, H2AuthorityRewrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::authority::AuthorityRewrite;
-use concord_netio::Coalesce;
-
-/// One client connection as the gRPC server sees it.
-pub type ClientConn = AuthorityRewrite<Coalesce<TcpStream>>;
+/// One client connection as the gRPC server sees it. A type of this crate (both wrappers come
+/// from `concord-netio`) so that it can implement tonic's `Connected`.
+pub struct ClientConn(H2AuthorityRewrite<Coalesce<TcpStream>>);
 
 impl tonic::transport::server::Connected for ClientConn {
     type ConnectInfo = tonic::transport::server::TcpConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.get_ref().get_ref().connect_info()
+        self.0.get_ref().get_ref().connect_info()
+    }
+}
+
+impl AsyncRead for ClientConn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ClientConn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
     }
 }
 
@@ -27,7 +67,8 @@ pub fn incoming(
             match listener.accept().await {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    return Some((Ok(AuthorityRewrite::new(Coalesce::new(stream))), listener));
+                    let conn = ClientConn(H2AuthorityRewrite::new(Coalesce::new(stream)));
+                    return Some((Ok(conn), listener));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accepting a client connection failed");

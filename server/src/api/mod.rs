@@ -4,7 +4,6 @@
 //! Services that are not built yet (Auth) are not registered, so gRPC answers
 //! them with Unimplemented; so do the unbuilt methods of the registered services.
 
-mod authority;
 mod cluster;
 mod connection;
 mod convert;

@@ -4,6 +4,7 @@
 mod append;
 mod compaction;
 mod damage;
+mod props;
 mod recovery;
 mod snapshot;
 
