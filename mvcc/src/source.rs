@@ -360,13 +360,8 @@ mod tests {
 
     #[test]
     fn overlay_merges_replaces_and_hides_rows_and_seeks() {
-        let mut seed = 99u64;
-        let mut rnd = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = crate::tests::Rng::new(99);
+        let mut rnd = move || rng.next();
         for _ in 0..300 {
             let mut base = Rows::new();
             let mut pending = Pending::default();

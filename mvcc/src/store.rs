@@ -487,7 +487,7 @@ impl View<'_> {
     }
 
     /// A lease and the keys attached to it, if it exists.
-    pub fn lease(&self, id: i64) -> Result<Option<(Lease, Vec<Vec<u8>>)>, MvccError> {
+    pub fn lease(&self, id: i64) -> Result<Option<LeaseWithKeys>, MvccError> {
         let Some(raw) = self.snap.get(Cf::Lease, &keys::lease_key(id))? else {
             return Ok(None);
         };

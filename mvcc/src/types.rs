@@ -209,6 +209,9 @@ pub struct Lease {
     pub remaining: i64,
 }
 
+/// A lease and the keys attached to it.
+pub type LeaseWithKeys = (Lease, Vec<Vec<u8>>);
+
 /// What applying a [`Command`] produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CommandResponse {

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use concord_mvcc::{Applied, Command, MvccError, Store, View};
 use raft::eraftpb::ConfChange;
-use raft::RawNode;
 use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::time::{timeout_at, Instant};
 
@@ -15,7 +14,7 @@ use crate::cluster::{MemberRecord, Members};
 use crate::error::ServerError;
 use crate::lease::Lessor;
 use crate::proposal::{self, Body, Tag};
-use crate::raft::{Outcome, Permit, RaftMsg, RaftStatus, RaftStorage};
+use crate::raft::{Outcome, Permit, RaftMsg, RaftStatus};
 use crate::read_pool::ReadPool;
 use crate::store_cell::StoreCell;
 use crate::transport::{LeaderCalls, LeaseTtl};
@@ -251,17 +250,12 @@ impl Core {
         }
     }
 
-    /// Runs `f` on the Raft thread against the node (read-only).
-    pub async fn inspect<T, F>(&self, f: F) -> Result<T, ServerError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&RawNode<RaftStorage>) -> T + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel();
+    /// The matched log index of this member and of `member`, as the Raft thread tracks them
+    /// (meaningful on the leader; 0 where unknown).
+    pub async fn matched(&self, member: u64) -> Result<(u64, u64), ServerError> {
+        let (done, rx) = oneshot::channel();
         self.raft_tx
-            .send(RaftMsg::Inspect(Box::new(move |node| {
-                let _ = tx.send(f(node));
-            })))
+            .send(RaftMsg::Matched { member, done })
             .map_err(|_| ServerError::Stopped)?;
         rx.await.map_err(|_| ServerError::Stopped)
     }

@@ -553,4 +553,71 @@ mod tests {
         assert!(d.join("db/third").exists());
         assert!(!staged_dir(d, 7).exists() && !staged_dir(d, 9).exists());
     }
+
+    /// Every file under `root`, as paths relative to it.
+    fn files_under(root: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(p.strip_prefix(root).unwrap().to_path_buf());
+                }
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Issue 11 §2: arbitrary chunk sequences (hostile names, wrong offsets, bad
+        /// checksums, early or missing ends) are written or refused, never a panic, and never
+        /// write outside the receiving directory; a finished snapshot holds exactly the bytes
+        /// of the accepted chunks.
+        #[test]
+        fn arbitrary_chunks_stay_inside_the_snapshot(
+            chunks in proptest::collection::vec((
+                proptest::prop_oneof![
+                    proptest::prelude::Just("a".to_string()),
+                    proptest::prelude::Just("b.sst".to_string()),
+                    proptest::prelude::Just("../escape".to_string()),
+                    proptest::prelude::Just("/abs".to_string()),
+                    proptest::prelude::Just("x/y".to_string()),
+                    proptest::prelude::Just(".".to_string()),
+                    proptest::prelude::Just(String::new()),
+                    "[a-z./\\\\]{1,6}",
+                ],
+                0u64..64,
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..32),
+                proptest::prelude::any::<bool>(),
+                proptest::prelude::any::<bool>(),
+            ), 0..12)
+        ) {
+            let t = tempfile::tempdir().unwrap();
+            let root = t.path().join("root");
+            let inside = root.join("in");
+            let mut r = Receiver::new(inside.clone()).unwrap();
+            let mut accepted: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+            for (name, offset, data, good_crc, last) in chunks {
+                let crc = if good_crc { crc32fast::hash(&data) } else { crc32fast::hash(&data) ^ 1 };
+                let c = Chunk { file_name: name.clone(), offset, data: data.clone(), crc32: crc, last };
+                if r.write(&c).is_ok() {
+                    accepted.entry(name).or_default().extend_from_slice(&data);
+                }
+            }
+            for f in files_under(&root) {
+                proptest::prop_assert!(f.starts_with("in"), "wrote {f:?} outside the snapshot");
+            }
+            let done = root.join("done");
+            if r.finish(&done).is_ok() {
+                for (name, bytes) in &accepted {
+                    proptest::prop_assert_eq!(&fs::read(done.join(name)).unwrap(), bytes);
+                }
+            }
+        }
+    }
 }

@@ -179,16 +179,8 @@ impl pb::cluster_server::Cluster for ClusterService {
         if !record.is_learner {
             return Err(ServerError::MemberNotLearner.into());
         }
-        let ready = self
-            .core
-            .inspect(move |node| {
-                let prs = node.raft.prs();
-                let leader = prs.get(node.raft.id).map(|p| p.matched).unwrap_or(0);
-                let learner = prs.get(id).map(|p| p.matched).unwrap_or(0);
-                (learner as f64) >= (leader as f64) * LEARNER_READY_PERCENT
-            })
-            .await?;
-        if !ready {
+        let (leader, learner) = self.core.matched(id).await?;
+        if (learner as f64) < (leader as f64) * LEARNER_READY_PERCENT {
             return Err(ServerError::LearnerNotReady.into());
         }
         let members = self

@@ -252,4 +252,143 @@ mod tests {
             Err(ServerError::Mvcc(concord_mvcc::MvccError::KeyNotFound))
         ));
     }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use crate::api::convert;
+
+        fn bytes() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                Just(Vec::new()),
+                Just(vec![0]),
+                Just(b"a".to_vec()),
+                Just(b"b".to_vec()),
+                proptest::collection::vec(any::<u8>(), 0..4),
+            ]
+        }
+
+        fn compare() -> impl Strategy<Value = pb::Compare> {
+            use pb::compare::TargetUnion as T;
+            let target = prop_oneof![
+                Just(None),
+                any::<i64>().prop_map(|v| Some(T::Version(v))),
+                any::<i64>().prop_map(|v| Some(T::CreateRevision(v))),
+                any::<i64>().prop_map(|v| Some(T::ModRevision(v))),
+                bytes().prop_map(|v| Some(T::Value(v))),
+                any::<i64>().prop_map(|v| Some(T::Lease(v))),
+            ];
+            (any::<i32>(), any::<i32>(), bytes(), bytes(), target).prop_map(
+                |(result, tgt, key, range_end, target_union)| pb::Compare {
+                    result: result.rem_euclid(6) - 1,
+                    target: tgt.rem_euclid(7) - 1,
+                    key,
+                    range_end,
+                    target_union,
+                },
+            )
+        }
+
+        fn leaf() -> impl Strategy<Value = pb::RequestOp> {
+            let range = (
+                bytes(),
+                bytes(),
+                any::<i64>(),
+                any::<i64>(),
+                any::<i32>(),
+                any::<i32>(),
+            )
+                .prop_map(|(key, range_end, limit, revision, order, target)| {
+                    Request::RequestRange(pb::RangeRequest {
+                        key,
+                        range_end,
+                        limit,
+                        revision,
+                        sort_order: order.rem_euclid(5) - 1,
+                        sort_target: target.rem_euclid(7) - 1,
+                        ..Default::default()
+                    })
+                });
+            let put = (bytes(), bytes(), any::<i64>(), any::<bool>(), any::<bool>()).prop_map(
+                |(key, value, lease, ignore_value, ignore_lease)| {
+                    Request::RequestPut(pb::PutRequest {
+                        key,
+                        value,
+                        lease,
+                        ignore_value,
+                        ignore_lease,
+                        ..Default::default()
+                    })
+                },
+            );
+            let del = (bytes(), bytes()).prop_map(|(key, range_end)| {
+                Request::RequestDeleteRange(pb::DeleteRangeRequest {
+                    key,
+                    range_end,
+                    ..Default::default()
+                })
+            });
+            prop_oneof![
+                range,
+                put,
+                del,
+                Just(Request::RequestPut(Default::default()))
+            ]
+            .prop_map(|r| pb::RequestOp { request: Some(r) })
+        }
+
+        fn txn() -> impl Strategy<Value = pb::TxnRequest> {
+            let op = leaf().prop_recursive(3, 24, 4, |inner| {
+                (
+                    proptest::collection::vec(compare(), 0..3),
+                    proptest::collection::vec(inner.clone(), 0..4),
+                    proptest::collection::vec(inner, 0..4),
+                )
+                    .prop_map(|(compare, success, failure)| pb::RequestOp {
+                        request: Some(Request::RequestTxn(pb::TxnRequest {
+                            compare,
+                            success,
+                            failure,
+                        })),
+                    })
+            });
+            (
+                proptest::collection::vec(compare(), 0..3),
+                proptest::collection::vec(op.clone(), 0..5),
+                proptest::collection::vec(op, 0..5),
+            )
+                .prop_map(|(compare, success, failure)| pb::TxnRequest {
+                    compare,
+                    success,
+                    failure,
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1500))]
+
+            /// Issue 11 §2: any txn a client can send is validated and converted, or refused
+            /// with an error, never a panic; a txn that passes validation also converts.
+            #[test]
+            fn arbitrary_txns_are_checked_without_panics(t in txn(), max_ops in 1usize..8) {
+                let limits = Limits { max_request_bytes: 1 << 20, max_txn_ops: max_ops };
+                let valid = super::super::txn(&t, &limits).is_ok();
+                let converted = convert::txn_request(&t);
+                if valid {
+                    // Unknown compare results or targets are the converter's to refuse.
+                    if let Err(e) = &converted {
+                        prop_assert!(matches!(e, ServerError::InvalidRequest(_)), "{e:?}");
+                    }
+                }
+                for op in t.success.iter().chain(&t.failure) {
+                    if let Some(Request::RequestRange(r)) = &op.request {
+                        if super::super::range(r).is_ok() {
+                            prop_assert!(convert::range_request(r).is_ok());
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

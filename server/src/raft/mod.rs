@@ -9,7 +9,6 @@ mod storage;
 mod tests;
 
 pub use node::{checkpoint_dir, spawn, Permit, RaftHandle, RaftMsg, RaftStatus, StartOptions};
-pub use storage::RaftStorage;
 
 use concord_mvcc::Applied;
 use tokio::sync::oneshot;

@@ -88,8 +88,12 @@ pub enum RaftMsg {
         to: u64,
         done: oneshot::Sender<Result<(), ServerError>>,
     },
-    /// Run a read-only look at the node (such as a learner's progress).
-    Inspect(Box<dyn FnOnce(&RawNode<RaftStorage>) + Send>),
+    /// How far this member's log and `member`'s reach, as this member (the leader) tracks
+    /// them: (this member's matched index, `member`'s matched index; 0 if unknown).
+    Matched {
+        member: u64,
+        done: oneshot::Sender<(u64, u64)>,
+    },
     /// The state machine durably holds every entry up to `index`; older log entries may go.
     Applied { index: u64 },
     /// Stop the thread.
@@ -235,25 +239,63 @@ pub fn spawn(
 }
 
 /// Refuses a peer's message that raft-rs would treat as a fault of this member's own state (it
-/// stops the process on them): a heartbeat that commits past the end of the log, or an append
-/// whose entries are not numbered on from its index. A leader never sends either; a forged or
-/// corrupted message is the sender's fault, and is dropped.
-fn check_peer_message(node: &RawNode<RaftStorage>, m: &Message) -> Result<(), &'static str> {
-    let log = &node.raft.raft_log;
+/// stops the process on them; a property test over arbitrary messages found each of these): a
+/// heartbeat that commits past the end of the log, a vote or read index answer without a term,
+/// a forwarded proposal or read request with one, a proposal of nothing, a leadership transfer
+/// asked of a follower, or a malformed append (see `check_append`). A leader never sends any of
+/// these; a forged or corrupted message is the sender's fault, and is dropped.
+pub(super) fn check_peer_message(
+    node: &RawNode<RaftStorage>,
+    m: &Message,
+) -> Result<(), &'static str> {
+    use MessageType as T;
     match m.get_msg_type() {
-        MessageType::MsgHeartbeat if m.commit > log.last_index() => {
+        T::MsgHeartbeat if m.commit > node.raft.raft_log.last_index() => {
             Err("heartbeat commits past the end of the log")
         }
-        MessageType::MsgAppend
-            if m.entries
-                .iter()
-                .enumerate()
-                .any(|(i, e)| Some(e.index) != m.index.checked_add(i as u64 + 1)) =>
+        // Votes carry the candidate's term, a read index answer the leader's (raft-rs stops on
+        // answering a vote without one, and commits up to a termless read index).
+        T::MsgRequestVote
+        | T::MsgRequestPreVote
+        | T::MsgRequestVoteResponse
+        | T::MsgRequestPreVoteResponse
+        | T::MsgReadIndexResp
+            if m.term == 0 =>
         {
-            Err("append entries not numbered on from the message's index")
+            Err("vote or read index answer without a term")
         }
+        // Forwarded proposals and read requests never carry a term (raft-rs stops on
+        // forwarding one that does).
+        T::MsgPropose | T::MsgReadIndex if m.term != 0 => Err("forwarded request with a term"),
+        T::MsgPropose if m.entries.is_empty() => Err("forwarded proposal of nothing"),
+        // A follower would forward it on with the sender's term, which raft-rs stops on; the
+        // transfer's caller asks the leader again.
+        T::MsgTransferLeader if node.raft.state != StateRole::Leader => {
+            Err("leadership transfer asked of a member that does not lead")
+        }
+        T::MsgAppend => check_append(m),
         _ => Ok(()),
     }
+}
+
+/// An append's entries follow its index one by one, and their terms never go down, start at 1
+/// at least (raft-rs takes an unknown index with term 0 as a match, and commits up to it) and
+/// never pass the sender's term.
+fn check_append(m: &Message) -> Result<(), &'static str> {
+    if m.index > 0 && m.log_term == 0 {
+        return Err("append after an entry without a term");
+    }
+    let mut floor = m.log_term.max(1);
+    for (i, e) in m.entries.iter().enumerate() {
+        if Some(e.index) != m.index.checked_add(i as u64 + 1) {
+            return Err("append entries not numbered on from the message's index");
+        }
+        if e.term < floor || e.term > m.term {
+            return Err("append entries whose terms go down or pass the sender's");
+        }
+        floor = e.term;
+    }
+    Ok(())
 }
 
 /// A lone voter need not wait an election timeout to lead.
@@ -515,7 +557,11 @@ impl RaftLoop {
                     self.transfers.push((to, done));
                 }
             }
-            RaftMsg::Inspect(f) => f(&self.node),
+            RaftMsg::Matched { member, done } => {
+                let prs = self.node.raft.prs();
+                let matched = |id| prs.get(id).map_or(0, |p| p.matched);
+                let _ = done.send((matched(self.id), matched(member)));
+            }
             RaftMsg::Applied { index } => self.compact_log(index)?,
             RaftMsg::Stop => return Ok(false),
         }
@@ -561,8 +607,10 @@ impl RaftLoop {
                 return;
             }
         };
-        let mut snap = Snapshot::default();
-        snap.data = dir.to_string_lossy().into_owned().into_bytes().into();
+        let mut snap = Snapshot {
+            data: dir.to_string_lossy().into_owned().into_bytes().into(),
+            ..Default::default()
+        };
         let meta = snap.mut_metadata();
         meta.index = index;
         meta.term = term;

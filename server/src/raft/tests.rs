@@ -241,3 +241,110 @@ fn proposals_are_refused_while_applying_lags_far_behind_commit() {
     drop(answers);
     l.raft.tx.send(RaftMsg::Stop).unwrap();
 }
+
+mod fuzz {
+    use proptest::prelude::*;
+    use raft::eraftpb::{Entry, Message, MessageType};
+    use raft::storage::MemStorage;
+    use raft::RawNode;
+
+    use super::super::node::check_peer_message;
+    use super::super::storage::RaftStorage;
+
+    /// A member (id 1) of three with a short log: entries 1..=5 at term 1, 3 committed; a
+    /// follower unless the test makes it lead.
+    fn follower() -> RawNode<RaftStorage> {
+        let mem = MemStorage::new_with_conf_state((vec![1, 2, 3], vec![]));
+        {
+            let mut core = mem.wl();
+            let entries: Vec<Entry> = (1..=5)
+                .map(|index| Entry {
+                    index,
+                    term: 1,
+                    ..Default::default()
+                })
+                .collect();
+            core.append(&entries).unwrap();
+            core.mut_hard_state().term = 1;
+            core.mut_hard_state().commit = 3;
+        }
+        let config = raft::Config {
+            id: 1,
+            election_tick: 10,
+            heartbeat_tick: 1,
+            check_quorum: true,
+            pre_vote: true,
+            ..Default::default()
+        };
+        RawNode::new(
+            &config,
+            RaftStorage::new(mem),
+            &super::super::logger::logger(),
+        )
+        .unwrap()
+    }
+
+    fn message() -> impl Strategy<Value = Message> {
+        (
+            0i32..19,
+            prop_oneof![Just(2u64), Just(3u64), Just(9u64)],
+            0u64..4,
+            0u64..9,
+            0u64..4,
+            0u64..9,
+            proptest::collection::vec((0u64..9, 0u64..4), 0..4),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(ty, from, term, index, log_term, commit, entries, reject)| {
+                    let mut m = Message::default();
+                    let ty = <MessageType as protobuf::ProtobufEnum>::from_i32(ty);
+                    m.set_msg_type(ty.unwrap_or_default());
+                    m.from = from;
+                    m.to = 1;
+                    m.term = term;
+                    m.index = index;
+                    m.log_term = log_term;
+                    m.commit = commit;
+                    m.reject = reject;
+                    m.entries = entries
+                        .into_iter()
+                        .map(|(index, term)| Entry {
+                            index,
+                            term,
+                            ..Default::default()
+                        })
+                        .collect::<Vec<_>>()
+                        .into();
+                    m
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Issue 11 §1.10 / §2: whatever a peer sends, what passes `check_peer_message` never
+        /// makes raft-rs stop the member (a panic here would abort the process).
+        #[test]
+        fn checked_peer_messages_never_stop_raft(
+            msgs in proptest::collection::vec(message(), 1..6),
+            leads in any::<bool>(),
+        ) {
+            let mut node = follower();
+            if leads {
+                node.raft.become_candidate();
+                node.raft.become_leader();
+            }
+            for m in msgs {
+                if m.get_msg_type() == MessageType::MsgSnapshot {
+                    // Snapshots come only through the verified Snapshot call.
+                    continue;
+                }
+                if check_peer_message(&node, &m).is_ok() {
+                    let _ = node.step(m);
+                }
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
 use concord_proto::concordpeerpb as peerpb;
+use concord_proto::errors as etcd;
 use futures::StreamExt;
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
@@ -77,30 +78,10 @@ impl PeerService {
     /// another sender or receiver than the batch.
     async fn deliver(&self, batch: peerpb::RaftBatch) -> Result<(), Status> {
         self.check(batch.cluster_id, batch.from, batch.to)?;
-        if batch.messages.len() > super::MAX_BATCH_MSGS {
-            super::refuse(batch.from, "too many messages in a batch");
-            return Err(Status::invalid_argument(format!(
-                "a batch carries at most {} messages",
-                super::MAX_BATCH_MSGS
-            )));
-        }
-        let mut msgs = Vec::with_capacity(batch.messages.len());
-        for bytes in &batch.messages {
-            let Ok(m) = Message::parse_from_bytes(bytes) else {
-                super::refuse(batch.from, "undecodable raft message");
-                return Err(Status::invalid_argument("bad raft message"));
-            };
-            if m.from != batch.from || m.to != self.id {
-                super::refuse(batch.from, "message for another sender or receiver");
-                return Err(Status::invalid_argument(
-                    "a raft message names another sender or receiver than its batch",
-                ));
-            }
-            // Snapshots only arrive with their data, on the Snapshot call.
-            if m.get_msg_type() != MessageType::MsgSnapshot {
-                msgs.push(m);
-            }
-        }
+        let msgs = decode_batch(&batch, self.id).map_err(|why| {
+            super::refuse(batch.from, why);
+            Status::invalid_argument(why)
+        })?;
         if msgs.is_empty() {
             return Ok(());
         }
@@ -111,14 +92,34 @@ impl PeerService {
             .clone()
             .acquire_many_owned(msgs.len() as u32)
             .await
-            .map_err(|_| Status::unavailable("etcdserver: server stopped"))?;
+            .map_err(|_| etcd::STOPPED.status())?;
         self.raft_tx
             .send(RaftMsg::Step {
                 msgs,
                 _permit: Some(permit),
             })
-            .map_err(|_| Status::unavailable("etcdserver: server stopped"))
+            .map_err(|_| etcd::STOPPED.status())
     }
+}
+
+/// The Raft messages of a batch sent to member `me`, without snapshots (they only arrive with
+/// their data, on the Snapshot call); why not, if the batch has too many messages, one does not
+/// decode, or one names another sender or receiver than the batch.
+fn decode_batch(batch: &peerpb::RaftBatch, me: u64) -> Result<Vec<Message>, &'static str> {
+    if batch.messages.len() > super::MAX_BATCH_MSGS {
+        return Err("too many messages in a batch");
+    }
+    let mut msgs = Vec::with_capacity(batch.messages.len());
+    for bytes in &batch.messages {
+        let m = Message::parse_from_bytes(bytes).map_err(|_| "undecodable raft message")?;
+        if m.from != batch.from || m.to != me {
+            return Err("a raft message names another sender or receiver than its batch");
+        }
+        if m.get_msg_type() != MessageType::MsgSnapshot {
+            msgs.push(m);
+        }
+    }
+    Ok(msgs)
 }
 
 #[tonic::async_trait]
@@ -215,7 +216,7 @@ impl peerpb::peer_server::Peer for PeerService {
         tracing::info!(index, from = %format!("{:x}", msg.from), "snapshot received and verified");
         self.raft_tx
             .send(RaftMsg::SnapshotReceived { msg, dir })
-            .map_err(|_| Status::unavailable("etcdserver: server stopped"))?;
+            .map_err(|_| etcd::STOPPED.status())?;
         Ok(Response::new(peerpb::SnapshotAck {
             accepted: true,
             reason: String::new(),
@@ -251,9 +252,7 @@ impl peerpb::peer_server::Peer for PeerService {
         let id = request.into_inner().id;
         match self.core.lease_renew_local(id) {
             Ok(ttl) => Ok(Response::new(peerpb::LeaseRenewResponse { ttl })),
-            Err(crate::error::ServerError::NotLeader) => {
-                Err(Status::unavailable(super::NOT_PRIMARY))
-            }
+            Err(crate::error::ServerError::NotLeader) => Err(etcd::NOT_LEADER.status()),
             Err(e) => Err(Status::internal(e.to_string())),
         }
     }
@@ -268,7 +267,7 @@ impl peerpb::peer_server::Peer for PeerService {
         let answer =
             tokio::task::spawn_blocking(move || core.lease_time_to_live_local(r.id, r.keys))
                 .await
-                .map_err(|_| Status::unavailable("etcdserver: server stopped"))?;
+                .map_err(|_| etcd::STOPPED.status())?;
         match answer {
             Ok(None) => Ok(Response::new(peerpb::LeaseTtlResponse::default())),
             Ok(Some(t)) => Ok(Response::new(peerpb::LeaseTtlResponse {
@@ -277,10 +276,69 @@ impl peerpb::peer_server::Peer for PeerService {
                 granted_ttl: t.granted_ttl,
                 keys: t.keys,
             })),
-            Err(crate::error::ServerError::NotLeader) => {
-                Err(Status::unavailable(super::NOT_PRIMARY))
-            }
+            Err(crate::error::ServerError::NotLeader) => Err(etcd::NOT_LEADER.status()),
             Err(e) => Err(Status::internal(e.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn message(ty: i32, from: u64, to: u64, fill: &[u8]) -> Vec<u8> {
+        let mut m = Message::default();
+        let ty = <MessageType as protobuf::ProtobufEnum>::from_i32(ty.rem_euclid(19));
+        m.set_msg_type(ty.unwrap_or_default());
+        m.from = from;
+        m.to = to;
+        m.context = fill.to_vec().into();
+        m.write_to_bytes().unwrap_or_default()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Issue 11 §2: any bytes a peer sends decode to messages or to a refusal, never a
+        /// panic; a refused batch delivers nothing, an accepted one only messages from its
+        /// sender to this member.
+        #[test]
+        fn arbitrary_batches_decode_or_are_refused(
+            from in 0u64..4,
+            me in 0u64..4,
+            raw in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..8),
+            typed in proptest::collection::vec((any::<i32>(), 0u64..4, 0u64..4, proptest::collection::vec(any::<u8>(), 0..16)), 0..8),
+            flip in any::<(usize, u8)>(),
+        ) {
+            let mut messages: Vec<Vec<u8>> = typed.iter().map(|(t, f, to, fill)| message(*t, *f, *to, fill)).collect();
+            messages.extend(raw);
+            if let Some(m) = messages.iter_mut().find(|m| !m.is_empty()) {
+                let i = flip.0 % m.len();
+                m[i] ^= flip.1;
+            }
+            let batch = peerpb::RaftBatch { cluster_id: 1, from, to: me, messages };
+            if let Ok(msgs) = decode_batch(&batch, me) {
+                for m in msgs {
+                    prop_assert_eq!((m.from, m.to), (from, me));
+                    prop_assert!(m.get_msg_type() != MessageType::MsgSnapshot);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_over_the_limit_is_refused() {
+        let batch = peerpb::RaftBatch {
+            cluster_id: 1,
+            from: 1,
+            to: 2,
+            messages: vec![message(0, 1, 2, b""); super::super::MAX_BATCH_MSGS + 1],
+        };
+        assert_eq!(
+            decode_batch(&batch, 2).err(),
+            Some("too many messages in a batch")
+        );
     }
 }
