@@ -24,6 +24,23 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# rust-toolchain.toml pins the toolchain. Machines here cannot download one, so when the pinned
+# version is not installed under its own name but the machine's toolchain is that version, link
+# it under that name.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+pinned="$(sed -n 's/^channel = "\(.*\)"/\1/p' "$root/rust-toolchain.toml")"
+if command -v rustup >/dev/null 2>&1 && [ -n "$pinned" ] \
+  && ! rustup toolchain list | grep -q "^$pinned"; then
+  for t in $(rustup toolchain list | awk '{print $1}'); do
+    if RUSTUP_TOOLCHAIN="$t" rustc --version 2>/dev/null | grep -q "^rustc $pinned "; then
+      rustup toolchain link "$pinned" "$(RUSTUP_TOOLCHAIN="$t" rustc --print sysroot)"
+      break
+    fi
+  done
+  rustup toolchain list | grep -q "^$pinned" \
+    || { echo "Rust $pinned (rust-toolchain.toml) is not installed: install it with rustup" >&2; exit 1; }
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   if [ -x "$HOME/.cargo/bin/cargo" ]; then
     echo "cargo is in $HOME/.cargo/bin: add it to PATH" >&2

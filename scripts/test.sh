@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests of each crate and the integration tests that start the real
-# `concord` binary and drive it with etcdctl and concord-client.
+# Checks formatting and clippy, then runs every test: unit tests of each crate and the
+# integration tests that start the real `concord` binary and drive it with etcdctl and
+# concord-client.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/install-deps.sh" --test
 cd "$root"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Style first: formatting, and clippy with the workspace's lints (Cargo.toml), warnings denied.
+cargo fmt --all -- --check
+cargo clippy --release --workspace --all-targets -- -D warnings
 # Release mode everywhere, so RocksDB is compiled once (it takes ~14 minutes from scratch).
 cargo build --release --workspace --bins
 target="${CARGO_TARGET_DIR:-$root/target}"
