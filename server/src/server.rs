@@ -434,6 +434,18 @@ fn read_id(store: &Store, name: &str) -> Result<Option<u64>, RunError> {
     }
 }
 
+/// Makes a received snapshot (a checkpoint of the sender's store) this member's: the sender's
+/// store records the sender's id, and the snapshot must not hand it over, or this member would
+/// take the sender's identity at its next start. Done on the received files, before they are
+/// staged, so that no crash can leave the sender's id in this member's store.
+pub(crate) fn adopt_snapshot(dir: &std::path::Path, member_id: u64) -> Result<(), String> {
+    let store = Store::open(dir, StoreOptions::default()).map_err(|e| e.to_string())?;
+    store
+        .meta_put(MEMBER_ID_KEY, &member_id.to_be_bytes())
+        .map_err(|e| e.to_string())?;
+    store.sync().map_err(|e| e.to_string())
+}
+
 /// The member and cluster ids. A data dir that has them keeps them (as in etcd, the
 /// `--initial-*` flags only matter the first time). A new member of a new cluster derives them
 /// from `--initial-cluster` and `--initial-cluster-token`; a member joining an existing cluster

@@ -1,12 +1,28 @@
-//! Test harness: starts the real `concord` binary on free loopback ports with a fresh data dir,
-//! kills and restarts it, and drives it with etcdctl or gRPC.
+//! Test harness for the real `concord` binary on loopback.
+//!
+//! * [`Concord`]: one member on free ports with a fresh data dir; kill, restart, etcdctl.
+//! * [`Cluster`] (module [`cluster`]): several member processes, each on its own loopback
+//!   address with a TCP [`Proxy`] in front of its peer port, to cut or blackhole links.
+//! * [`nemesis`]: faults on a running cluster (kill -9, SIGSTOP pauses, partitions of several
+//!   shapes, blackholes, membership changes), each recorded with its time span.
+//! * [`workload`]: concurrent clients that record every operation and watch stream as a
+//!   [`concord_checker::History`].
+//! * [`robustness`]: the runner behind the `concord-robustness` binary: a fresh cluster,
+//!   workload and nemesis for a while, then the history checker.
 //!
 //! The binary is `$CONCORD_BIN`, or `concord` next to the test executable's `deps/` directory
-//! (build it first: `cargo build --release --bins`).
+//! (build it first: `cargo build --release --workspace --bins`).
+
+pub mod cluster;
+pub mod nemesis;
+pub mod proxy;
+pub mod rng;
+pub mod robustness;
+pub mod workload;
 
 use std::fs::File;
 use std::io::Write;
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -14,21 +30,105 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use concord_proto::etcdserverpb as pb;
 
+pub use cluster::{Cluster, MemberProc};
+pub use proxy::{LinkRule, Proxy};
+
 /// Path of the `concord` binary under test.
 pub fn concord_bin() -> PathBuf {
     if let Ok(p) = std::env::var("CONCORD_BIN") {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/concord
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    dir.join("concord")
+    // target/<profile>/deps/<test> -> target/<profile>/concord; a binary of this crate sits
+    // in target/<profile>/ itself.
+    let dir = exe.parent().expect("target dir");
+    if dir.join("concord").is_file() {
+        return dir.join("concord");
+    }
+    dir.parent().expect("target dir").join("concord")
 }
 
-/// A loopback port nobody listens on right now.
+/// A port on 127.0.0.1 nobody listens on right now.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    free_port_on(Ipv4Addr::LOCALHOST)
+}
+
+/// A port on `ip` nobody listens on right now.
+pub fn free_port_on(ip: Ipv4Addr) -> u16 {
+    let l = TcpListener::bind((ip, 0)).expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
+}
+
+/// Starts `cmd` with its stderr appended to `log_path` (after a line `===== {banner} =====`)
+/// and its stdout discarded.
+pub fn spawn_logged(cmd: &mut Command, log_path: &Path, banner: &str) -> Result<Child> {
+    let mut log = File::options()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    writeln!(log, "===== {banner} =====")?;
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .with_context(|| format!("spawning {:?}", cmd.get_program()))
+}
+
+/// SIGKILLs a child and reaps it.
+pub fn kill_child(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Sends a signal to a child (kill(2)); false if it could not be sent.
+pub fn signal(child: &Child, sig: libc::c_int) -> bool {
+    // SAFETY: kill(2) on our own child's pid has no memory-safety effect.
+    unsafe { libc::kill(child.id() as libc::pid_t, sig) == 0 }
+}
+
+/// SIGTERMs a child (after a SIGCONT, in case it is stopped) and waits up to `timeout` for it
+/// to exit, then SIGKILLs it. Returns whether it exited by itself with success.
+pub fn terminate(mut child: Child, timeout: Duration) -> bool {
+    signal(&child, libc::SIGCONT);
+    signal(&child, libc::SIGTERM);
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.success(),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                kill_child(child);
+                return false;
+            }
+        }
+    }
+}
+
+/// Everything in a log file so far (empty if it cannot be read).
+pub fn read_log(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// The last `n` lines of `log`.
+pub fn log_tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// An etcdctl (API v3) command against `endpoints` (comma-separated, as etcdctl takes them).
+pub fn etcdctl_command(endpoints: &str) -> Command {
+    let mut cmd = Command::new("etcdctl");
+    cmd.env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoints}"));
+    cmd
+}
+
+/// A current-thread runtime, for blocking on one call at a time.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 /// One running (or stopped) `concord` member.
@@ -100,17 +200,8 @@ impl Concord {
     pub fn spawn(&mut self) -> Result<()> {
         assert!(self.child.is_none(), "already running");
         self.starts += 1;
-        let mut log = File::options()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)?;
-        writeln!(log, "===== start #{} =====", self.starts)?;
-        let child = self
-            .command()
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .with_context(|| format!("spawning {}", concord_bin().display()))?;
+        let banner = format!("start #{}", self.starts);
+        let child = spawn_logged(&mut self.command(), &self.log_path, &banner)?;
         self.child = Some(child);
         Ok(())
     }
@@ -143,9 +234,7 @@ impl Concord {
     /// Waits until the member answers a linearizable read.
     pub fn wait_ready(&mut self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let rt = rt();
         let endpoint = self.endpoint();
         loop {
             if let Some(child) = self.child.as_mut() {
@@ -183,34 +272,16 @@ impl Concord {
 
     /// SIGKILLs the process.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            kill_child(child);
         }
     }
 
     /// SIGTERMs the process and waits for it to exit; returns whether it exited cleanly.
     pub fn stop(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else {
-            return true;
-        };
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return status.success(),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return false;
-                }
-            }
+        match self.child.take() {
+            Some(child) => terminate(child, Duration::from_secs(30)),
+            None => true,
         }
     }
 
@@ -223,7 +294,7 @@ impl Concord {
 
     /// Everything the process has logged so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        read_log(&self.log_path)
     }
 
     /// The WAL segment files, in order.
@@ -248,10 +319,8 @@ impl Concord {
 
     /// Runs etcdctl against `endpoint` as written (e.g. without the `http://` scheme).
     pub fn etcdctl_via(&self, endpoint: &str, args: &[&str], input: Option<&str>) -> Output {
-        let mut cmd = Command::new("etcdctl");
-        cmd.env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={endpoint}"))
-            .arg("--dial-timeout=5s")
+        let mut cmd = etcdctl_command(endpoint);
+        cmd.arg("--dial-timeout=5s")
             .arg("--command-timeout=20s")
             .args(args)
             .stdin(if input.is_some() {
@@ -311,9 +380,7 @@ pub struct EtcdctlLines {
 impl EtcdctlLines {
     pub fn spawn(endpoint: &str, args: &[&str], stdin: bool) -> EtcdctlLines {
         use std::io::BufRead;
-        let mut child = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={endpoint}"))
+        let mut child = etcdctl_command(endpoint)
             .args(args)
             .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
@@ -351,10 +418,7 @@ impl EtcdctlLines {
 
     /// Asks etcdctl to stop as a user would (SIGTERM), and waits for it.
     pub fn terminate(&mut self) {
-        // SAFETY: kill(2) on our own child's pid has no memory-safety effect.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
+        signal(&self.child, libc::SIGTERM);
         let _ = self.child.wait();
     }
 }

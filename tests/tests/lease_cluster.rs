@@ -2,12 +2,10 @@
 //! when the leader is killed its successor neither restarts long leases from their full TTL
 //! (checkpoints) nor expires short ones before their time.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use concord_proto::etcdserverpb as pb;
-use support::{rt, Cluster};
+use concord_tests::{rt, Cluster};
 
 type Lease = pb::lease_client::LeaseClient<tonic::transport::Channel>;
 type Kv = pb::kv_client::KvClient<tonic::transport::Channel>;

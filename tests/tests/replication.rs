@@ -1,17 +1,15 @@
 //! Multi-process clusters of the real binary: leader crashes under load, partitions, membership
 //! changes through etcdctl, full restarts, and refusing to join the wrong cluster.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use concord_proto::etcdserverpb as pb;
-use support::{rt, Cluster};
+use concord_tests::{rt, Cluster};
 
-const ELECTION_TIMEOUT: Duration = Duration::from_millis(500);
+use concord_tests::cluster::ELECTION_TIMEOUT;
 
 /// Puts `key` through `endpoint` with a deadline.
 async fn put(endpoint: &str, key: &str, value: &str, deadline: Duration) -> Result<(), String> {
@@ -418,4 +416,70 @@ fn a_member_of_another_cluster_refuses_to_join() {
     assert!(err.contains("refusing to start"), "{err}");
     assert!(err.contains("--initial-cluster-token"), "{err}");
     c.kill9(i);
+}
+
+/// A member that caught up from the leader's snapshot keeps its own identity when it
+/// restarts: the snapshot is a copy of the leader's store, which must not carry the leader's
+/// member id into the receiver's data dir (found by the robustness runner, seed 20251201: a
+/// re-added member restarted as the leader it had its snapshot from).
+#[test]
+fn a_member_that_installed_a_snapshot_keeps_its_identity_across_a_restart() {
+    let mut c = Cluster::start(3, &["--snapshot-count", "100"]);
+    let all = [0, 1, 2];
+    let rt = rt();
+    for n in 0..400 {
+        let ep = c.members[n % 3].endpoint();
+        rt.block_on(put(&ep, &format!("k{n:03}"), "v", Duration::from_secs(5)))
+            .expect("put");
+    }
+    let new = c.add_member_proc("m3", &["--snapshot-count", "100"]);
+    let peer = c.members[new].peer_url();
+    c.etcdctl_ok(
+        &all,
+        &[
+            "member",
+            "add",
+            "m3",
+            &format!("--peer-urls={peer}"),
+            "--learner",
+        ],
+    );
+    let initial = c.initial_cluster();
+    c.spawn(new, &initial, "existing");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !c.members[new].log().contains("snapshot installed") {
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot installed\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let listed = u64::from_str_radix(&member_id(&c, &all, "m3"), 16).expect("hex id");
+    assert_eq!(c.member_id(new), Some(listed));
+    let leader = c.wait_leader_among(&all, Duration::from_secs(10));
+    let leader_id = c.member_id(leader);
+
+    c.kill9(new);
+    c.restart(new);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        if let Some(id) = c.member_id(new) {
+            break id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "m3 does not answer after its restart\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_ne!(
+        Some(after),
+        leader_id,
+        "after its restart m3 took the id of the leader it had its snapshot from"
+    );
+    assert_eq!(after, listed, "m3's id changed across a restart");
+    c.etcdctl_ok(&all, &["put", "after-restart", "1"]);
+    c.wait_converged(Duration::from_secs(30));
 }

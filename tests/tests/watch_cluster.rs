@@ -2,14 +2,12 @@
 //! (concord-client, every endpoint) resumes on another member and delivers every event once, in
 //! order, each txn in one batch, exactly the history a fresh watch from revision 2 reads back.
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use concord_client::{Client, EventKind, TxnOp, WatchBatch, WatchOptions};
-use support::Cluster;
+use concord_tests::Cluster;
 
 /// (kind, key, revision, value) of every event, and the batch each arrived in.
 type Seen = Vec<(EventKind, String, i64, String, usize)>;

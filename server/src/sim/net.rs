@@ -263,7 +263,10 @@ fn deliver(
         return;
     }
     let (peer, src) = (msg.to, crate::raft::checkpoint_dir(msg.get_snapshot()));
-    let result = copy_snapshot(&src, dir);
+    let result = copy_snapshot(&src, dir).and_then(|received| {
+        crate::server::adopt_snapshot(&received, peer)?;
+        Ok(received)
+    });
     if let Some(from) = from {
         let _ = from.send(RaftMsg::SnapshotSent {
             to: peer,

@@ -206,9 +206,13 @@ impl peerpb::peer_server::Peer for PeerService {
         let r = receiver.take().expect("receiver present");
         let dir = snapshot::incoming_done_dir(&self.data_dir);
         let final_dir = dir.clone();
-        let res = tokio::task::spawn_blocking(move || r.finish(&final_dir))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let me = self.id;
+        let res = tokio::task::spawn_blocking(move || {
+            r.finish(&final_dir).map_err(|e| e.to_string())?;
+            crate::server::adopt_snapshot(&final_dir, me)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?;
         if let Err(e) = res {
             return refuse(e.to_string());
         }
