@@ -86,6 +86,19 @@ fn assert_all_present(acked: &BTreeMap<String, String>, got: &BTreeMap<String, S
     );
 }
 
+/// Waits (30 s at most) until member `i` logs that it installed a snapshot.
+fn wait_snapshot_installed(c: &Cluster, i: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !c.members[i].log().contains("snapshot installed") {
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot installed\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn killing_the_leader_under_load_loses_no_acknowledged_write() {
     let mut c = Cluster::start(3, &[]);
@@ -280,15 +293,7 @@ fn a_learner_catches_up_by_snapshot_is_promoted_leads_and_a_member_is_removed() 
     assert!(out.contains("added to cluster"), "{out}");
     let initial = c.initial_cluster();
     c.spawn(new, &initial, "existing");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !c.members[new].log().contains("snapshot installed") {
-        assert!(
-            Instant::now() < deadline,
-            "no snapshot installed\n{}",
-            c.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_snapshot_installed(&c, new);
     let id = member_id(&c, &all, "m3");
     // Promotion succeeds once the learner is in sync.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -446,15 +451,7 @@ fn a_member_that_installed_a_snapshot_keeps_its_identity_across_a_restart() {
     );
     let initial = c.initial_cluster();
     c.spawn(new, &initial, "existing");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !c.members[new].log().contains("snapshot installed") {
-        assert!(
-            Instant::now() < deadline,
-            "no snapshot installed\n{}",
-            c.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_snapshot_installed(&c, new);
     let listed = u64::from_str_radix(&member_id(&c, &all, "m3"), 16).expect("hex id");
     assert_eq!(c.member_id(new), Some(listed));
     let leader = c.wait_leader_among(&all, Duration::from_secs(10));
