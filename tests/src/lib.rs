@@ -53,10 +53,35 @@ pub fn free_port() -> u16 {
     free_port_on(Ipv4Addr::LOCALHOST)
 }
 
-/// A port on `ip` nobody listens on right now.
+/// Ports handed out by [`free_port_on`]: below Linux's ephemeral range (32768–60999), so an
+/// outgoing connection's source port (which the kernel picks from that range) can never take a
+/// port between the moment a test picks it and the moment a member binds it. That race failed
+/// CI once ("Address already in use" binding a proxy).
+const PORT_RANGE: std::ops::Range<u16> = 20000..32000;
+
+/// A port on `ip` nobody listens on right now, never the same one twice in this process
+/// (until the range wraps). The start is random per process, so two test binaries running at
+/// once rarely meet, and a port still held by anyone is skipped.
 pub fn free_port_on(ip: Ipv4Addr) -> u16 {
-    let l = TcpListener::bind((ip, 0)).expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(PORT_RANGE.end - PORT_RANGE.start);
+    if NEXT.load(Ordering::Relaxed) == u32::MAX {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+            ^ std::process::id().wrapping_mul(2_654_435_761);
+        let _ = NEXT.compare_exchange(u32::MAX, seed % span, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = PORT_RANGE.start + n as u16;
+        if TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on {ip} in {PORT_RANGE:?}");
 }
 
 /// Starts `cmd` with its stderr appended to `log_path` (after a line `===== {banner} =====`)
