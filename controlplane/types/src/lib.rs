@@ -1,0 +1,12 @@
+//! Kubernetes objects as Concord's control plane stores and serves them: the resource table,
+//! the one error table (kube-apiserver's `Status` reasons and messages), decoding with the
+//! typed round trip through `k8s-openapi`, validation and defaulting.
+pub mod decode;
+pub mod error;
+pub mod meta;
+pub mod printers;
+pub mod resources;
+
+pub use error::{ApiError, FieldError};
+pub use k8s_openapi;
+pub use resources::Resource;
