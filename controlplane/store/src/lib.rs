@@ -1,1 +1,35 @@
-//! placeholder
+//! The object layer of Concord's control plane: Kubernetes objects kept in Concord through
+//! `concord-client`, with kube-apiserver's storage contract. The API server, the scheduler,
+//! the controllers and the agent all read and write objects through this crate, so there is
+//! one place that writes objects, with one set of rules.
+pub mod registry;
+pub mod watch;
+
+pub use registry::{ListPage, ReadAt, Registry, Update, DEFAULT_PREFIX};
+pub use watch::{ObjectEvent, ObjectWatch};
+
+use concord_cp_types::ApiError;
+
+/// The one mapping from store errors to API errors.
+pub fn client_error(e: concord_client::Error) -> ApiError {
+    use concord_client::Error as E;
+    match e {
+        E::Compacted | E::WatchCompacted { .. } => {
+            ApiError::Expired("The resourceVersion for the provided list is too old.".into())
+        }
+        E::FutureRevision => ApiError::Timeout(
+            "Too large resource version: the store has not reached it yet".into(),
+        ),
+        E::RequestTooLarge => {
+            ApiError::TooLarge("etcdserver: request is too large".into())
+        }
+        E::Timeout | E::DeadlineExceeded(_) => ApiError::Timeout(
+            "Timeout: request did not complete within requested timeout - context deadline exceeded"
+                .into(),
+        ),
+        E::NoLeader | E::Unavailable { .. } | E::Transport(_) => {
+            ApiError::Unavailable(format!("the store is unavailable: {e}"))
+        }
+        other => ApiError::Internal(other.to_string()),
+    }
+}

@@ -148,8 +148,8 @@ pub enum ApiError {
     #[error("only the following media types are accepted: {0}")]
     NotAcceptable(String),
     /// 413 RequestEntityTooLarge.
-    #[error("Request entity too large: limit is {0}")]
-    TooLarge(usize),
+    #[error("{0}")]
+    TooLarge(String),
     /// 429 TooManyRequests.
     #[error("Too many requests, please try again later.")]
     TooManyRequests,

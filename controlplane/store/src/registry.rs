@@ -1,0 +1,419 @@
+//! Kubernetes objects in Concord, with kube-apiserver's storage contract:
+//!
+//! - keys are `<prefix>/<plural>/<namespace>/<name>` (cluster-scoped: `<prefix>/<plural>/<name>`);
+//! - values are the object's JSON with `apiVersion` and `kind`, without `resourceVersion`;
+//! - an object's `resourceVersion` is its key's `mod_revision`, a list's is the header revision;
+//! - create is `If(mod_revision(key) == 0) Then Put`; update and delete are
+//!   `If(mod_revision(key) == rev) Then Put|Delete Else Get`, retried on the fresh state.
+
+use concord_client::{
+    Client, Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, Txn, TxnOp, TxnOpResponse,
+};
+use concord_cp_types::{ApiError, Resource};
+use serde_json::Value;
+
+use crate::client_error;
+
+/// The default key prefix (kube-apiserver's `--etcd-prefix`).
+pub const DEFAULT_PREFIX: &str = "/registry";
+
+/// How many times an update or delete re-reads the object after losing a race before giving
+/// up with a Conflict.
+const MAX_RETRIES: usize = 16;
+
+/// The object registry: every read and write of control-plane objects goes through it.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    client: Client,
+    prefix: String,
+}
+
+/// A page of a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage {
+    /// The objects, with their `resourceVersion`, in key order.
+    pub items: Vec<Value>,
+    /// The revision the page was read at (the list's `resourceVersion`).
+    pub revision: i64,
+    /// The token for the next page, if there is one.
+    pub continue_token: Option<String>,
+    /// How many objects remain after this page, when known.
+    pub remaining: Option<i64>,
+}
+
+/// Which revision a list reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAt {
+    /// The latest, linearizably (resourceVersion unset).
+    Latest,
+    /// Any recent state (resourceVersion "0"): a serializable read.
+    Any,
+    /// Exactly this revision (resourceVersionMatch=Exact, or a continue token).
+    Exact(i64),
+}
+
+/// What a guaranteed update does with the current object.
+pub enum Update {
+    /// Write this object (which may equal the current one: then nothing is written).
+    Put(Value),
+    /// Delete the object.
+    Delete,
+}
+
+impl Registry {
+    /// A registry on `client`, with keys under `prefix` (`/registry`).
+    pub fn new(client: Client, prefix: &str) -> Registry {
+        let prefix = prefix.trim_end_matches('/').to_string();
+        Registry { client, prefix }
+    }
+
+    /// The client underneath.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The key prefix of every object of `resource` (in `namespace`, if given), ending in `/`.
+    pub fn collection_key(&self, resource: &Resource, namespace: Option<&str>) -> String {
+        match namespace {
+            Some(ns) if resource.namespaced => {
+                format!("{}/{}/{}/", self.prefix, resource.plural, ns)
+            }
+            _ => format!("{}/{}/", self.prefix, resource.plural),
+        }
+    }
+
+    /// The key of one object.
+    pub fn key(&self, resource: &Resource, namespace: Option<&str>, name: &str) -> String {
+        format!("{}{}", self.collection_key(resource, namespace), name)
+    }
+
+    /// Decodes a stored value and sets its `resourceVersion`.
+    fn decode(resource: &Resource, kv: &KeyValue) -> Result<Value, ApiError> {
+        let mut v: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+            ApiError::Internal(format!(
+                "stored {} object is not valid JSON: {e}",
+                resource.plural
+            ))
+        })?;
+        set_resource_version(&mut v, kv.mod_revision);
+        Ok(v)
+    }
+
+    /// The bytes stored for `obj`: its JSON without `resourceVersion`.
+    fn encode(obj: &Value) -> Result<Vec<u8>, ApiError> {
+        let mut obj = obj.clone();
+        if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+            m.remove("selfLink");
+        }
+        serde_json::to_vec(&obj).map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
+    /// Creates `obj` (which names itself and its namespace in `metadata`). AlreadyExists if
+    /// the key is taken. Returns the stored object with its `resourceVersion`.
+    pub async fn create(&self, resource: &'static Resource, obj: Value) -> Result<Value, ApiError> {
+        let (ns, name) = names(&obj);
+        let key = self.key(resource, ns.as_deref(), &name);
+        let bytes = Self::encode(&obj)?;
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key, bytes)]);
+        let resp = self.client.commit_txn(txn).await.map_err(client_error)?;
+        if !resp.succeeded {
+            return Err(ApiError::AlreadyExists { resource, name });
+        }
+        let mut out = obj;
+        set_resource_version(&mut out, resp.header.revision);
+        Ok(out)
+    }
+
+    /// Reads one object. NotFound if absent.
+    pub async fn get(
+        &self,
+        resource: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let key = self.key(resource, namespace, name);
+        let resp = self.client.get(key).await.map_err(client_error)?;
+        match resp.kvs.first() {
+            Some(kv) => Self::decode(resource, kv),
+            None => Err(ApiError::NotFound {
+                resource,
+                name: name.to_string(),
+            }),
+        }
+    }
+
+    /// Lists objects in key order, at most `limit` of them (0: all), keeping those `keep`
+    /// accepts (all when `None`). A page that stops early carries a continue token; with a
+    /// token, the list reads at the token's revision after its key. A compacted revision is
+    /// 410 Expired with kube-apiserver's texts.
+    pub async fn list(
+        &self,
+        resource: &'static Resource,
+        namespace: Option<&str>,
+        at: ReadAt,
+        limit: i64,
+        continue_token: Option<&str>,
+        keep: Option<&(dyn Fn(&Value) -> bool + Sync)>,
+    ) -> Result<ListPage, ApiError> {
+        let base = self.collection_key(resource, namespace);
+        let end = prefix_end(base.as_bytes());
+        let mut start = base.clone().into_bytes();
+        let mut at = at;
+        if let Some(token) = continue_token {
+            let (rev, from) = decode_continue(token)?;
+            start.extend_from_slice(from.as_bytes());
+            at = ReadAt::Exact(rev);
+        }
+        let mut items = Vec::new();
+        loop {
+            let needed = limit - items.len() as i64;
+            let mut opts = GetOptions::new().range_end(end.clone());
+            if limit > 0 {
+                // With a filter, read ahead: most keys may not match.
+                opts = opts.limit(if keep.is_some() {
+                    needed.max(256)
+                } else {
+                    needed
+                });
+            }
+            match at {
+                ReadAt::Latest => {}
+                ReadAt::Any => opts = opts.serializable(),
+                ReadAt::Exact(r) => opts = opts.revision(r),
+            }
+            let resp = self
+                .client
+                .get_with(start.clone(), opts)
+                .await
+                .map_err(|e| match e {
+                    concord_client::Error::Compacted if continue_token.is_some() => {
+                        ApiError::Expired(CONTINUE_EXPIRED.into())
+                    }
+                    concord_client::Error::Compacted => ApiError::Expired(
+                        "The resourceVersion for the provided list is too old.".into(),
+                    ),
+                    e => client_error(e),
+                })?;
+            // Every chunk reads the first chunk's revision: the list is one snapshot.
+            let revision = match at {
+                ReadAt::Exact(r) => r,
+                _ => resp.header.revision,
+            };
+            at = ReadAt::Exact(revision);
+            let mut stopped_at = None;
+            for (i, kv) in resp.kvs.iter().enumerate() {
+                let v = Self::decode(resource, kv)?;
+                if keep.is_none_or(|k| k(&v)) {
+                    items.push(v);
+                }
+                if limit > 0 && items.len() as i64 >= limit {
+                    stopped_at = Some(i);
+                    break;
+                }
+            }
+            let more = match stopped_at {
+                Some(i) => i + 1 < resp.kvs.len() || resp.more,
+                None => resp.more,
+            };
+            let last = match stopped_at {
+                Some(i) => resp.kvs.get(i),
+                None => resp.kvs.last(),
+            };
+            let (true, Some(last)) = (more, last) else {
+                return Ok(ListPage {
+                    items,
+                    revision,
+                    continue_token: None,
+                    remaining: None,
+                });
+            };
+            let mut next = last.key.clone();
+            next.push(0);
+            if stopped_at.is_some() {
+                let from = String::from_utf8_lossy(&next[base.len()..]).to_string();
+                let remaining = match (keep, stopped_at) {
+                    (None, Some(i)) => Some((resp.count - i as i64 - 1).max(0)),
+                    _ => None,
+                };
+                return Ok(ListPage {
+                    items,
+                    revision,
+                    continue_token: Some(encode_continue(revision, &from)),
+                    remaining,
+                });
+            }
+            start = next;
+        }
+    }
+
+    /// kube-apiserver's `GuaranteedUpdate`: reads the object, asks `f` what to do with it, and
+    /// writes the answer only if the object was not modified meanwhile; on a lost race, reads
+    /// the fresh state and asks again. `f` may refuse with any error (a failed precondition,
+    /// an invalid change). An answer equal to the current object writes nothing.
+    ///
+    /// Returns the object as written (or the current one when unchanged), and for a delete the
+    /// object as it was, with the delete's revision.
+    pub async fn guaranteed_update(
+        &self,
+        resource: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+        mut f: impl FnMut(Value) -> Result<Update, ApiError>,
+    ) -> Result<(Value, bool), ApiError> {
+        let key = self.key(resource, namespace, name);
+        let mut current = match self
+            .client
+            .get(key.clone())
+            .await
+            .map_err(client_error)?
+            .kvs
+            .first()
+        {
+            Some(kv) => kv.clone(),
+            None => {
+                return Err(ApiError::NotFound {
+                    resource,
+                    name: name.to_string(),
+                })
+            }
+        };
+        for _ in 0..MAX_RETRIES {
+            let obj = Self::decode(resource, &current)?;
+            let (then, put) = match f(obj.clone())? {
+                Update::Put(new) => {
+                    let bytes = Self::encode(&new)?;
+                    if bytes == current.value {
+                        return Ok((obj, false));
+                    }
+                    (TxnOp::put(key.clone(), bytes), Some(new))
+                }
+                Update::Delete => (TxnOp::delete(key.clone(), DeleteOptions::new()), None),
+            };
+            let txn = Txn::new()
+                .when([Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    current.mod_revision,
+                )])
+                .and_then([then])
+                .or_else([TxnOp::get(key.clone(), GetOptions::new())]);
+            let resp = self.client.commit_txn(txn).await.map_err(client_error)?;
+            if resp.succeeded {
+                let mut out = put.unwrap_or(obj);
+                set_resource_version(&mut out, resp.header.revision);
+                return Ok((out, true));
+            }
+            let fresh = resp.responses.into_iter().find_map(|r| match r {
+                TxnOpResponse::Get(g) => Some(g),
+                _ => None,
+            });
+            match fresh.and_then(|g| g.kvs.into_iter().next()) {
+                Some(kv) => current = kv,
+                None => {
+                    return Err(ApiError::NotFound {
+                        resource,
+                        name: name.to_string(),
+                    })
+                }
+            }
+        }
+        Err(ApiError::conflict_modified(resource, name))
+    }
+
+    /// The store's current revision and compaction floor are not exposed by etcd's API
+    /// directly; the current revision is the header of any read.
+    pub async fn current_revision(&self) -> Result<i64, ApiError> {
+        let resp = self
+            .client
+            .get_with(format!("{}/", self.prefix), GetOptions::new().count_only())
+            .await
+            .map_err(client_error)?;
+        Ok(resp.header.revision)
+    }
+}
+
+/// Sets `metadata.resourceVersion`.
+pub fn set_resource_version(obj: &mut Value, revision: i64) {
+    if let Some(o) = obj.as_object_mut() {
+        let meta = o
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(m) = meta.as_object_mut() {
+            m.insert(
+                "resourceVersion".into(),
+                Value::String(revision.to_string()),
+            );
+        }
+    }
+}
+
+/// The namespace and name an object gives itself.
+pub fn names(obj: &Value) -> (Option<String>, String) {
+    let meta = &obj["metadata"];
+    (
+        meta["namespace"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        meta["name"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    concord_client::prefix_end(prefix)
+}
+
+/// kube-apiserver's message for a continue token whose revision was compacted.
+pub const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.";
+
+/// A continue token: base64 of `{"v":"meta.k8s.io/v1","rv":R,"start":"<key after prefix>"}`, as
+/// kube-apiserver encodes it.
+pub fn encode_continue(revision: i64, start: &str) -> String {
+    use base64::Engine;
+    let json = serde_json::json!({"v": "meta.k8s.io/v1", "rv": revision, "start": start});
+    base64::engine::general_purpose::URL_SAFE.encode(json.to_string())
+}
+
+/// Decodes a continue token into its revision and start key; 400 BadRequest if it is not one.
+pub fn decode_continue(token: &str) -> Result<(i64, String), ApiError> {
+    use base64::Engine;
+    let bad = || {
+        ApiError::BadRequest("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into())
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE
+        .decode(token.as_bytes())
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(token.as_bytes()))
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    if v["v"] != "meta.k8s.io/v1" {
+        return Err(bad());
+    }
+    let rev = v["rv"].as_i64().filter(|r| *r > 0).ok_or_else(bad)?;
+    let start = v["start"].as_str().ok_or_else(bad)?;
+    if start.contains("..") || start.starts_with('/') {
+        return Err(bad());
+    }
+    Ok((rev, start.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip_and_garbage_is_a_bad_request() {
+        let t = encode_continue(42, "demo/web-2\u{0}");
+        assert_eq!(
+            decode_continue(&t).expect("decodes"),
+            (42, "demo/web-2\u{0}".to_string())
+        );
+        assert_eq!(decode_continue("not-a-token!").unwrap_err().code(), 400);
+        use base64::Engine;
+        let escape = base64::engine::general_purpose::URL_SAFE
+            .encode(r#"{"v":"meta.k8s.io/v1","rv":3,"start":"../secrets/x"}"#);
+        assert_eq!(decode_continue(&escape).unwrap_err().code(), 400);
+    }
+}
