@@ -1,1 +1,69 @@
-fn main() {}
+//! The `concord-apiserver` binary.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use concord_apiserver::{bootstrap, run, ApiServer, DEFAULT_MAX_BODY_BYTES};
+use concord_cp_store::{Registry, DEFAULT_PREFIX};
+
+/// A Kubernetes API server over Concord.
+#[derive(Parser, Debug)]
+#[command(name = "concord-apiserver", version)]
+struct Args {
+    /// The Concord (or etcd) client URLs, comma-separated.
+    #[arg(
+        long,
+        env = "CONCORD_ETCD_SERVERS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:2379"
+    )]
+    etcd_servers: Vec<String>,
+    /// The key prefix of every object.
+    #[arg(long, env = "CONCORD_ETCD_PREFIX", default_value = DEFAULT_PREFIX)]
+    etcd_prefix: String,
+    /// Where to serve plain HTTP.
+    #[arg(long, env = "CONCORD_LISTEN_ADDRESS", default_value = "127.0.0.1:8080")]
+    listen_address: String,
+    /// The most requests (other than watches) served at once; more get 429.
+    #[arg(long, env = "CONCORD_MAX_REQUESTS_INFLIGHT", default_value_t = 400)]
+    max_requests_inflight: usize,
+    /// The largest request body accepted, in bytes.
+    #[arg(long, env = "CONCORD_MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    max_request_bytes: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CONCORD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let client = concord_client::Client::connect(&args.etcd_servers)
+        .await
+        .context("connecting to the store (--etcd-servers)")?;
+    let registry = Registry::new(client, &args.etcd_prefix);
+    bootstrap(&registry)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the initial namespaces: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(&args.listen_address)
+        .await
+        .with_context(|| format!("listening on {}", args.listen_address))?;
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, "serving the Kubernetes API");
+    let server = Arc::new(ApiServer {
+        registry,
+        max_body_bytes: args.max_request_bytes,
+        inflight: tokio::sync::Semaphore::new(args.max_requests_inflight.max(1)),
+        advertise_address: local.to_string(),
+    });
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    run(listener, server, shutdown).await?;
+    Ok(())
+}

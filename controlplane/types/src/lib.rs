@@ -6,6 +6,7 @@ pub mod error;
 pub mod meta;
 pub mod printers;
 pub mod resources;
+pub mod selectors;
 pub mod smp;
 
 pub use error::{ApiError, FieldError};
