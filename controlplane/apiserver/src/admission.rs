@@ -3,7 +3,7 @@
 
 use concord_cp_store::Registry;
 use concord_cp_types::resources::{self, Resource};
-use concord_cp_types::{meta, ApiError, FieldError};
+use concord_cp_types::{defaults, meta, validation, ApiError, FieldError};
 use serde_json::{json, Value};
 
 /// A namespaced object may only be created in a namespace that exists and is not being
@@ -39,70 +39,29 @@ pub async fn check_namespace(
     Ok(())
 }
 
-/// Sets what the server owns at creation beyond metadata: a new Pod is `Pending`, a new
-/// Namespace `Active` with the `kubernetes` finalizer.
+/// Defaults and create-time fields, in kube-apiserver's order: the type's defaults, the
+/// registry's `PrepareForCreate` (a Pod `Pending`, a Namespace `Active` with the `kubernetes`
+/// finalizer, empty workload statuses), the pod admission plugins (service account, priority,
+/// default tolerations), and a Job's generated selector.
 pub fn on_create(resource: &Resource, obj: &mut Value) {
-    match (resource.group, resource.kind) {
-        ("", "Pod") => {
-            let status = json!({"phase": "Pending", "qosClass": qos_class(obj)});
-            obj["status"] = status;
+    defaults::apply_defaults(resource.kind, obj);
+    defaults::prepare_for_create(resource.kind, obj);
+    match resource.kind {
+        "Pod" => defaults::pod_admission_defaults(obj),
+        "Job" => {
+            let uid = obj["metadata"]["uid"].as_str().unwrap_or("").to_string();
+            defaults::job_selector_defaults(obj, &uid);
         }
-        ("", "Namespace") => {
-            if obj["spec"]["finalizers"].is_null() {
-                obj["spec"] = json!({"finalizers": ["kubernetes"]});
-            }
-            obj["status"] = json!({"phase": "Active"});
-        }
-        _ => {
-            // Status is the controllers' to write; a create carries none.
-            if let Some(o) = obj.as_object_mut() {
-                if !matches!(
-                    resource.kind,
-                    "Event"
-                        | "Endpoints"
-                        | "EndpointSlice"
-                        | "Lease"
-                        | "ConfigMap"
-                        | "Secret"
-                        | "Node"
-                ) {
-                    o.remove("status");
-                }
-            }
-        }
+        _ => {}
     }
 }
 
-/// The pod's QoS class, as Kubernetes derives it from requests and limits.
-pub fn qos_class(pod: &Value) -> &'static str {
-    let containers: Vec<&Value> = ["containers", "initContainers"]
-        .iter()
-        .filter_map(|k| pod["spec"][k].as_array())
-        .flatten()
-        .collect();
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in &containers {
-        let req = &c["resources"]["requests"];
-        let lim = &c["resources"]["limits"];
-        for r in ["cpu", "memory"] {
-            let (rq, lm) = (&req[r], &lim[r]);
-            if !rq.is_null() || !lm.is_null() {
-                any = true;
-            }
-            // Guaranteed: every container has cpu and memory limits, and requests (when given)
-            // equal them.
-            if lm.is_null() || (!rq.is_null() && rq != lm) {
-                guaranteed = false;
-            }
-        }
-    }
-    if !any {
-        "BestEffort"
-    } else if guaranteed && !containers.is_empty() {
-        "Guaranteed"
-    } else {
-        "Burstable"
+/// Defaults on update, and what the Service storage carries over from the stored object.
+pub fn on_update(resource: &Resource, obj: &mut Value, old: &Value) {
+    defaults::apply_defaults(resource.kind, obj);
+    if resource.kind == "Service" {
+        defaults::service_update_defaults(obj, old);
+        defaults::service_ip_family_defaults(obj, Some(old));
     }
 }
 
@@ -117,6 +76,7 @@ pub fn validate(
     if let Some(old) = old {
         causes.extend(immutable_metadata(obj, old));
     }
+    causes.extend(validation::validate(resource.kind, obj, old));
     if causes.is_empty() {
         return Ok(());
     }
@@ -141,18 +101,155 @@ fn immutable_metadata(obj: &Value, old: &Value) -> Vec<FieldError> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The service cluster IP range (`--service-cluster-ip-range`), IPv4 only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    /// The network address.
+    pub base: u32,
+    /// The prefix length.
+    pub bits: u32,
+}
 
-    #[test]
-    fn qos_classes_follow_kubernetes() {
-        let best = json!({"spec":{"containers":[{"name":"a"}]}});
-        assert_eq!(qos_class(&best), "BestEffort");
-        let g =
-            json!({"spec":{"containers":[{"resources":{"limits":{"cpu":"1","memory":"1Gi"}}}]}});
-        assert_eq!(qos_class(&g), "Guaranteed");
-        let b = json!({"spec":{"containers":[{"resources":{"requests":{"cpu":"1"}}}]}});
-        assert_eq!(qos_class(&b), "Burstable");
+impl IpRange {
+    /// Parses `a.b.c.d/n` (n between 8 and 30).
+    pub fn parse(s: &str) -> Option<IpRange> {
+        let (ip, bits) = s.split_once('/')?;
+        let ip: std::net::Ipv4Addr = ip.parse().ok()?;
+        let bits: u32 = bits.parse().ok()?;
+        if !(8..=30).contains(&bits) {
+            return None;
+        }
+        let mask = u32::MAX << (32 - bits);
+        Some(IpRange {
+            base: u32::from(ip) & mask,
+            bits,
+        })
     }
+
+    fn size(&self) -> u32 {
+        1u32 << (32 - self.bits)
+    }
+
+    /// Whether `ip` is an allocatable address of the range (not the network or broadcast
+    /// address).
+    pub fn contains(&self, ip: std::net::Ipv4Addr) -> bool {
+        let n = u32::from(ip);
+        n > self.base && n < self.base + self.size() - 1
+    }
+
+    /// A random allocatable address. The first one (`.1`) is kept for the `kubernetes`
+    /// Service, as kube-apiserver does.
+    pub fn random(&self) -> std::net::Ipv4Addr {
+        let span = u64::from(self.size() - 3);
+        let off = 2 + (meta::random_u64() % span) as u32;
+        std::net::Ipv4Addr::from(self.base + off)
+    }
+}
+
+impl std::fmt::Display for IpRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", std::net::Ipv4Addr::from(self.base), self.bits)
+    }
+}
+
+/// The store key that records who holds a cluster IP (as kube-apiserver's IPAddress objects).
+pub fn ip_claim_key(registry: &Registry, ip: &str) -> String {
+    registry.prefixed(&format!("ipaddresses/{ip}"))
+}
+
+/// The claim keys of a Service's cluster IPs.
+pub fn service_claims(registry: &Registry, svc: &Value) -> Vec<String> {
+    svc["spec"]["clusterIPs"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .filter(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok())
+                .map(|ip| ip_claim_key(registry, ip))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn ip_invalid(resource: &'static Resource, name: &str, value: Value, detail: String) -> ApiError {
+    ApiError::Invalid {
+        resource,
+        name: name.to_string(),
+        causes: vec![FieldError::invalid("spec.clusterIPs[0]", &value, &detail)],
+    }
+}
+
+/// Creates a Service with its cluster IP: the one asked for, or a random free one from
+/// `range`, claimed in the same transaction as the Service so that two Services never share
+/// one and a failed create holds none. Headless (`None`) and ExternalName Services hold none.
+pub async fn create_service(
+    registry: &Registry,
+    resource: &'static Resource,
+    mut obj: Value,
+    range: IpRange,
+) -> Result<Value, ApiError> {
+    let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+    let external = obj["spec"]["type"] == "ExternalName";
+    let asked = obj["spec"]["clusterIP"].as_str().unwrap_or("").to_string();
+    if external || asked == "None" {
+        concord_cp_types::defaults::service_ip_family_defaults(&mut obj, None);
+        return registry.create(resource, obj).await;
+    }
+    let fixed = !asked.is_empty();
+    if fixed {
+        let ip: std::net::Ipv4Addr = asked.parse().map_err(|_| {
+            ip_invalid(
+                resource,
+                &name,
+                json!(asked),
+                "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".into(),
+            )
+        })?;
+        if !range.contains(ip) {
+            return Err(ip_invalid(
+                resource,
+                &name,
+                json!(asked),
+                format!("failed to allocate IP {asked}: the provided IP ({asked}) is not in the valid range. The range of valid IPs is {range}"),
+            ));
+        }
+    }
+    for _ in 0..32 {
+        let ip = if fixed {
+            asked.clone()
+        } else {
+            range.random().to_string()
+        };
+        let mut candidate = obj.clone();
+        candidate["spec"]["clusterIP"] = json!(ip);
+        candidate["spec"]["clusterIPs"] = json!([ip]);
+        concord_cp_types::defaults::service_ip_family_defaults(&mut candidate, None);
+        let ns = candidate["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let claim = json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "IPAddress",
+            "metadata": {"name": ip, "labels": {"ipaddress.kubernetes.io/ip-family": "IPv4",
+                                                 "ipaddress.kubernetes.io/managed-by": "ipallocator.k8s.io"}},
+            "spec": {"parentRef": {"group": "", "resource": "services", "namespace": ns, "name": name}},
+        });
+        let claims = [(ip_claim_key(registry, &ip), claim.to_string().into_bytes())];
+        match registry.create_claiming(resource, candidate, &claims).await {
+            Ok(v) => return Ok(v),
+            Err(concord_cp_store::ClaimError::Api(e)) => return Err(e),
+            Err(concord_cp_store::ClaimError::Taken(_)) if fixed => {
+                return Err(ip_invalid(
+                    resource,
+                    &name,
+                    json!([asked]),
+                    format!("failed to allocate IP {asked}: provided IP is already allocated"),
+                ))
+            }
+            Err(concord_cp_store::ClaimError::Taken(_)) => continue,
+        }
+    }
+    Err(ApiError::Internal(format!(
+        "failed to allocate a serviceIP: range {range} is full"
+    )))
 }

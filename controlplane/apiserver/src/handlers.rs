@@ -268,7 +268,12 @@ impl Call<'_> {
         if dry_run {
             return Ok(respond(StatusCode::CREATED, &obj, &decoded.unknown_fields));
         }
-        let stored = self.registry().create(resource, obj).await?;
+        let stored = if resource.kind == "Service" {
+            admission::create_service(self.registry(), resource, obj, self.server.service_range)
+                .await?
+        } else {
+            self.registry().create(resource, obj).await?
+        };
         Ok(respond(
             StatusCode::CREATED,
             &stored,
@@ -390,6 +395,7 @@ impl Call<'_> {
                 new["spec"]["finalizers"] = fins;
             } else if sub_name != Some("scale") {
                 meta::carry_over(resource, &current, &mut new, sub_name == Some("status"));
+                admission::on_update(resource, &mut new, &current);
             }
             admission::validate(resource, &new, Some(&current))?;
             // An object being deleted goes once its last finalizer is removed.
@@ -410,7 +416,7 @@ impl Call<'_> {
             let current = self.registry().get(resource, ns, name).await?;
             match compute(current.clone(), &mut decode_warnings)? {
                 Update::Put(n) => (n, true),
-                Update::Delete => (current, true),
+                Update::Delete | Update::DeleteReleasing(_) => (current, true),
             }
         } else {
             let mut w = Vec::new();
@@ -795,6 +801,11 @@ pub async fn delete_object(
             }
         }
         if finalizers.is_empty() {
+            if resource.kind == "Service" {
+                return Ok(Update::DeleteReleasing(admission::service_claims(
+                    registry, &current,
+                )));
+            }
             return Ok(Update::Delete);
         }
         if n["metadata"]["deletionTimestamp"].is_null() {
@@ -808,7 +819,7 @@ pub async fn delete_object(
         let current = registry.get(resource, ns, name).await?;
         return Ok(match decide(current.clone())? {
             Update::Put(n) => n,
-            Update::Delete => current,
+            Update::Delete | Update::DeleteReleasing(_) => current,
         });
     }
     let (obj, _) = registry

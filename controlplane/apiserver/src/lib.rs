@@ -35,6 +35,8 @@ pub struct ApiServer {
     pub inflight: Semaphore,
     /// The address clients reach this server at, for `/api`'s `serverAddressByClientCIDRs`.
     pub advertise_address: String,
+    /// Where Services get their cluster IPs (`--service-cluster-ip-range`).
+    pub service_range: admission::IpRange,
 }
 
 /// kube-apiserver's default request body limit.

@@ -28,6 +28,13 @@ struct Args {
     /// The most requests (other than watches) served at once; more get 429.
     #[arg(long, env = "CONCORD_MAX_REQUESTS_INFLIGHT", default_value_t = 400)]
     max_requests_inflight: usize,
+    /// The IPv4 range Services get their cluster IPs from.
+    #[arg(
+        long,
+        env = "CONCORD_SERVICE_CLUSTER_IP_RANGE",
+        default_value = "10.96.0.0/12"
+    )]
+    service_cluster_ip_range: String,
     /// The largest request body accepted, in bytes.
     #[arg(long, env = "CONCORD_MAX_REQUEST_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_request_bytes: usize,
@@ -46,6 +53,15 @@ async fn main() -> anyhow::Result<()> {
     let client = concord_client::Client::connect(&args.etcd_servers)
         .await
         .context("connecting to the store (--etcd-servers)")?;
+    let service_range = concord_apiserver::admission::IpRange::parse(
+        &args.service_cluster_ip_range,
+    )
+    .with_context(|| {
+        format!(
+            "--service-cluster-ip-range {:?}: expected an IPv4 CIDR with a prefix of 8 to 30 bits",
+            args.service_cluster_ip_range
+        )
+    })?;
     let registry = Registry::new(client, &args.etcd_prefix);
     bootstrap(&registry)
         .await
@@ -60,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
         max_body_bytes: args.max_request_bytes,
         inflight: tokio::sync::Semaphore::new(args.max_requests_inflight.max(1)),
         advertise_address: local.to_string(),
+        service_range,
     });
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -5,7 +5,7 @@
 pub mod registry;
 pub mod watch;
 
-pub use registry::{ListPage, ReadAt, Registry, Update, DEFAULT_PREFIX};
+pub use registry::{ClaimError, ListPage, ReadAt, Registry, Update, DEFAULT_PREFIX};
 pub use watch::{ObjectEvent, ObjectWatch};
 
 use concord_cp_types::ApiError;

@@ -58,6 +58,18 @@ pub enum Update {
     Put(Value),
     /// Delete the object.
     Delete,
+    /// Delete the object and, in the same transaction, these keys it holds (a Service's
+    /// cluster IP claim).
+    DeleteReleasing(Vec<String>),
+}
+
+/// Why [`Registry::create_claiming`] did not create.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimError {
+    /// A key to claim is taken.
+    Taken(String),
+    /// Any other failure (AlreadyExists included).
+    Api(ApiError),
 }
 
 impl Registry {
@@ -70,6 +82,12 @@ impl Registry {
     /// The client underneath.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// `<prefix>/<rest>`: a key under the registry's prefix that is not an object of a served
+    /// resource (a cluster IP claim).
+    pub fn prefixed(&self, rest: &str) -> String {
+        format!("{}/{}", self.prefix, rest.trim_start_matches('/'))
     }
 
     /// The key prefix of every object of `resource` (in `namespace`, if given), ending in `/`.
@@ -125,6 +143,56 @@ impl Registry {
         let mut out = obj;
         set_resource_version(&mut out, resp.header.revision);
         Ok(out)
+    }
+
+    /// Creates `obj` and, in the same transaction, claims each of `claims` (a key that must
+    /// not exist, written with its value): a Service and its cluster IP, atomically.
+    pub async fn create_claiming(
+        &self,
+        resource: &'static Resource,
+        obj: Value,
+        claims: &[(String, Vec<u8>)],
+    ) -> Result<Value, ClaimError> {
+        let (ns, name) = names(&obj);
+        let key = self.key(resource, ns.as_deref(), &name);
+        let bytes = Self::encode(&obj).map_err(ClaimError::Api)?;
+        let mut when = vec![Compare::mod_revision(key.clone(), CompareOp::Equal, 0)];
+        let mut then = vec![TxnOp::put(key.clone(), bytes)];
+        let mut otherwise = vec![TxnOp::get(key, GetOptions::new().count_only())];
+        for (k, v) in claims {
+            when.push(Compare::mod_revision(k.clone(), CompareOp::Equal, 0));
+            then.push(TxnOp::put(k.clone(), v.clone()));
+            otherwise.push(TxnOp::get(k.clone(), GetOptions::new().count_only()));
+        }
+        let txn = Txn::new().when(when).and_then(then).or_else(otherwise);
+        let resp = self
+            .client
+            .commit_txn(txn)
+            .await
+            .map_err(|e| ClaimError::Api(client_error(e)))?;
+        if resp.succeeded {
+            let mut out = obj;
+            set_resource_version(&mut out, resp.header.revision);
+            return Ok(out);
+        }
+        let counts: Vec<i64> = resp
+            .responses
+            .into_iter()
+            .map(|r| match r {
+                TxnOpResponse::Get(g) => g.count,
+                _ => 0,
+            })
+            .collect();
+        if counts.first().copied().unwrap_or(0) > 0 {
+            return Err(ClaimError::Api(ApiError::AlreadyExists { resource, name }));
+        }
+        let taken = claims
+            .iter()
+            .zip(counts.iter().skip(1))
+            .find(|(_, c)| **c > 0)
+            .map(|((k, _), _)| k.clone())
+            .unwrap_or_default();
+        Err(ClaimError::Taken(taken))
     }
 
     /// Reads one object. NotFound if absent.
@@ -288,9 +356,17 @@ impl Registry {
                     if bytes == current.value {
                         return Ok((obj, false));
                     }
-                    (TxnOp::put(key.clone(), bytes), Some(new))
+                    (vec![TxnOp::put(key.clone(), bytes)], Some(new))
                 }
-                Update::Delete => (TxnOp::delete(key.clone(), DeleteOptions::new()), None),
+                Update::Delete => (vec![TxnOp::delete(key.clone(), DeleteOptions::new())], None),
+                Update::DeleteReleasing(keys) => {
+                    let mut ops = vec![TxnOp::delete(key.clone(), DeleteOptions::new())];
+                    ops.extend(
+                        keys.into_iter()
+                            .map(|k| TxnOp::delete(k, DeleteOptions::new())),
+                    );
+                    (ops, None)
+                }
             };
             let txn = Txn::new()
                 .when([Compare::mod_revision(
@@ -298,7 +374,7 @@ impl Registry {
                     CompareOp::Equal,
                     current.mod_revision,
                 )])
-                .and_then([then])
+                .and_then(then)
                 .or_else([TxnOp::get(key.clone(), GetOptions::new())]);
             let resp = self.client.commit_txn(txn).await.map_err(client_error)?;
             if resp.succeeded {

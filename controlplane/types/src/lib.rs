@@ -2,12 +2,19 @@
 //! the one error table (kube-apiserver's `Status` reasons and messages), decoding with the
 //! typed round trip through `k8s-openapi`, validation and defaulting.
 pub mod decode;
+pub mod defaults;
 pub mod error;
 pub mod meta;
 pub mod printers;
 pub mod resources;
 pub mod selectors;
 pub mod smp;
+pub mod validation;
+
+mod cron;
+mod field;
+mod names;
+mod quantity;
 
 pub use error::{ApiError, FieldError};
 pub use k8s_openapi;

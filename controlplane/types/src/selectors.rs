@@ -108,7 +108,7 @@ impl LabelSelector {
                         let num: i64 = v.parse().map_err(|_| {
                             bad_label(
                                 whole,
-                                &format!("for 'Gt', 'Lt' operators, the value must be an integer"),
+                                "for 'Gt', 'Lt' operators, the value must be an integer",
                             )
                         })?;
                         Ok(if n == 2 {
