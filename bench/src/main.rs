@@ -1,6 +1,7 @@
 //! `concord-bench`: load and measurements over etcd's v3 API only, so it measures Concord and
 //! etcd alike. Workloads: put, range, txn-put, mixed, lease keep-alive, and watch fan-out.
 
+mod apiserver;
 mod load;
 mod stats;
 mod table;
@@ -48,6 +49,9 @@ enum Command {
     LeaseKeepalive(Common),
     /// Many watchers on many streams; event delivery latency and memory per watcher.
     Watch(watch::Args),
+    /// The Kubernetes API server (concord-apiserver): creates, lists and watch delay, beside
+    /// the same objects written straight into the store.
+    Apiserver(apiserver::Args),
     /// Prints bench/compare's side-by-side table from its JSON lines.
     Table {
         /// The results file.
@@ -66,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
     }
     match Cli::parse().command {
         Command::Put(c) => load::run("put", c, Op::Put).await,
+        Command::Apiserver(a) => apiserver::run(a).await,
         Command::Range {
             common,
             consistency,
