@@ -350,6 +350,47 @@ pub fn openapi_v2() -> Value {
     })
 }
 
+/// The media type kubectl asks `/openapi/v2` for.
+pub const OPENAPI_V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+/// The media type of the answer (Go's MIME parser refuses the `@` of the requested one).
+pub const OPENAPI_V2_PROTOBUF_ANSWER: &str =
+    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+fn protobuf_string(out: &mut Vec<u8>, field: u8, s: &str) {
+    protobuf_bytes(out, field, s.as_bytes());
+}
+
+fn protobuf_bytes(out: &mut Vec<u8>, field: u8, b: &[u8]) {
+    out.push((field << 3) | 2);
+    let mut n = b.len();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(b);
+}
+
+/// `GET /openapi/v2` as the protobuf `openapi_v2.Document` (gnostic) kubectl asks for: the
+/// version, the title and empty paths, with no definitions. kubectl validates kinds without a
+/// schema (a `kind: List`'s items) by skipping them, as it does against kube-apiserver for
+/// kinds the document lacks, and leaves the strict field check to the server.
+pub fn openapi_v2_protobuf() -> Vec<u8> {
+    let mut info = Vec::new();
+    protobuf_string(&mut info, 1, "Kubernetes");
+    protobuf_string(&mut info, 2, KUBE_GIT_VERSION);
+    let mut doc = Vec::new();
+    protobuf_string(&mut doc, 1, "2.0");
+    protobuf_bytes(&mut doc, 2, &info);
+    // Paths (field 8), present and empty.
+    protobuf_bytes(&mut doc, 8, &[]);
+    doc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

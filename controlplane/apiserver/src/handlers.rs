@@ -539,12 +539,14 @@ impl Call<'_> {
             });
         }
         let want_uid = body["metadata"]["uid"].as_str().unwrap_or("").to_string();
+        // kube-apiserver names the binding subresource in its conflicts.
+        let binding = pods_binding_resource();
         self.registry()
             .guaranteed_update(resource, ns, name, |current| {
                 let pod_name = name;
                 if !want_uid.is_empty() && current["metadata"]["uid"] != json!(want_uid) {
                     return Err(ApiError::Conflict {
-                        resource,
+                        resource: binding,
                         name: pod_name.to_string(),
                         detail: format!(
                             "Precondition failed: UID in precondition: {want_uid}, UID in object meta: {}",
@@ -554,7 +556,7 @@ impl Call<'_> {
                 }
                 if !current["metadata"]["deletionTimestamp"].is_null() {
                     return Err(ApiError::Conflict {
-                        resource,
+                        resource: binding,
                         name: pod_name.to_string(),
                         detail: format!("pod {pod_name} is being deleted, cannot be assigned to a host"),
                     });
@@ -562,7 +564,7 @@ impl Call<'_> {
                 let assigned = current["spec"]["nodeName"].as_str().unwrap_or("");
                 if !assigned.is_empty() {
                     return Err(ApiError::Conflict {
-                        resource,
+                        resource: binding,
                         name: pod_name.to_string(),
                         detail: format!("pod {pod_name} is already assigned to node {assigned:?}"),
                     });
@@ -625,6 +627,21 @@ impl Call<'_> {
 
 fn success_status(code: u16) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code})
+}
+
+fn pods_binding_resource() -> &'static Resource {
+    static PODS_BINDING: Resource = Resource {
+        group: "",
+        version: "v1",
+        kind: "Binding",
+        plural: "pods/binding",
+        singular: "",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+    };
+    &PODS_BINDING
 }
 
 fn binding_resource() -> &'static Resource {

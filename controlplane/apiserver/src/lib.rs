@@ -133,7 +133,17 @@ async fn handle(server: &ApiServer, req: Request) -> Result<Response, ApiError> 
         "/openapi/v3" if get => {
             return Ok(http::json(StatusCode::OK, &discovery::openapi_v3_index()))
         }
-        "/openapi/v2" if get => return Ok(http::json(StatusCode::OK, &discovery::openapi_v2())),
+        "/openapi/v2" if get => {
+            if accept.contains("com.github.proto-openapi.spec.v2") {
+                let mut r = Response::new(Body::from(discovery::openapi_v2_protobuf()));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static(discovery::OPENAPI_V2_PROTOBUF_ANSWER),
+                );
+                return Ok(r);
+            }
+            return Ok(http::json(StatusCode::OK, &discovery::openapi_v2()));
+        }
         _ => {}
     }
     if get {

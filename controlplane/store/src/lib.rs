@@ -2,10 +2,28 @@
 //! `concord-client`, with kube-apiserver's storage contract. The API server, the scheduler,
 //! the controllers and the agent all read and write objects through this crate, so there is
 //! one place that writes objects, with one set of rules.
+//!
+//! On top of the registry, the pieces every control-plane component needs:
+//!
+//! - [`informer`]: a list-then-watch cache of one resource with an event stream, relisting
+//!   on compaction;
+//! - [`election`]: leader election on an etcd lease with a fence that makes a deposed
+//!   leader's writes fail in the store, mirrored into a `coordination.k8s.io/v1` Lease;
+//! - [`events`]: a non-blocking recorder of core/v1 Events, aggregated like client-go's and
+//!   kept for an hour on an etcd lease.
+pub mod election;
+pub mod events;
+pub mod informer;
 pub mod registry;
 pub mod watch;
 
-pub use registry::{ClaimError, ListPage, ReadAt, Registry, Update, DEFAULT_PREFIX};
+pub use election::{ElectionConfig, LeaderElector, Leadership};
+pub use events::{EventRecorder, EventType, ObjectRef, RecorderConfig};
+pub use informer::{Informer, InformerEvent, InformerHandle, InformerOptions, Selector};
+pub use registry::{
+    is_leadership_lost, ClaimError, Fence, ListPage, ReadAt, Registry, Update, DEFAULT_PREFIX,
+    LEADERSHIP_LOST,
+};
 pub use watch::{ObjectEvent, ObjectWatch};
 
 use concord_cp_types::ApiError;

@@ -5,9 +5,17 @@
 //! - an object's `resourceVersion` is its key's `mod_revision`, a list's is the header revision;
 //! - create is `If(mod_revision(key) == 0) Then Put`; update and delete are
 //!   `If(mod_revision(key) == rev) Then Put|Delete Else Get`, retried on the fresh state.
+//!
+//! **Fencing** ([`Registry::fenced`]): a registry that writes on behalf of an elected leader
+//! adds `create_revision(fence key) == fence revision` to every write's compares (and reads
+//! the fence key in the else branch), so a deposed leader's write fails in the store itself,
+//! whatever the leader believes. Such a failure is a 409 Conflict whose detail starts with
+//! [`LEADERSHIP_LOST`] ([`is_leadership_lost`]); `concord-cp-types` has no variant of its own
+//! for it. An unfenced registry sends exactly the transactions above.
 
 use concord_client::{
-    Client, Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, Txn, TxnOp, TxnOpResponse,
+    Client, Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, PutOptions, Txn, TxnOp,
+    TxnOpResponse,
 };
 use concord_cp_types::{ApiError, Resource};
 use serde_json::Value;
@@ -26,6 +34,40 @@ const MAX_RETRIES: usize = 16;
 pub struct Registry {
     client: Client,
     prefix: String,
+    /// Set on a leader's registry: every write also requires this fence to hold.
+    fence: Option<Fence>,
+}
+
+/// A leadership fence: the leader's election key and the revision it was created at. It
+/// holds exactly as long as that key exists with that create revision (the key is attached to
+/// the leader's lease, so it goes when the lease expires or is revoked, or when the leader
+/// resigns; a later campaign creates a new key at a new revision).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fence {
+    /// The election key.
+    pub key: String,
+    /// Its `create_revision` when leadership was won.
+    pub create_revision: i64,
+}
+
+/// The start of the Conflict detail a fenced write fails with when its fence no longer holds.
+pub const LEADERSHIP_LOST: &str = "leadership lost";
+
+/// Whether `e` is the failure of a fenced write whose fence no longer holds (the writer is no
+/// longer the leader; nothing was written).
+pub fn is_leadership_lost(e: &ApiError) -> bool {
+    matches!(e, ApiError::Conflict { detail, .. } if detail.starts_with(LEADERSHIP_LOST))
+}
+
+fn leadership_lost(resource: &'static Resource, name: &str, fence: &Fence) -> ApiError {
+    ApiError::Conflict {
+        resource,
+        name: name.to_string(),
+        detail: format!(
+            "{LEADERSHIP_LOST}: the election key {:?} no longer exists at create revision {}",
+            fence.key, fence.create_revision
+        ),
+    }
 }
 
 /// A page of a list.
@@ -76,7 +118,57 @@ impl Registry {
     /// A registry on `client`, with keys under `prefix` (`/registry`).
     pub fn new(client: Client, prefix: &str) -> Registry {
         let prefix = prefix.trim_end_matches('/').to_string();
-        Registry { client, prefix }
+        Registry {
+            client,
+            prefix,
+            fence: None,
+        }
+    }
+
+    /// The same registry whose writes ([`Registry::create`], [`Registry::create_with_lease`],
+    /// [`Registry::create_claiming`], [`Registry::guaranteed_update`] and
+    /// [`Registry::guaranteed_update_with_lease`]) succeed only while `fence` holds; otherwise
+    /// they write nothing and fail with a Conflict for which [`is_leadership_lost`] is true.
+    /// Reads and watches are not fenced.
+    pub fn fenced(&self, fence: Fence) -> Registry {
+        Registry {
+            client: self.client.clone(),
+            prefix: self.prefix.clone(),
+            fence: Some(fence),
+        }
+    }
+
+    /// The fence of a leader's registry.
+    pub fn fence(&self) -> Option<&Fence> {
+        self.fence.as_ref()
+    }
+
+    /// The fence's compare, for a fenced registry.
+    fn fence_compare(&self) -> Option<Compare> {
+        self.fence
+            .as_ref()
+            .map(|f| Compare::create_revision(f.key.clone(), CompareOp::Equal, f.create_revision))
+    }
+
+    /// The read of the fence key a fenced write's else branch ends with.
+    fn fence_read(&self) -> Option<TxnOp> {
+        self.fence
+            .as_ref()
+            .map(|f| TxnOp::get(f.key.clone(), GetOptions::new().keys_only()))
+    }
+
+    /// After a failed fenced write: the fence, if it no longer holds (judged from the fence
+    /// read at the end of `responses`).
+    fn broken_fence(&self, responses: &[TxnOpResponse]) -> Option<&Fence> {
+        let fence = self.fence.as_ref()?;
+        let holds = match responses.last() {
+            Some(TxnOpResponse::Get(g)) => g
+                .kvs
+                .first()
+                .is_some_and(|kv| kv.create_revision == fence.create_revision),
+            _ => false,
+        };
+        (!holds).then_some(fence)
     }
 
     /// The client underneath.
@@ -130,14 +222,40 @@ impl Registry {
     /// Creates `obj` (which names itself and its namespace in `metadata`). AlreadyExists if
     /// the key is taken. Returns the stored object with its `resourceVersion`.
     pub async fn create(&self, resource: &'static Resource, obj: Value) -> Result<Value, ApiError> {
+        self.create_leased(resource, obj, 0).await
+    }
+
+    /// [`Registry::create`] with the key attached to etcd lease `lease` (kube-apiserver's
+    /// objects with a TTL: Events), so the object goes when the lease does.
+    pub async fn create_with_lease(
+        &self,
+        resource: &'static Resource,
+        obj: Value,
+        lease: i64,
+    ) -> Result<Value, ApiError> {
+        self.create_leased(resource, obj, lease).await
+    }
+
+    async fn create_leased(
+        &self,
+        resource: &'static Resource,
+        obj: Value,
+        lease: i64,
+    ) -> Result<Value, ApiError> {
         let (ns, name) = names(&obj);
         let key = self.key(resource, ns.as_deref(), &name);
         let bytes = Self::encode(&obj)?;
+        let mut when = vec![Compare::mod_revision(key.clone(), CompareOp::Equal, 0)];
+        when.extend(self.fence_compare());
         let txn = Txn::new()
-            .when([Compare::mod_revision(key.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, bytes)]);
+            .when(when)
+            .and_then([put_op(key, bytes, lease)])
+            .or_else(self.fence_read());
         let resp = self.client.commit_txn(txn).await.map_err(client_error)?;
         if !resp.succeeded {
+            if let Some(fence) = self.broken_fence(&resp.responses) {
+                return Err(leadership_lost(resource, &name, fence));
+            }
             return Err(ApiError::AlreadyExists { resource, name });
         }
         let mut out = obj;
@@ -164,6 +282,9 @@ impl Registry {
             then.push(TxnOp::put(k.clone(), v.clone()));
             otherwise.push(TxnOp::get(k.clone(), GetOptions::new().count_only()));
         }
+        // Fenced: the fence's compare, and its read last in the else branch.
+        when.extend(self.fence_compare());
+        otherwise.extend(self.fence_read());
         let txn = Txn::new().when(when).and_then(then).or_else(otherwise);
         let resp = self
             .client
@@ -174,6 +295,9 @@ impl Registry {
             let mut out = obj;
             set_resource_version(&mut out, resp.header.revision);
             return Ok(out);
+        }
+        if let Some(fence) = self.broken_fence(&resp.responses) {
+            return Err(ClaimError::Api(leadership_lost(resource, &name, fence)));
         }
         let counts: Vec<i64> = resp
             .responses
@@ -329,6 +453,32 @@ impl Registry {
         resource: &'static Resource,
         namespace: Option<&str>,
         name: &str,
+        f: impl FnMut(Value) -> Result<Update, ApiError>,
+    ) -> Result<(Value, bool), ApiError> {
+        self.update_leased(resource, namespace, name, 0, f).await
+    }
+
+    /// [`Registry::guaranteed_update`] that writes the object attached to etcd lease `lease`
+    /// (kube-apiserver gives an object with a TTL a fresh lease on every update, as a plain put
+    /// would detach it from its lease).
+    pub async fn guaranteed_update_with_lease(
+        &self,
+        resource: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+        lease: i64,
+        f: impl FnMut(Value) -> Result<Update, ApiError>,
+    ) -> Result<(Value, bool), ApiError> {
+        self.update_leased(resource, namespace, name, lease, f)
+            .await
+    }
+
+    async fn update_leased(
+        &self,
+        resource: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+        lease: i64,
         mut f: impl FnMut(Value) -> Result<Update, ApiError>,
     ) -> Result<(Value, bool), ApiError> {
         let key = self.key(resource, namespace, name);
@@ -356,7 +506,7 @@ impl Registry {
                     if bytes == current.value {
                         return Ok((obj, false));
                     }
-                    (vec![TxnOp::put(key.clone(), bytes)], Some(new))
+                    (vec![put_op(key.clone(), bytes, lease)], Some(new))
                 }
                 Update::Delete => (vec![TxnOp::delete(key.clone(), DeleteOptions::new())], None),
                 Update::DeleteReleasing(keys) => {
@@ -368,19 +518,23 @@ impl Registry {
                     (ops, None)
                 }
             };
-            let txn = Txn::new()
-                .when([Compare::mod_revision(
-                    key.clone(),
-                    CompareOp::Equal,
-                    current.mod_revision,
-                )])
-                .and_then(then)
-                .or_else([TxnOp::get(key.clone(), GetOptions::new())]);
+            let mut when = vec![Compare::mod_revision(
+                key.clone(),
+                CompareOp::Equal,
+                current.mod_revision,
+            )];
+            when.extend(self.fence_compare());
+            let mut otherwise = vec![TxnOp::get(key.clone(), GetOptions::new())];
+            otherwise.extend(self.fence_read());
+            let txn = Txn::new().when(when).and_then(then).or_else(otherwise);
             let resp = self.client.commit_txn(txn).await.map_err(client_error)?;
             if resp.succeeded {
                 let mut out = put.unwrap_or(obj);
                 set_resource_version(&mut out, resp.header.revision);
                 return Ok((out, true));
+            }
+            if let Some(fence) = self.broken_fence(&resp.responses) {
+                return Err(leadership_lost(resource, name, fence));
             }
             let fresh = resp.responses.into_iter().find_map(|r| match r {
                 TxnOpResponse::Get(g) => Some(g),
@@ -408,6 +562,15 @@ impl Registry {
             .await
             .map_err(client_error)?;
         Ok(resp.header.revision)
+    }
+}
+
+/// A put, attached to `lease` unless it is 0.
+fn put_op(key: String, bytes: Vec<u8>, lease: i64) -> TxnOp {
+    if lease == 0 {
+        TxnOp::put(key, bytes)
+    } else {
+        TxnOp::put_with(key, bytes, PutOptions::new().lease(lease))
     }
 }
 
