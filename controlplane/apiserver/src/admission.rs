@@ -6,14 +6,43 @@ use concord_cp_types::resources::{self, Resource};
 use concord_cp_types::{defaults, meta, validation, ApiError, FieldError};
 use serde_json::{json, Value};
 
+/// How long a namespace seen active is trusted without reading it again. kube-apiserver's
+/// NamespaceLifecycle admission reads namespaces from an informer cache, which lags the store
+/// by about as much; a miss always reads the store.
+pub const NAMESPACE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Namespaces recently seen active, with when.
+#[derive(Default)]
+pub struct NamespaceCache(std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>);
+
+impl NamespaceCache {
+    fn fresh(&self, ns: &str) -> bool {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(ns)
+            .is_some_and(|t| t.elapsed() < NAMESPACE_CACHE_TTL)
+    }
+
+    fn remember(&self, ns: &str) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 10_000 {
+            map.retain(|_, t| t.elapsed() < NAMESPACE_CACHE_TTL);
+        }
+        map.insert(ns.to_string(), std::time::Instant::now());
+    }
+}
+
 /// A namespaced object may only be created in a namespace that exists and is not being
 /// deleted (kube-apiserver's NamespaceLifecycle admission).
 pub async fn check_namespace(
     registry: &Registry,
+    cache: &NamespaceCache,
     resource: &'static Resource,
     namespace: &str,
     name: &str,
 ) -> Result<(), ApiError> {
+    if cache.fresh(namespace) {
+        return Ok(());
+    }
     let namespaces = resources::find("", "v1", "namespaces").ok_or(ApiError::NoSuchResource)?;
     let ns = registry
         .get(namespaces, None, namespace)
@@ -36,6 +65,7 @@ pub async fn check_namespace(
             ),
         });
     }
+    cache.remember(namespace);
     Ok(())
 }
 

@@ -261,7 +261,14 @@ impl Call<'_> {
         meta::prepare_create(resource, &mut obj)?;
         let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
         if let Some(ns) = ns {
-            admission::check_namespace(self.registry(), resource, ns, &name).await?;
+            admission::check_namespace(
+                self.registry(),
+                &self.server.namespaces,
+                resource,
+                ns,
+                &name,
+            )
+            .await?;
         }
         admission::on_create(resource, &mut obj);
         admission::validate(resource, &obj, None)?;

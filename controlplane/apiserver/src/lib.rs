@@ -37,6 +37,8 @@ pub struct ApiServer {
     pub advertise_address: String,
     /// Where Services get their cluster IPs (`--service-cluster-ip-range`).
     pub service_range: admission::IpRange,
+    /// Namespaces recently seen active (NamespaceLifecycle admission).
+    pub namespaces: admission::NamespaceCache,
 }
 
 /// kube-apiserver's default request body limit.

@@ -77,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         inflight: tokio::sync::Semaphore::new(args.max_requests_inflight.max(1)),
         advertise_address: local.to_string(),
         service_range,
+        namespaces: Default::default(),
     });
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -46,6 +46,10 @@ pub struct Decoded {
 }
 
 fn round_trip<T: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, String> {
+    // The plain decoder first; only a failure pays for the one that tracks the field path.
+    if let Ok(typed) = T::deserialize(v) {
+        return serde_json::to_value(typed).map_err(|e| e.to_string());
+    }
     let typed: T = serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         if path == "." || path.is_empty() {
