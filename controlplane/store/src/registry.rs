@@ -211,6 +211,10 @@ impl Registry {
 
     /// The bytes stored for `obj`: its JSON without `resourceVersion`.
     fn encode(obj: &Value) -> Result<Vec<u8>, ApiError> {
+        let meta = &obj["metadata"];
+        if meta.get("resourceVersion").is_none() && meta.get("selfLink").is_none() {
+            return serde_json::to_vec(obj).map_err(|e| ApiError::Internal(e.to_string()));
+        }
         let mut obj = obj.clone();
         if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
             m.remove("resourceVersion");

@@ -188,26 +188,75 @@ fn version_mismatch(got: &str, resource: &Resource) -> ApiError {
 }
 
 /// Every field of `input` that the typed round trip dropped: those are unknown to the type.
-/// A `null` input value is never reported (a null field decodes as absent).
+/// A `null` input value is never reported (a null field decodes as absent). The path of a
+/// field is only rendered when it is reported.
 fn unknown_fields(input: &Value, canonical: &Value, path: String, out: &mut Vec<String>) {
+    let mut segments: Vec<Segment<'_>> = Vec::new();
+    if !path.is_empty() {
+        segments.push(Segment::Key(&path));
+    }
+    walk_unknown(input, canonical, &mut segments, out);
+}
+
+#[derive(Clone, Copy)]
+enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn render_path(segments: &[Segment<'_>]) -> String {
+    let mut s = String::new();
+    for seg in segments {
+        match seg {
+            Segment::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Segment::Index(i) => {
+                s.push('[');
+                s.push_str(&i.to_string());
+                s.push(']');
+            }
+        }
+    }
+    s
+}
+
+fn walk_unknown<'a>(
+    input: &'a Value,
+    canonical: &Value,
+    segments: &mut Vec<Segment<'a>>,
+    out: &mut Vec<String>,
+) {
     match (input, canonical) {
         (Value::Object(i), Value::Object(c)) => {
             for (k, v) in i {
-                let sub = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
                 match c.get(k) {
-                    Some(cv) => unknown_fields(v, cv, sub, out),
+                    Some(cv) => {
+                        if v.is_object() || v.is_array() {
+                            segments.push(Segment::Key(k));
+                            walk_unknown(v, cv, segments, out);
+                            segments.pop();
+                        }
+                    }
                     None if v.is_null() => {}
-                    None => out.push(format!("unknown field {sub:?}")),
+                    None => {
+                        segments.push(Segment::Key(k));
+                        out.push(format!("unknown field {:?}", render_path(segments)));
+                        segments.pop();
+                    }
                 }
             }
         }
         (Value::Array(i), Value::Array(c)) => {
             for (n, (iv, cv)) in i.iter().zip(c.iter()).enumerate() {
-                unknown_fields(iv, cv, format!("{path}[{n}]"), out);
+                if iv.is_object() || iv.is_array() {
+                    segments.push(Segment::Index(n));
+                    walk_unknown(iv, cv, segments, out);
+                    segments.pop();
+                }
             }
         }
         _ => {}

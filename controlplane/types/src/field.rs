@@ -4,49 +4,93 @@
 use crate::FieldError;
 use serde_json::{Map, Value};
 
-/// A field path: `spec.containers[0].name`, `data[key]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Path(String);
+/// A field path: `spec.containers[0].name`, `data[key]`. Built lazily: a path is a chain of
+/// shared nodes and is only rendered to text when an error is reported, so checking a valid
+/// object costs no formatting.
+#[derive(Debug, Clone)]
+pub(crate) struct Path(std::rc::Rc<Node>);
+
+#[derive(Debug)]
+enum Node {
+    Root(String),
+    Child(Path, String),
+    Index(Path, usize),
+    Key(Path, String),
+}
+
+impl PartialEq for Path {
+    fn eq(&self, other: &Path) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Path {}
 
 impl Path {
     /// A root path (`spec`, `metadata`).
     pub(crate) fn new(root: &str) -> Path {
-        Path(root.to_string())
+        Path(std::rc::Rc::new(Node::Root(root.to_string())))
     }
 
     /// `field.NewPath("")`: the whole object, rendered `[]`.
     pub(crate) fn whole() -> Path {
-        Path("[]".to_string())
+        Path::new("[]")
     }
 
     /// `p.name`.
     pub(crate) fn child(&self, name: &str) -> Path {
-        if self.0.is_empty() {
-            Path(name.to_string())
-        } else {
-            Path(format!("{}.{name}", self.0))
-        }
+        Path(std::rc::Rc::new(Node::Child(
+            self.clone(),
+            name.to_string(),
+        )))
     }
 
     /// `p[i]`.
     pub(crate) fn index(&self, i: usize) -> Path {
-        Path(format!("{}[{i}]", self.0))
+        Path(std::rc::Rc::new(Node::Index(self.clone(), i)))
     }
 
     /// `p[key]` (keys are not quoted).
     pub(crate) fn key(&self, k: &str) -> Path {
-        Path(format!("{}[{k}]", self.0))
+        Path(std::rc::Rc::new(Node::Key(self.clone(), k.to_string())))
+    }
+
+    fn render(&self, out: &mut String) {
+        match &*self.0 {
+            Node::Root(r) => out.push_str(r),
+            Node::Child(parent, name) => {
+                parent.render(out);
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(name);
+            }
+            Node::Index(parent, i) => {
+                parent.render(out);
+                out.push('[');
+                out.push_str(&i.to_string());
+                out.push(']');
+            }
+            Node::Key(parent, k) => {
+                parent.render(out);
+                out.push('[');
+                out.push_str(k);
+                out.push(']');
+            }
+        }
     }
 
     /// The rendered path.
-    pub(crate) fn as_str(&self) -> &str {
-        &self.0
+    pub(crate) fn as_str(&self) -> String {
+        let mut s = String::new();
+        self.render(&mut s);
+        s
     }
 }
 
 impl std::fmt::Display for Path {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.as_str())
     }
 }
 
