@@ -39,7 +39,19 @@ struct Encoder {
 
 impl Encoder {
     fn line(&mut self, kind: &str, obj: &Value) -> Bytes {
-        let object = if self.table && kind != "ERROR" && kind != "BOOKMARK" {
+        if !self.table || kind == "ERROR" || kind == "BOOKMARK" {
+            // The common case, without copying the object.
+            #[derive(serde::Serialize)]
+            struct Line<'a> {
+                #[serde(rename = "type")]
+                kind: &'a str,
+                object: &'a Value,
+            }
+            let mut out = serde_json::to_vec(&Line { kind, object: obj }).unwrap_or_default();
+            out.push(b'\n');
+            return Bytes::from(out);
+        }
+        let object = if self.table {
             let columns = if self.sent_columns {
                 json!([])
             } else {
