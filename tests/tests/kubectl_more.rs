@@ -1317,3 +1317,65 @@ fn replace_with_stale_resource_version() {
     let got = get_json(&k, &["deploy", "web", "-n", "demo"]);
     assert_eq!(got["spec"]["replicas"], 4, "{got:#}");
 }
+
+/// Watches share one store watch per resource: a watch that starts inside its window replays
+/// from it, sees only its own namespace, and a watch from before the window still works (from
+/// a store watch of its own).
+#[test]
+fn shared_watch_replays_its_window_per_namespace() {
+    let k = start_with_demo();
+    k.kubectl_ok(&["create", "namespace", "other"]);
+    let list_rv = |ns: &str| -> String {
+        let out = k.kubectl_ok(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/namespaces/{ns}/configmaps"),
+        ]);
+        let v: Value = serde_json::from_str(&out).expect("a list");
+        v["metadata"]["resourceVersion"]
+            .as_str()
+            .expect("rv")
+            .to_string()
+    };
+    let before_hub = list_rv("demo");
+    // The first watch starts the shared watch.
+    k.kubectl_ok(&[
+        "get",
+        "--raw",
+        "/api/v1/configmaps?watch=true&timeoutSeconds=1",
+    ]);
+    let rv = list_rv("demo");
+    for (ns, name) in [("demo", "mine"), ("other", "theirs"), ("demo", "mine2")] {
+        k.kubectl_ok(&["create", "configmap", name, "-n", ns, "--from-literal=a=1"]);
+    }
+    let watch = |ns: &str, from: &str| -> Vec<(String, String)> {
+        let out = k.kubectl_ok(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/namespaces/{ns}/configmaps?watch=true&resourceVersion={from}&timeoutSeconds=2"),
+        ]);
+        out.lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).expect("an event");
+                (
+                    v["type"].as_str().unwrap_or("").to_string(),
+                    v["object"]["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            })
+            .collect()
+    };
+    let added = |names: &[&str]| -> Vec<(String, String)> {
+        names
+            .iter()
+            .map(|n| ("ADDED".to_string(), n.to_string()))
+            .collect()
+    };
+    // Inside the window: replayed, this namespace only, in order.
+    assert_eq!(watch("demo", &rv), added(&["mine", "mine2"]));
+    assert_eq!(watch("other", &rv), added(&["theirs"]));
+    // From before the shared watch started: the same events, from the store.
+    assert_eq!(watch("demo", &before_hub), added(&["mine", "mine2"]));
+}

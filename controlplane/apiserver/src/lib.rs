@@ -11,6 +11,7 @@ pub mod http;
 pub mod protobuf;
 pub mod table;
 pub mod watch;
+pub mod watchcache;
 
 use std::sync::Arc;
 
@@ -39,6 +40,8 @@ pub struct ApiServer {
     pub service_range: admission::IpRange,
     /// Namespaces recently seen active (NamespaceLifecycle admission).
     pub namespaces: admission::NamespaceCache,
+    /// One shared store watch per watched resource.
+    pub watch_cache: watchcache::WatchCache,
 }
 
 /// kube-apiserver's default request body limit.

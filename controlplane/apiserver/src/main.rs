@@ -83,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
         advertise_address: local.to_string(),
         service_range,
         namespaces: Default::default(),
+        watch_cache: Default::default(),
     });
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -19,7 +19,9 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
-use concord_cp_store::{ObjectEvent, ReadAt};
+use std::sync::Arc;
+
+use concord_cp_store::{ObjectEvent, ObjectWatch, ReadAt};
 use concord_cp_types::{meta, ApiError, Resource};
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -28,6 +30,7 @@ use tokio::sync::mpsc;
 use crate::handlers::{Call, Query};
 use crate::http::{self, Output};
 use crate::table::{self, Include};
+use crate::watchcache::{SharedEvent, Subscription};
 use crate::ApiServer;
 
 struct Encoder {
@@ -72,6 +75,36 @@ impl Encoder {
             serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
         out.push(b'\n');
         Bytes::from(out)
+    }
+}
+
+/// Where a watch's events come from.
+enum Source {
+    /// The resource's shared watch.
+    Shared(Subscription),
+    /// A store watch of its own.
+    Direct(Box<ObjectWatch>),
+}
+
+impl Source {
+    async fn next(&mut self) -> Result<Option<Vec<Arc<SharedEvent>>>, ApiError> {
+        match self {
+            Source::Direct(w) => Ok(w
+                .next()
+                .await?
+                .map(|events| events.into_iter().map(SharedEvent::new).collect())),
+            Source::Shared(sub) => {
+                if let Some(e) = sub.replay.pop_front() {
+                    return Ok(Some(vec![e]));
+                }
+                match sub.live.recv().await {
+                    Ok(e) => Ok(Some(vec![e])),
+                    // Too slow to keep up, or the shared watch ended: end this watch; the
+                    // client watches again from the last revision it saw.
+                    Err(_) => Ok(None),
+                }
+            }
+        }
     }
 }
 
@@ -127,30 +160,40 @@ pub async fn serve(
         sent_columns: false,
     };
     let (tx, rx) = mpsc::channel::<Bytes>(256);
-    let watch = server.registry.watch(resource, ns, from, bookmarks).await;
-    let watch = match watch {
-        Ok(w) => Some(w),
-        Err(e @ ApiError::Expired(_)) => {
-            let _ = tx.try_send(encoder.line("ERROR", &e.status()));
-            None
-        }
-        Err(e) => return Err(e),
+    let mut source = match server
+        .watch_cache
+        .subscribe(&server.registry, resource, from)
+        .await
+    {
+        Ok(Some(sub)) => Some(Source::Shared(sub)),
+        // Too old for the shared window, or the shared watch cannot start: a watch of its own.
+        Ok(None) | Err(_) => match server.registry.watch(resource, ns, from, bookmarks).await {
+            Ok(w) => Some(Source::Direct(Box::new(w))),
+            Err(e @ ApiError::Expired(_)) => {
+                let _ = tx.try_send(encoder.line("ERROR", &e.status()));
+                None
+            }
+            Err(e) => return Err(e),
+        },
     };
     let kind_api = (resource.kind, resource.api_version());
+    let namespace = ns.map(str::to_string);
     tokio::spawn(async move {
         for o in &initial {
             if tx.send(encoder.line("ADDED", o)).await.is_err() {
                 return;
             }
         }
-        let Some(mut watch) = watch else { return };
+        let Some(source) = source.as_mut() else {
+            return;
+        };
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         loop {
             let batch = tokio::select! {
                 _ = &mut deadline => return,
                 _ = tx.closed() => return,
-                b = watch.next() => b,
+                b = source.next() => b,
             };
             let events = match batch {
                 Ok(Some(events)) => events,
@@ -160,19 +203,40 @@ pub async fn serve(
                     return;
                 }
             };
-            for ev in events {
-                let line = match ev {
-                    ObjectEvent::Added(o) => matches(&o).then(|| encoder.line("ADDED", &o)),
+            for se in events {
+                let in_scope = |o: &Value| {
+                    namespace
+                        .as_deref()
+                        .is_none_or(|ns| o["metadata"]["namespace"].as_str() == Some(ns))
+                        && matches(o)
+                };
+                // The natural type's JSON line is encoded once for all watchers.
+                let shared_line = |kind: &str, o: &Value, encoder: &mut Encoder| -> Bytes {
+                    if encoder.table {
+                        encoder.line(kind, o)
+                    } else {
+                        se.json_line.get_or_init(|| encoder.line(kind, o)).clone()
+                    }
+                };
+                let line = match &se.event {
+                    _ if se.revision < from && !matches!(se.event, ObjectEvent::Bookmark(_)) => {
+                        None
+                    }
+                    ObjectEvent::Added(o) => {
+                        in_scope(o).then(|| shared_line("ADDED", o, &mut encoder))
+                    }
                     ObjectEvent::Modified { object, prev } => {
-                        match (matches(&prev), matches(&object)) {
-                            (true, true) => Some(encoder.line("MODIFIED", &object)),
-                            (false, true) => Some(encoder.line("ADDED", &object)),
-                            (true, false) => Some(encoder.line("DELETED", &object)),
+                        match (in_scope(prev), in_scope(object)) {
+                            (true, true) => Some(shared_line("MODIFIED", object, &mut encoder)),
+                            (false, true) => Some(encoder.line("ADDED", object)),
+                            (true, false) => Some(encoder.line("DELETED", object)),
                             (false, false) => None,
                         }
                     }
-                    ObjectEvent::Deleted(o) => matches(&o).then(|| encoder.line("DELETED", &o)),
-                    ObjectEvent::Bookmark(rev) => bookmarks.then(|| {
+                    ObjectEvent::Deleted(o) => {
+                        in_scope(o).then(|| shared_line("DELETED", o, &mut encoder))
+                    }
+                    ObjectEvent::Bookmark(rev) => (bookmarks && *rev + 1 >= from).then(|| {
                         encoder.line(
                             "BOOKMARK",
                             &json!({"kind": kind_api.0, "apiVersion": kind_api.1,
