@@ -392,9 +392,64 @@ impl ApiServer {
         StoreSnapshot { revision, keys }
     }
 
+    /// Starts another `concord-apiserver` on the same member (the API server keeps no state,
+    /// so several serve one cluster) and waits until it is healthy.
+    pub fn start_peer(&self) -> PeerApiServer {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let log_path = self
+            .dir
+            .path()
+            .join(format!("apiserver-{}.log", addr.replace(':', "-")));
+        let mut cmd = Command::new(apiserver_bin());
+        cmd.arg(format!("--etcd-servers={}", self.etcd.endpoint()))
+            .arg(format!("--listen-address={addr}"));
+        let child = spawn_logged(&mut cmd, &log_path, "concord-apiserver (peer)")
+            .expect("start a second apiserver");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !matches!(
+            http_get(&addr, "/healthz", Duration::from_secs(2)),
+            Ok((200, _))
+        ) {
+            assert!(
+                Instant::now() < deadline,
+                "the second apiserver is not healthy; log:\n{}",
+                log_tail(&read_log(&log_path), 40)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        PeerApiServer {
+            child: Some(child),
+            addr,
+        }
+    }
+
+    /// kubectl against another API server (`peer`), with this harness's isolation; asserts
+    /// success and returns stdout.
+    pub fn kubectl_at_ok(&self, peer: &PeerApiServer, args: &[&str]) -> String {
+        let mut cmd = self.kubectl_command(&[]);
+        cmd.arg(format!("--server=http://{}", peer.addr)).args(args);
+        let out = self.kubectl_with(cmd, args, None);
+        self.expect_ok(args, out)
+    }
+
     /// Starts a long-running kubectl (e.g. `get -w`) whose stdout lines are collected.
     pub fn kubectl_lines(&self, args: &[&str]) -> KubectlLines {
         KubectlLines::spawn(self.kubectl_command(args))
+    }
+}
+
+/// A second `concord-apiserver` on a harness's member; killed when dropped.
+pub struct PeerApiServer {
+    child: Option<Child>,
+    /// `127.0.0.1:port` it listens on.
+    pub addr: String,
+}
+
+impl Drop for PeerApiServer {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            kill_child(child);
+        }
     }
 }
 
