@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use concord_cp_store::{ReadAt, Registry, Update};
 use concord_cp_types::decode::{decode_json, decode_value, Decoded, FieldValidation};
-use concord_cp_types::resources::{self, Resource, Subresource};
+use concord_cp_types::resources::{Resource, Subresource};
 use concord_cp_types::selectors::{format_label_selector, FieldSelector, LabelSelector};
 use concord_cp_types::{meta, smp, ApiError};
 use serde_json::{json, Value};
@@ -124,7 +124,7 @@ impl Call<'_> {
                     (&Method::GET, None | Some("status")) => self.get(resource, ns, &name).await,
                     (&Method::GET, Some("scale")) => {
                         let obj = self.registry().get(resource, ns, &name).await?;
-                        Ok(http::json(StatusCode::OK, &scale_of(resource, &obj)))
+                        Ok(http::json(StatusCode::OK, &scale_of(&obj)))
                     }
                     (&Method::GET, Some("log")) => self.log(resource, ns, &name).await,
                     (&Method::PUT, s @ (None | Some("status" | "scale" | "finalize"))) => {
@@ -332,9 +332,9 @@ impl Call<'_> {
          -> Result<Update, ApiError> {
             // The object as the client wants it.
             let mut new = if sub_name == Some("scale") {
-                let scale = scale_of(resource, &current);
+                let scale = scale_of(&current);
                 let wanted = match (&patch, &patch_doc, &put_body) {
-                    (Some(kind), Some(doc), _) => kind.apply(&scale, doc, "Scale")?,
+                    (Some(kind), Some(doc), _) => kind.apply(&scale, doc, scale_resource())?,
                     (None, _, Some(d)) => d.object.clone(),
                     _ => scale,
                 };
@@ -348,7 +348,7 @@ impl Call<'_> {
                 }
                 if replicas < 0 {
                     return Err(ApiError::Invalid {
-                        resource: scale_resource(resource),
+                        resource: scale_resource(),
                         name: name.to_string(),
                         causes: vec![concord_cp_types::FieldError::invalid(
                             "spec.replicas",
@@ -363,7 +363,7 @@ impl Call<'_> {
             } else {
                 match (&patch, &patch_doc, &put_body) {
                     (Some(kind), Some(doc), _) => {
-                        let patched = kind.apply(&current, doc, resource.kind)?;
+                        let patched = kind.apply(&current, doc, resource)?;
                         let d = decode_value(resource, patched, validation)?;
                         decode_warnings.extend(d.unknown_fields);
                         let patched_name = d.object["metadata"]["name"].as_str().unwrap_or("");
@@ -437,7 +437,7 @@ impl Call<'_> {
         warnings.extend(decode_warnings);
         warnings.dedup();
         let out = if sub_name == Some("scale") {
-            scale_of(resource, &obj)
+            scale_of(&obj)
         } else {
             obj
         };
@@ -666,7 +666,7 @@ fn binding_resource() -> &'static Resource {
     &BINDING
 }
 
-fn scale_resource(parent: &'static Resource) -> &'static Resource {
+fn scale_resource() -> &'static Resource {
     static SCALE: Resource = Resource {
         group: "autoscaling",
         version: "v1",
@@ -678,15 +678,13 @@ fn scale_resource(parent: &'static Resource) -> &'static Resource {
         categories: &[],
         subresources: &[],
     };
-    let _ = parent;
     &SCALE
 }
 
 /// The autoscaling/v1 Scale of a Deployment or ReplicaSet.
-fn scale_of(resource: &Resource, obj: &Value) -> Value {
+fn scale_of(obj: &Value) -> Value {
     let m = &obj["metadata"];
     let selector = format_label_selector(&obj["spec"]["selector"]);
-    let _ = resource;
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -852,6 +850,22 @@ pub async fn delete_object(
     Ok(obj)
 }
 
+/// A patch that cannot be applied to the object: 422 Invalid, as kube-apiserver answers.
+fn invalid_patch(resource: &'static Resource, current: &Value, detail: String) -> ApiError {
+    ApiError::Invalid {
+        resource,
+        name: current["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+        causes: vec![concord_cp_types::FieldError {
+            reason: "FieldValueInvalid",
+            field: String::new(),
+            detail,
+        }],
+    }
+}
+
 /// The three patch formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchKind {
@@ -873,8 +887,13 @@ impl PatchKind {
         }
     }
 
-    /// Applies the patch document to `current` (an object of `kind`).
-    fn apply(self, current: &Value, doc: &Value, kind: &str) -> Result<Value, ApiError> {
+    /// Applies the patch document to `current` (an object of `resource`).
+    fn apply(
+        self,
+        current: &Value,
+        doc: &Value,
+        resource: &'static Resource,
+    ) -> Result<Value, ApiError> {
         match self {
             PatchKind::Merge => {
                 if !doc.is_object() {
@@ -893,42 +912,13 @@ impl PatchKind {
                     ))
                 })?;
                 let mut out = current.clone();
-                json_patch::patch(&mut out, &p).map_err(|e| ApiError::Invalid {
-                    resource: resources::by_kind(
-                        current["apiVersion"].as_str().unwrap_or(""),
-                        kind,
-                    )
-                    .unwrap_or(&resources::RESOURCES[0]),
-                    name: current["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string(),
-                    causes: vec![concord_cp_types::FieldError {
-                        reason: "FieldValueInvalid",
-                        field: String::new(),
-                        detail: e.to_string(),
-                    }],
-                })?;
+                json_patch::patch(&mut out, &p)
+                    .map_err(|e| invalid_patch(resource, current, e.to_string()))?;
                 Ok(out)
             }
             PatchKind::Strategic => {
-                smp::apply(kind, current, doc).map_err(|e| match e.http_status() {
-                    422 => ApiError::Invalid {
-                        resource: resources::by_kind(
-                            current["apiVersion"].as_str().unwrap_or(""),
-                            kind,
-                        )
-                        .unwrap_or(&resources::RESOURCES[0]),
-                        name: current["metadata"]["name"]
-                            .as_str()
-                            .unwrap_or("")
-                            .to_string(),
-                        causes: vec![concord_cp_types::FieldError {
-                            reason: "FieldValueInvalid",
-                            field: String::new(),
-                            detail: e.to_string(),
-                        }],
-                    },
+                smp::apply(resource.kind, current, doc).map_err(|e| match e.http_status() {
+                    422 => invalid_patch(resource, current, e.to_string()),
                     400 => ApiError::BadRequest(e.to_string()),
                     _ => ApiError::Internal(e.to_string()),
                 })
