@@ -334,7 +334,7 @@ impl Call<'_> {
             let mut new = if sub_name == Some("scale") {
                 let scale = scale_of(&current);
                 let wanted = match (&patch, &patch_doc, &put_body) {
-                    (Some(kind), Some(doc), _) => kind.apply(&scale, doc, scale_resource())?,
+                    (Some(kind), Some(doc), _) => kind.apply(&scale, doc, &SCALE)?,
                     (None, _, Some(d)) => d.object.clone(),
                     _ => scale,
                 };
@@ -348,7 +348,7 @@ impl Call<'_> {
                 }
                 if replicas < 0 {
                     return Err(ApiError::Invalid {
-                        resource: scale_resource(),
+                        resource: &SCALE,
                         name: name.to_string(),
                         causes: vec![concord_cp_types::FieldError::invalid(
                             "spec.replicas",
@@ -540,14 +540,14 @@ impl Call<'_> {
         let node = body["target"]["name"].as_str().unwrap_or("").to_string();
         if node.is_empty() {
             return Err(ApiError::Invalid {
-                resource: binding_resource(),
+                resource: &BINDING,
                 name: name.to_string(),
                 causes: vec![concord_cp_types::FieldError::required("target.name", "")],
             });
         }
         let want_uid = body["metadata"]["uid"].as_str().unwrap_or("").to_string();
         // kube-apiserver names the binding subresource in its conflicts.
-        let binding = pods_binding_resource();
+        let binding = &PODS_BINDING;
         self.registry()
             .guaranteed_update(resource, ns, name, |current| {
                 let pod_name = name;
@@ -636,50 +636,28 @@ fn success_status(code: u16) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code})
 }
 
-fn pods_binding_resource() -> &'static Resource {
-    static PODS_BINDING: Resource = Resource {
-        group: "",
+/// A kind that only names things in error messages (a subresource's request kind): neither
+/// served nor stored, so it is not in the resource table.
+const fn message_kind(group: &'static str, kind: &'static str, plural: &'static str) -> Resource {
+    Resource {
+        group,
         version: "v1",
-        kind: "Binding",
-        plural: "pods/binding",
+        kind,
+        plural,
         singular: "",
         namespaced: true,
         short_names: &[],
         categories: &[],
         subresources: &[],
-    };
-    &PODS_BINDING
+    }
 }
 
-fn binding_resource() -> &'static Resource {
-    static BINDING: Resource = Resource {
-        group: "",
-        version: "v1",
-        kind: "Binding",
-        plural: "bindings",
-        singular: "binding",
-        namespaced: true,
-        short_names: &[],
-        categories: &[],
-        subresources: &[],
-    };
-    &BINDING
-}
-
-fn scale_resource() -> &'static Resource {
-    static SCALE: Resource = Resource {
-        group: "autoscaling",
-        version: "v1",
-        kind: "Scale",
-        plural: "scale",
-        singular: "scale",
-        namespaced: true,
-        short_names: &[],
-        categories: &[],
-        subresources: &[],
-    };
-    &SCALE
-}
+/// kube-apiserver names the binding subresource in its conflicts (`pods/binding "p"`).
+static PODS_BINDING: Resource = message_kind("", "Binding", "pods/binding");
+/// An invalid Binding body (`Binding "p" is invalid`).
+static BINDING: Resource = message_kind("", "Binding", "bindings");
+/// An invalid Scale (`Scale.autoscaling "web" is invalid`).
+static SCALE: Resource = message_kind("autoscaling", "Scale", "scale");
 
 /// The autoscaling/v1 Scale of a Deployment or ReplicaSet.
 fn scale_of(obj: &Value) -> Value {
