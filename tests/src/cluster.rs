@@ -147,10 +147,7 @@ impl Cluster {
         let i = self.members.len();
         let ip = Ipv4Addr::new(127, self.base[0], self.base[1], 10 + i as u8);
         let peer_port = free_port_on(ip);
-        let proxy = Proxy::start(
-            SocketAddr::new(IpAddr::V4(ip), free_port_on(ip)),
-            SocketAddr::new(IpAddr::V4(ip), peer_port),
-        );
+        let proxy = Proxy::start_on(ip, SocketAddr::new(IpAddr::V4(ip), peer_port));
         self.members.push(MemberProc {
             name: name.to_string(),
             ip,

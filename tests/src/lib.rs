@@ -65,6 +65,15 @@ const PORT_RANGE: std::ops::Range<u16> = 20000..32000;
 /// (until the range wraps). The start is random per process, so two test binaries running at
 /// once rarely meet, and a port still held by anyone is skipped.
 pub fn free_port_on(ip: Ipv4Addr) -> u16 {
+    let listener = bind_free_on(ip);
+    listener.local_addr().expect("local addr").port()
+}
+
+/// A listener on `ip`, on a port from the harness's range that this process has not handed out
+/// before. For a socket the harness itself serves (a proxy), this leaves no window between
+/// picking a port and binding it: CI once failed binding a proxy to a port that had been free
+/// a moment before.
+pub fn bind_free_on(ip: Ipv4Addr) -> TcpListener {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
     let span = u32::from(PORT_RANGE.end - PORT_RANGE.start);
@@ -79,8 +88,8 @@ pub fn free_port_on(ip: Ipv4Addr) -> u16 {
     for _ in 0..span {
         let n = NEXT.fetch_add(1, Ordering::Relaxed) % span;
         let port = PORT_RANGE.start + n as u16;
-        if TcpListener::bind((ip, port)).is_ok() {
-            return port;
+        if let Ok(listener) = TcpListener::bind((ip, port)) {
+            return listener;
         }
     }
     panic!("no free port on {ip} in {PORT_RANGE:?}");

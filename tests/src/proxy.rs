@@ -98,7 +98,16 @@ fn pipe(mut from: TcpStream, mut to: Option<TcpStream>, dropping: Arc<AtomicBool
 impl Proxy {
     /// Listens on `listen` and forwards every connection to `target`.
     pub fn start(listen: SocketAddr, target: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind(listen).expect("bind proxy");
+        Self::serve(TcpListener::bind(listen).expect("bind proxy"), target)
+    }
+
+    /// Listens on a free port of `ip` (bound at once, so nothing can take it meanwhile) and
+    /// forwards every connection to `target`.
+    pub fn start_on(ip: std::net::Ipv4Addr, target: SocketAddr) -> Proxy {
+        Self::serve(crate::bind_free_on(ip), target)
+    }
+
+    fn serve(listener: TcpListener, target: SocketAddr) -> Proxy {
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
         let shared: Arc<Shared> = Arc::default();

@@ -17,7 +17,7 @@ use concord_cp_store::{
 use concord_cp_types::resources::find;
 use concord_cp_types::selectors::LabelSelector;
 use concord_cp_types::{ApiError, Resource};
-use concord_tests::{free_port, rt_multi, Concord, Proxy};
+use concord_tests::{rt_multi, Concord, Proxy};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -222,7 +222,7 @@ fn informer_relists_after_a_compaction_and_converges() {
     let c = Concord::start();
     // The informer reaches the member through a proxy that can cut it off.
     let member: SocketAddr = (Ipv4Addr::LOCALHOST, c.port).into();
-    let proxy = Proxy::start((Ipv4Addr::LOCALHOST, free_port()).into(), member);
+    let proxy = Proxy::start_on(Ipv4Addr::LOCALHOST, member);
     rt_multi().block_on(async {
         let reg = registry(&c.endpoint()).await;
         for name in ["a", "b", "c"] {
