@@ -109,16 +109,37 @@ pub fn run_bounded(cmd: &mut Command, stdin: Option<Vec<u8>>, timeout: Duration)
 
 /// `GET http://{addr}{path}` over a plain TCP connection: the status code and body.
 pub fn http_get(addr: &str, path: &str, timeout: Duration) -> std::io::Result<(u16, String)> {
+    http_request(addr, "GET", path, None, timeout)
+}
+
+/// One HTTP/1.1 request over a plain TCP connection, with a body of the given Content-Type
+/// (`(content_type, body)`): the status code and the response body.
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+    timeout: Duration,
+) -> std::io::Result<(u16, String)> {
     let sock: std::net::SocketAddr = addr
         .parse()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let mut s = TcpStream::connect_timeout(&sock, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n");
+    if let Some((content_type, b)) = body {
+        head.push_str(&format!(
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    if let Some((_, b)) = body {
+        s.write_all(b)?;
+    }
     let mut resp = Vec::new();
     s.read_to_end(&mut resp)?;
     let text = String::from_utf8_lossy(&resp).into_owned();

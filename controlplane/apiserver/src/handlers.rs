@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use concord_cp_store::{ReadAt, Registry, Update};
-use concord_cp_types::decode::{decode_json, decode_value, Decoded, FieldValidation};
+use concord_cp_types::decode::{decode_json, decode_value, decode_yaml, Decoded, FieldValidation};
 use concord_cp_types::resources::{Resource, Subresource};
 use concord_cp_types::selectors::{format_label_selector, FieldSelector, LabelSelector};
 use concord_cp_types::{meta, smp, ApiError};
@@ -53,7 +53,7 @@ fn respond(code: StatusCode, v: &Value, warnings: &[String]) -> Response {
     http::with_warnings(http::json(code, v), warnings)
 }
 
-/// Decodes a request body (JSON or kubectl's protobuf) as an object of `resource`.
+/// Decodes a request body (JSON, YAML or kubectl's protobuf) as an object of `resource`.
 fn decode_body(
     resource: &Resource,
     headers: &HeaderMap,
@@ -62,6 +62,7 @@ fn decode_body(
 ) -> Result<Decoded, ApiError> {
     match http::content_type(headers).as_str() {
         "" | "application/json" | "*/*" => decode_json(resource, body, validation),
+        "application/yaml" => decode_yaml(resource, body, validation),
         protobuf::CONTENT_TYPE => {
             let v = protobuf::decode(body).map_err(|e| match e.status_code() {
                 415 => ApiError::UnsupportedMediaType(ACCEPTED_BODIES.into()),
@@ -74,7 +75,8 @@ fn decode_body(
 }
 
 /// The body media types the server decodes.
-pub const ACCEPTED_BODIES: &str = "application/json, application/vnd.kubernetes.protobuf";
+pub const ACCEPTED_BODIES: &str =
+    "application/json, application/yaml, application/vnd.kubernetes.protobuf";
 
 /// The patch media types the server applies.
 pub const ACCEPTED_PATCHES: &str =

@@ -112,6 +112,19 @@ fn json_error_text(e: &serde_json::Error) -> String {
     e.to_string()
 }
 
+/// As [`decode_json`], for a YAML body (`Content-Type: application/yaml`, which kube-apiserver
+/// also accepts). YAML that does not parse is a 400 BadRequest with kube-apiserver's prefix
+/// (`error converting YAML to JSON: yaml: ...`; the rest is our parser's text).
+pub fn decode_yaml(
+    resource: &Resource,
+    body: &[u8],
+    validation: FieldValidation,
+) -> Result<Decoded, ApiError> {
+    let value: Value = serde_norway::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: yaml: {e}")))?;
+    decode_value(resource, value, validation)
+}
+
 /// As [`decode_json`], for a body that is already parsed.
 pub fn decode_value(
     resource: &Resource,
