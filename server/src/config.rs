@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
-use crate::cluster::bootstrap::{parse_initial_cluster, InitialMember};
+use crate::raft::bootstrap::{parse_initial_cluster, InitialMember};
 
 use clap::Parser;
 

@@ -12,11 +12,11 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::cluster::{MemberRecord, Members};
 use crate::error::ServerError;
-use crate::lease::Lessor;
 use crate::proposal::{self, Body, Tag};
 use crate::raft::{Outcome, Permit, RaftMsg, RaftStatus};
-use crate::read_pool::ReadPool;
-use crate::store_cell::StoreCell;
+use crate::state::lessor::Lessor;
+use crate::state::read_pool::ReadPool;
+use crate::state::store_cell::StoreCell;
 use crate::transport::{LeaderCalls, LeaseTtl};
 use crate::watch::Hub;
 
@@ -97,7 +97,7 @@ impl Core {
             // Entries carry the proposer's id and the request id; a forwarded entry of an
             // earlier run of this member may still be committed after a restart, so ids must
             // not repeat across runs (else its result would answer a new caller).
-            next_request_id: AtomicU64::new(crate::ids::incarnation_counter_start()),
+            next_request_id: AtomicU64::new(crate::cluster::ids::incarnation_counter_start()),
             inbox: Arc::new(Semaphore::new(MAX_QUEUED_REQUESTS)),
         }
     }

@@ -2,24 +2,17 @@
 //! state machine on RocksDB. See `docs/ARCHITECTURE.md` for the map.
 
 mod api;
-mod apply;
 mod cluster;
 pub mod config;
 mod core;
-mod discovery;
 pub mod error;
-mod ids;
 mod lease;
 mod proposal;
 mod raft;
-mod read_pool;
-mod recipes;
 pub mod server;
 #[cfg(test)]
 mod sim;
-#[path = "snapfiles.rs"]
-mod snapshot;
-mod store_cell;
+mod state;
 mod transport;
 /// Public only for the benchmarks in `server/benches`.
 #[doc(hidden)]

@@ -11,16 +11,18 @@ use concord_wal::{Marker, Wal, WalOptions};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::apply::{load_membership, Applier};
-use crate::cluster::bootstrap::{bootstrap_entries, initial_members};
 use crate::cluster::Membership;
+use crate::cluster::{discovery, ids};
 use crate::config::{Config, ConfigError};
 use crate::core::{Core, CoreParts, Limits, Member};
 use crate::error::ServerError;
 use crate::proposal::{Body, Publish};
-use crate::store_cell::StoreCell;
+use crate::raft::bootstrap::{bootstrap_entries, initial_members};
+use crate::state::apply::{load_membership, Applier};
+use crate::state::snapshot;
+use crate::state::store_cell::StoreCell;
 use crate::transport::{GrpcTransport, Local, PeerService, Transport};
-use crate::{api, discovery, ids, raft, snapshot, Fatal};
+use crate::{api, raft, Fatal};
 
 /// Why the server could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -191,9 +193,9 @@ where
 
     let watch = crate::watch::Hub::start(store.revision(), config.watch_progress_interval()?)
         .map_err(io("starting the watch dispatcher"))?;
-    let lessor = Arc::new(crate::lease::Lessor::new(
+    let lessor = Arc::new(crate::state::lessor::Lessor::new(
         store.view().leases()?,
-        crate::lease::min_ttl(config.heartbeat_interval, config.election_ticks()?),
+        crate::state::lessor::min_ttl(config.heartbeat_interval, config.election_ticks()?),
     ));
     let applier = Applier {
         id: member_id,
@@ -239,7 +241,7 @@ where
         watch,
         lessor,
         leader_calls: crate::transport::LeaderCalls::new(members_rx.clone()),
-        reads: crate::read_pool::ReadPool::start(store_cell.clone())
+        reads: crate::state::read_pool::ReadPool::start(store_cell.clone())
             .map_err(io("starting the reader threads"))?,
     }));
     let publisher = tokio::spawn(publish(core.clone()));

@@ -8,10 +8,10 @@ use raft::eraftpb::{ConfChange, ConfChangeType};
 use tonic::{Request, Response, Status};
 
 use super::header;
+use crate::cluster::ids;
 use crate::cluster::MemberRecord;
 use crate::core::Core;
 use crate::error::ServerError;
-use crate::ids;
 use crate::proposal::{Body, PeerUrls};
 
 /// A learner may be promoted once its log has reached this share of the leader's, as in etcd.

@@ -9,11 +9,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::feed::Feed;
 use super::{convert, header};
+use crate::api::recipes::{self, Cleanup, Holder};
 use crate::core::Core;
 use crate::error::ServerError;
-use crate::recipes::{self, Cleanup, Holder};
-use crate::watch::{Feed, Spec};
+use crate::watch::Spec;
 
 type ObserveStream = std::pin::Pin<
     Box<dyn tokio_stream::Stream<Item = Result<electionpb::LeaderResponse, Status>> + Send>,

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::header;
 use crate::core::Core;
 use crate::error::ServerError;
-use crate::lease::MAX_LEASE_TTL;
+use crate::state::lessor::MAX_LEASE_TTL;
 
 type KeepAliveStream = std::pin::Pin<
     Box<dyn tokio_stream::Stream<Item = Result<pb::LeaseKeepAliveResponse, Status>> + Send>,

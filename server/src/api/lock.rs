@@ -6,8 +6,8 @@ use concord_proto::v3lockpb as lockpb;
 use tonic::{Request, Response, Status};
 
 use super::header;
+use crate::api::recipes::{self, Cleanup};
 use crate::core::Core;
-use crate::recipes::{self, Cleanup};
 
 pub struct LockService {
     core: Arc<Core>,

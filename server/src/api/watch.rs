@@ -13,9 +13,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::missed::Missed;
 use super::{convert, header};
 use crate::core::Core;
-use crate::watch::{Delivery, Missed, Spec, StreamHandle};
+use crate::watch::{Delivery, Spec, StreamHandle};
 
 /// Responses buffered towards the client before the stream task waits for it.
 const OUTBOUND: usize = 16;

@@ -2,7 +2,8 @@
 //! applying membership changes. The apply thread owns a `Membership` and persists every change in
 //! the store's meta in the same write batch as the applied index.
 
-pub mod bootstrap;
+pub mod discovery;
+pub mod ids;
 mod member;
 
 use raft::eraftpb::{ConfChange, ConfChangeType, ConfState};

@@ -1,6 +1,7 @@
 //! The Raft side of the server: one dedicated thread owns the raft-rs `RawNode`, its log (kept in
 //! memory and in Concord's WAL) and the callers waiting on proposals and reads.
 
+pub mod bootstrap;
 mod logger;
 mod node;
 mod reads;

@@ -22,11 +22,11 @@ use tokio::sync::oneshot;
 use super::reads::ReadBatcher;
 use super::storage::RaftStorage;
 use super::{logger, ProposeDone, ReadDone};
-use crate::apply::ApplyTask;
-use crate::cluster::bootstrap::bootstrap_conf_state;
 use crate::error::ServerError;
 use crate::proposal;
-use crate::snapshot;
+use crate::raft::bootstrap::bootstrap_conf_state;
+use crate::state::apply::ApplyTask;
+use crate::state::snapshot;
 use crate::transport::Transport;
 use crate::Fatal;
 

@@ -33,7 +33,7 @@ impl ReadBatcher {
             member,
             waiting: Vec::new(),
             in_flight: None,
-            next_ctx: crate::ids::incarnation_counter_start(),
+            next_ctx: crate::cluster::ids::incarnation_counter_start(),
         }
     }
 

@@ -10,10 +10,10 @@ use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, EntryType, Message};
 
 use super::node::MAX_APPLY_LAG;
 use super::{spawn, RaftHandle, RaftMsg, StartOptions};
-use crate::apply::ApplyTask;
-use crate::cluster::bootstrap::{bootstrap_entries, initial_members, parse_initial_cluster};
 use crate::cluster::MemberRecord;
 use crate::proposal::{self, Tag};
+use crate::raft::bootstrap::{bootstrap_entries, initial_members, parse_initial_cluster};
+use crate::state::apply::ApplyTask;
 use crate::transport::Transport;
 use crate::Fatal;
 

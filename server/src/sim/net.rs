@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use raft::eraftpb::{Message, MessageType};
 
 use crate::raft::RaftMsg;
-use crate::snapshot;
+use crate::state::snapshot;
 use crate::transport::Transport;
 
 /// splitmix64: small, seedable, good enough to pick faults.

@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::cluster::Members;
 use crate::raft::RaftMsg;
-use crate::snapshot;
+use crate::state::snapshot;
 
 pub struct PeerService {
     /// Answers lease calls forwarded by followers.

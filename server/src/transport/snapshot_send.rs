@@ -12,7 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{connect, Local};
 use crate::raft::RaftMsg;
-use crate::snapshot;
+use crate::state::snapshot;
 
 /// Sends the snapshot and tells the Raft thread how it went.
 pub async fn run(local: Local, urls: Vec<String>, msg: Message, dir: PathBuf) {

@@ -17,9 +17,7 @@
 //! Nothing here knows the wire format: `api/watch.rs` turns deliveries into `WatchResponse`s.
 
 mod dispatch;
-mod feed;
 mod index;
-mod missed;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -29,8 +27,6 @@ use concord_mvcc::{Event, EventKind};
 use tokio::sync::Notify;
 
 use dispatch::Msg;
-pub(crate) use feed::Feed;
-pub(crate) use missed::Missed;
 
 /// Deliveries a stream's queue holds before its watchers fall back to catching up from the store.
 pub const STREAM_QUEUE: usize = 256;
@@ -134,7 +130,7 @@ impl Victims {
         self.queued_bytes.fetch_sub(size, Ordering::AcqRel);
     }
 
-    fn push(&self, watcher: u64, from: i64) {
+    pub(crate) fn push(&self, watcher: u64, from: i64) {
         self.list
             .lock()
             .unwrap_or_else(|e| e.into_inner())

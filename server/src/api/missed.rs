@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use concord_mvcc::{Event, MvccError};
 
-use super::{Spec, StreamHandle};
 use crate::core::Core;
 use crate::error::ServerError;
+use crate::watch::{Spec, StreamHandle};
 
 /// Changes read from the store per page.
 const PAGE: usize = 256;

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use concord_mvcc::{Event, MvccError};
 use tokio::sync::mpsc::Receiver;
 
-use super::{Delivery, Missed, Spec, StreamHandle};
+use super::missed::Missed;
 use crate::core::Core;
 use crate::error::ServerError;
+use crate::watch::{Delivery, Spec, StreamHandle};
 
 pub(crate) struct Feed {
     core: Arc<Core>,

@@ -6,8 +6,8 @@
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeType, Entry, EntryType};
 
-use super::MemberRecord;
-use crate::ids;
+use crate::cluster::ids;
+use crate::cluster::MemberRecord;
 use crate::proposal::{self, Tag};
 
 /// One `name=url` group of `--initial-cluster`.

@@ -15,7 +15,7 @@ use concord_mvcc::{MvccError, View};
 use tokio::sync::oneshot;
 
 use crate::error::ServerError;
-use crate::store_cell::StoreCell;
+use crate::state::store_cell::StoreCell;
 
 /// Reader threads.
 pub const THREADS: usize = 8;

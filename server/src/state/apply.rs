@@ -18,11 +18,11 @@ use crate::cluster::{
     Members, Membership, MetaWrite, CONF_STATE_KEY, MEMBER_PREFIX, REMOVED_PREFIX,
 };
 use crate::error::ServerError;
-use crate::lease::Lessor;
 use crate::proposal::{self, Body};
 use crate::raft::{Outcome, ProposeDone, RaftMsg};
-use crate::snapshot;
-use crate::store_cell::StoreCell;
+use crate::state::lessor::Lessor;
+use crate::state::snapshot;
+use crate::state::store_cell::StoreCell;
 use crate::transport::Transport;
 use crate::watch::Hub;
 use crate::Fatal;

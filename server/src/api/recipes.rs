@@ -11,9 +11,10 @@ use concord_mvcc::{
     TxnRequest,
 };
 
+use super::feed::Feed;
 use crate::core::Core;
 use crate::error::ServerError;
-use crate::watch::{Feed, Spec};
+use crate::watch::Spec;
 
 /// A key that holds (or waits for) a lock or leadership.
 #[derive(Clone, Debug)]
