@@ -7,10 +7,12 @@
 //! The proposer and request id let the member that proposed an entry find its waiting caller
 //! without decoding the rest; other members ignore them.
 
-use concord_mvcc::Command;
-use serde::{Deserialize, Serialize};
+use concord_mvcc::{Applied, Command};
+use tokio::sync::oneshot;
 
 use crate::cluster::MemberRecord;
+pub use crate::cluster::{PeerUrls, Publish};
+use crate::error::ServerError;
 
 const TAG_LEN: usize = 16;
 const KIND_KV: u8 = 0;
@@ -18,26 +20,23 @@ const KIND_PUBLISH: u8 = 1;
 const KIND_PEER_URLS: u8 = 2;
 const KIND_KV_IN_TERM: u8 = 3;
 
+/// What an applied proposal produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A KV command's result.
+    Kv(Applied),
+    /// A membership change: the members after it.
+    Members(Vec<MemberRecord>),
+}
+
+/// Where the outcome of a proposal goes once it is applied.
+pub type ProposeDone = oneshot::Sender<Result<Outcome, ServerError>>;
+
 /// Who proposed an entry, and which of its requests it answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tag {
     pub proposer: u64,
     pub request: u64,
-}
-
-/// A member announcing its name and client URLs once it serves (etcd's "publish").
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Publish {
-    pub id: u64,
-    pub name: String,
-    pub client_urls: Vec<String>,
-}
-
-/// `MemberUpdate`: new peer URLs for a member.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerUrls {
-    pub id: u64,
-    pub peer_urls: Vec<String>,
 }
 
 /// The body of a normal entry.

@@ -18,10 +18,11 @@ use crate::core::{Core, CoreParts, Limits, Member};
 use crate::error::ServerError;
 use crate::proposal::{Body, Publish};
 use crate::raft::bootstrap::{bootstrap_entries, initial_members};
+use crate::raft::Transport;
 use crate::state::apply::{load_membership, Applier};
 use crate::state::snapshot;
 use crate::state::store_cell::StoreCell;
-use crate::transport::{GrpcTransport, Local, PeerService, Transport};
+use crate::transport::{GrpcTransport, Local, PeerService};
 use crate::{api, raft, Fatal};
 
 /// Why the server could not start or had to stop.
@@ -204,8 +205,10 @@ where
         applied: applied_tx,
         members: members_tx,
         membership,
-        raft_tx: raft.tx.clone(),
-        transport: transport.clone(),
+        reports: Box::new(raft::ApplyReporter {
+            raft_tx: raft.tx.clone(),
+            transport: transport.clone(),
+        }),
         data_dir: data_dir.clone(),
         snapshot_count: config.snapshot_count.max(1),
         watch: watch.clone(),

@@ -17,6 +17,21 @@ pub struct MemberRecord {
     pub is_learner: bool,
 }
 
+/// A member announcing its name and client URLs once it serves (etcd's "publish").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publish {
+    pub id: u64,
+    pub name: String,
+    pub client_urls: Vec<String>,
+}
+
+/// `MemberUpdate`: new peer URLs for a member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerUrls {
+    pub id: u64,
+    pub peer_urls: Vec<String>,
+}
+
 /// Meta key prefix of member records.
 pub const MEMBER_PREFIX: &str = "member/";
 /// Meta key prefix of removed member ids (a removed id can never come back, as in etcd).

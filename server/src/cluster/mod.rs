@@ -9,10 +9,12 @@ mod member;
 use raft::eraftpb::{ConfChange, ConfChangeType, ConfState};
 use serde::{Deserialize, Serialize};
 
-pub use member::{member_key, removed_key, MemberRecord, Members, MEMBER_PREFIX, REMOVED_PREFIX};
+pub use member::{
+    member_key, removed_key, MemberRecord, Members, PeerUrls, Publish, MEMBER_PREFIX,
+    REMOVED_PREFIX,
+};
 
 use crate::error::ServerError;
-use crate::proposal::{PeerUrls, Publish};
 
 /// Meta key of the Raft configuration at the applied index.
 pub const CONF_STATE_KEY: &str = "conf_state";

@@ -21,13 +21,13 @@ use tokio::sync::oneshot;
 
 use super::reads::ReadBatcher;
 use super::storage::RaftStorage;
+use super::Transport;
 use super::{logger, ProposeDone, ReadDone};
 use crate::error::ServerError;
 use crate::proposal;
 use crate::raft::bootstrap::bootstrap_conf_state;
 use crate::state::apply::ApplyTask;
 use crate::state::snapshot;
-use crate::transport::Transport;
 use crate::Fatal;
 
 /// A WAL append slower than this is logged, as etcd warns about slow disk syncs.
@@ -570,7 +570,7 @@ impl RaftLoop {
 
     fn step(&mut self, m: Message) {
         if let Err(why) = check_peer_message(&self.node, &m) {
-            crate::transport::refuse(m.from, why);
+            super::refuse(m.from, why);
         } else if let Err(e) = self.node.step(m) {
             tracing::debug!(error = %e, "peer message refused");
         }

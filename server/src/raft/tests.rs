@@ -9,12 +9,12 @@ use concord_wal::{Marker, Wal, WalOptions};
 use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, EntryType, Message};
 
 use super::node::MAX_APPLY_LAG;
+use super::Transport;
 use super::{spawn, RaftHandle, RaftMsg, StartOptions};
 use crate::cluster::MemberRecord;
 use crate::proposal::{self, Tag};
 use crate::raft::bootstrap::{bootstrap_entries, initial_members, parse_initial_cluster};
 use crate::state::apply::ApplyTask;
-use crate::transport::Transport;
 use crate::Fatal;
 
 struct Nowhere;

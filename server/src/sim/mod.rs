@@ -16,8 +16,8 @@ use clap::Parser;
 use concord_mvcc::{Applied, Command, KeyValue, PutRequest, RangeRequest};
 
 use crate::error::ServerError;
+use crate::raft::Transport;
 use crate::server::{start_node, Node};
-use crate::transport::Transport;
 use crate::Config;
 
 /// A cluster of in-process members on one `SimNet`.

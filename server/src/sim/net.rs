@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use raft::eraftpb::{Message, MessageType};
 
 use crate::raft::RaftMsg;
+use crate::raft::Transport;
 use crate::state::snapshot;
-use crate::transport::Transport;
 
 /// splitmix64: small, seedable, good enough to pick faults.
 struct Rng(u64);

@@ -381,7 +381,7 @@ async fn a_forged_peer_message_does_not_stop_a_member() {
     let f = (leader + 1) % 3;
     assert!(put_somewhere(&c, &all, "before", "1").await, "seed {seed}");
     let term = c.node(leader).core.raft_status().term;
-    let refused_before = crate::transport::refused_messages();
+    let refused_before = crate::raft::refused_messages();
 
     let mut heartbeat = Message::default();
     heartbeat.set_msg_type(MessageType::MsgHeartbeat);
@@ -416,7 +416,7 @@ async fn a_forged_peer_message_does_not_stop_a_member() {
     );
     let kvs = c.wait_converged(CONVERGE_WAIT).await;
     assert_eq!(kvs.len(), 2, "seed {seed}");
-    assert!(crate::transport::refused_messages() >= refused_before + 2);
+    assert!(crate::raft::refused_messages() >= refused_before + 2);
     c.shutdown().await;
 }
 

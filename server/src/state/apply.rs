@@ -6,24 +6,22 @@
 //! change, so a restart replays exactly the entries the store is missing.
 
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
 use concord_mvcc::{Command, Store, StoreOptions};
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, Entry, EntryType};
+use raft::eraftpb::{ConfChange, ConfState, Entry, EntryType};
 use tokio::sync::watch;
 
 use crate::cluster::{
     Members, Membership, MetaWrite, CONF_STATE_KEY, MEMBER_PREFIX, REMOVED_PREFIX,
 };
 use crate::error::ServerError;
-use crate::proposal::{self, Body};
-use crate::raft::{Outcome, ProposeDone, RaftMsg};
+use crate::proposal::{self, Body, Outcome, ProposeDone};
 use crate::state::lessor::Lessor;
 use crate::state::snapshot;
 use crate::state::store_cell::StoreCell;
-use crate::transport::Transport;
 use crate::watch::Hub;
 use crate::Fatal;
 
@@ -46,6 +44,20 @@ pub enum ApplyTask {
     Install { index: u64 },
 }
 
+/// What the apply thread tells the layers above it (the Raft thread, the peer transport). The
+/// Raft layer implements it, so this layer never names their types.
+pub trait ApplyReports: Send + 'static {
+    /// The store holds everything up to `index` durably: the Raft log may be compacted to it.
+    fn durable(&self, index: u64);
+    /// A conf-change entry was applied (`None`: it was refused or applied before, and changes
+    /// nothing); raft-rs must now apply it too. One per conf-change entry, in log order.
+    fn conf_change_applied(&self, cc: Option<ConfChange>);
+    /// A checkpoint of the applied state at `index` is ready in `dir` to be sent as a snapshot.
+    fn checkpoint_built(&self, index: u64, conf_state: ConfState, dir: PathBuf);
+    /// The other members and their peer URLs, after a membership change.
+    fn peers_changed(&self, peers: Vec<(u64, Vec<String>)>);
+}
+
 /// Reads the membership the store holds.
 pub fn load_membership(store: &Store) -> Result<Membership, ServerError> {
     let members = store.meta_scan(MEMBER_PREFIX)?;
@@ -63,9 +75,9 @@ pub struct Applier {
     /// Publishes the members after every change.
     pub members: watch::Sender<Arc<Members>>,
     pub membership: Membership,
-    /// Tells the Raft thread about conf changes, checkpoints and when its log may be compacted.
-    pub raft_tx: Sender<RaftMsg>,
-    pub transport: Arc<dyn Transport>,
+    /// Tells the Raft thread about conf changes, checkpoints and when its log may be compacted,
+    /// and the transport about the peers.
+    pub reports: Box<dyn ApplyReports>,
     pub data_dir: PathBuf,
     /// Applied entries between log compactions.
     pub snapshot_count: u64,
@@ -139,7 +151,7 @@ impl Applier {
         if applied.saturating_sub(*last_compaction) >= self.snapshot_count {
             // The Raft log may only shrink once RocksDB has the data durably.
             store.sync()?;
-            let _ = self.raft_tx.send(RaftMsg::Applied { index: applied });
+            self.reports.durable(applied);
             *last_compaction = applied;
         }
         Ok(())
@@ -279,7 +291,7 @@ impl Applier {
 
     fn report_conf_changes(&self, conf_changes: Vec<Option<ConfChange>>) {
         for cc in conf_changes {
-            let _ = self.raft_tx.send(RaftMsg::ConfChangeApplied(cc));
+            self.reports.conf_change_applied(cc);
         }
     }
 
@@ -314,7 +326,7 @@ impl Applier {
     /// Tells the transport and the API about the members as they are now.
     fn publish_members(&self) {
         let members = Arc::new(self.membership.members.clone());
-        self.transport.set_peers(
+        self.reports.peers_changed(
             members
                 .by_id
                 .values()
@@ -332,11 +344,7 @@ impl Applier {
         let index = store.checkpoint(&dir)?;
         tracing::info!(index, "checkpoint built for a snapshot");
         let conf_state = self.membership.voters.to_conf_state();
-        let _ = self.raft_tx.send(RaftMsg::SnapshotReady {
-            index,
-            conf_state,
-            dir,
-        });
+        self.reports.checkpoint_built(index, conf_state, dir);
         Ok(())
     }
 

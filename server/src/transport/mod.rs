@@ -25,15 +25,8 @@ use tokio::sync::mpsc;
 pub use forward::{LeaderCalls, LeaseTtl};
 pub use service::{PeerService, PEER_INBOX};
 
-use crate::raft::RaftMsg;
-
-/// Where the Raft thread sends messages and the apply thread tells who the peers are.
-pub trait Transport: Send + Sync + 'static {
-    /// Queues messages for their peers; never blocks.
-    fn send(&self, msgs: Vec<Message>);
-    /// The other members and their peer URLs, after every membership change.
-    fn set_peers(&self, peers: Vec<(u64, Vec<String>)>);
-}
+pub use crate::raft::refuse;
+use crate::raft::{RaftMsg, Transport};
 
 /// Messages queued per stream before new ones are dropped.
 const LANE_QUEUE: usize = 4096;
@@ -48,22 +41,6 @@ pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// always with at least one entry, itself up to `--max-request-bytes` and its envelope.
 pub fn max_peer_message_bytes(max_request_bytes: usize) -> usize {
     2 * MAX_BATCH_BYTES + 2 * max_request_bytes
-}
-
-/// Peer messages refused as malformed or not from a member, since start (the sender's fault:
-/// dropped, logged and counted, never fatal here).
-static REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Counts and logs one refused peer message; `why` is a fixed text, `from` the claimed sender.
-pub fn refuse(from: u64, why: &'static str) {
-    let total = REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-    tracing::warn!(from = %format!("{from:x}"), why, total, "refused a peer message");
-}
-
-/// How many peer messages were refused since start (metrics come with issue 16).
-#[cfg(test)]
-pub fn refused_messages() -> u64 {
-    REFUSED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Identity and plumbing every sender task needs.
