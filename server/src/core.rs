@@ -17,7 +17,6 @@ use crate::raft::{Outcome, Permit, RaftMsg, RaftStatus};
 use crate::state::lessor::Lessor;
 use crate::state::read_pool::ReadPool;
 use crate::state::store_cell::StoreCell;
-use crate::transport::{LeaderCalls, LeaseTtl};
 use crate::watch::Hub;
 
 /// This member as it describes itself.
@@ -49,7 +48,6 @@ pub struct CoreParts {
     pub election_timeout: Duration,
     pub watch: Hub,
     pub lessor: Arc<Lessor>,
-    pub leader_calls: LeaderCalls,
     pub reads: ReadPool,
 }
 
@@ -66,7 +64,6 @@ pub struct Core {
     pub election_timeout: Duration,
     watch: Hub,
     lessor: Arc<Lessor>,
-    leader_calls: LeaderCalls,
     reads: ReadPool,
     next_request_id: AtomicU64,
     /// Places for client requests in the Raft thread's inbox.
@@ -92,7 +89,6 @@ impl Core {
             election_timeout: p.election_timeout,
             watch: p.watch,
             lessor: p.lessor,
-            leader_calls: p.leader_calls,
             reads: p.reads,
             // Entries carry the proposer's id and the request id; a forwarded entry of an
             // earlier run of this member may still be committed after a restart, so ids must
@@ -325,119 +321,5 @@ impl Core {
     /// The store's current revision (cheap: read from memory).
     pub fn revision(&self) -> i64 {
         self.store().map(|s| s.revision()).unwrap_or(0)
-    }
-
-    /// Renews a lease where its timer runs: here if this member leads, else on the leader.
-    /// Returns the lease's TTL, or 0 if it does not exist.
-    pub async fn lease_renew(self: &Arc<Self>, id: i64) -> Result<i64, ServerError> {
-        self.at_leader(
-            |core| core.lease_renew_local(id),
-            |core, leader| async move { core.leader_calls.renew(leader, id).await },
-        )
-        .await
-    }
-
-    /// The leader's side of a renewal; NotLeader anywhere else.
-    pub fn lease_renew_local(self: &Arc<Self>, id: i64) -> Result<i64, ServerError> {
-        if !self.is_leader() || !self.lessor.is_primary() {
-            return Err(ServerError::NotLeader);
-        }
-        Ok(match self.lessor.renew(id) {
-            None => 0,
-            Some((ttl, clear_checkpoint)) => {
-                if clear_checkpoint {
-                    // The state machine still holds an older remaining TTL: a later leader
-                    // must start this lease from its full TTL again.
-                    let core = self.clone();
-                    tokio::spawn(async move {
-                        let cmd = Command::LeaseCheckpoint {
-                            checkpoints: vec![(id, 0)],
-                        };
-                        if let Err(e) = core.propose_kv(cmd).await {
-                            tracing::warn!(error = %e, "clearing a lease checkpoint failed");
-                        }
-                    });
-                }
-                ttl
-            }
-        })
-    }
-
-    /// A lease's remaining and granted TTL (from the leader) and, if asked, its keys.
-    pub async fn lease_time_to_live(
-        self: &Arc<Self>,
-        id: i64,
-        keys: bool,
-    ) -> Result<Option<LeaseTtl>, ServerError> {
-        let (mut answer, here) = self
-            .at_leader(
-                |core| core.lease_time_to_live_local(id, false).map(|t| (t, true)),
-                |core, leader| async move {
-                    let t = core.leader_calls.time_to_live(leader, id, keys).await?;
-                    Ok((t, false))
-                },
-            )
-            .await?;
-        if let (Some(t), true, true) = (answer.as_mut(), here, keys) {
-            let (_, lease) = self.read(move |view| view.lease(id)).await?;
-            t.keys = lease.map(|(_, k)| k).unwrap_or_default();
-        }
-        Ok(answer)
-    }
-
-    /// The leader's side; with `keys` it reads the store, so call it off the async workers.
-    pub fn lease_time_to_live_local(
-        &self,
-        id: i64,
-        keys: bool,
-    ) -> Result<Option<LeaseTtl>, ServerError> {
-        if !self.is_leader() || !self.lessor.is_primary() {
-            return Err(ServerError::NotLeader);
-        }
-        let Some((ttl, granted_ttl)) = self.lessor.time_to_live(id) else {
-            return Ok(None);
-        };
-        let keys = if keys {
-            let store = self.store()?;
-            let view = store.view();
-            view.lease(id)?.map(|(_, k)| k).unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        Ok(Some(LeaseTtl {
-            ttl,
-            granted_ttl,
-            keys,
-        }))
-    }
-
-    /// Runs `local` if this member leads, else `remote` against the leader, retrying through
-    /// elections until the request timeout.
-    async fn at_leader<T, L, R, F>(self: &Arc<Self>, local: L, remote: R) -> Result<T, ServerError>
-    where
-        L: Fn(&Arc<Self>) -> Result<T, ServerError>,
-        R: Fn(Arc<Self>, u64) -> F,
-        F: std::future::Future<Output = Result<T, ServerError>>,
-    {
-        let deadline = Instant::now() + self.request_timeout;
-        loop {
-            let leader = self.raft_status().leader_id;
-            let attempt = if leader == 0 {
-                Err(ServerError::NoLeader)
-            } else if leader == self.member.id {
-                local(self)
-            } else {
-                remote(self.clone(), leader).await
-            };
-            match attempt {
-                Err(ServerError::NotLeader | ServerError::NoLeader)
-                    if Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(ServerError::NotLeader) => return Err(ServerError::Timeout),
-                other => return other,
-            }
-        }
     }
 }

@@ -11,6 +11,7 @@ use concord_wal::{Marker, Wal, WalOptions};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+use crate::cluster::ids::{CLUSTER_ID_KEY, MEMBER_ID_KEY};
 use crate::cluster::Membership;
 use crate::cluster::{discovery, ids};
 use crate::config::{Config, ConfigError};
@@ -50,8 +51,6 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
     move |source| RunError::Io { context, source }
 }
 
-const MEMBER_ID_KEY: &str = "member_id";
-const CLUSTER_ID_KEY: &str = "cluster_id";
 /// How long a graceful stop waits for open connections before closing them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Most Raft log entries kept behind the applied index when the log is compacted (fewer when
@@ -70,6 +69,8 @@ async fn blocking<T: Send + 'static>(
 /// supplied by the caller, so tests can run members in one process on a simulated network.
 pub(crate) struct Node {
     pub core: Arc<Core>,
+    /// The lease calls that must reach the leader (the Lease service and the peer service).
+    pub leases: Arc<crate::lease::Leases>,
     pub member_id: u64,
     pub cluster_id: u64,
     pub raft_tx: std::sync::mpsc::Sender<raft::RaftMsg>,
@@ -243,10 +244,13 @@ where
         election_timeout: Duration::from_millis(config.election_timeout),
         watch,
         lessor,
-        leader_calls: crate::transport::LeaderCalls::new(members_rx.clone()),
         reads: crate::state::read_pool::ReadPool::start(store_cell.clone())
             .map_err(io("starting the reader threads"))?,
     }));
+    let leases = crate::lease::Leases::new(
+        core.clone(),
+        crate::transport::LeaderCalls::new(members_rx.clone()),
+    );
     let publisher = tokio::spawn(publish(core.clone()));
     let lease_loop = tokio::spawn(crate::lease::run(
         core.clone(),
@@ -255,6 +259,7 @@ where
     ));
     Ok(Node {
         core,
+        leases,
         member_id,
         cluster_id,
         raft_tx,
@@ -276,6 +281,7 @@ impl Node {
         self.lease_loop.abort();
         let _ = self.raft.tx.send(raft::RaftMsg::Stop);
         drop(self.core);
+        drop(self.leases);
         self.transport.set_peers(Vec::new());
         let (raft, apply_thread, store) = (self.raft, self.apply_thread, self.store);
         let joined = tokio::task::spawn_blocking(move || {
@@ -313,7 +319,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .map_err(io(format!("listening for peers on {addr}")))?;
         tracing::info!(%addr, "serving peers");
         let service = PeerService {
-            core: node.core.clone(),
+            leases: node.leases.clone(),
             id: member_id,
             cluster_id,
             raft_tx: node.raft_tx.clone(),
@@ -347,7 +353,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             cluster_id = %format!("{cluster_id:x}"),
             "serving clients"
         );
-        let routes = api::router(core.clone());
+        let routes = api::router(core.clone(), node.leases.clone());
         let mut stop = stop_rx.clone();
         let incoming = api::incoming(listener);
         servers.push(tokio::spawn(async move {
@@ -437,18 +443,6 @@ fn read_id(store: &Store, name: &str) -> Result<Option<u64>, RunError> {
             Ok(Some(u64::from_be_bytes(arr)))
         }
     }
-}
-
-/// Makes a received snapshot (a checkpoint of the sender's store) this member's: the sender's
-/// store records the sender's id, and the snapshot must not hand it over, or this member would
-/// take the sender's identity at its next start. Done on the received files, before they are
-/// staged, so that no crash can leave the sender's id in this member's store.
-pub(crate) fn adopt_snapshot(dir: &std::path::Path, member_id: u64) -> Result<(), String> {
-    let store = Store::open(dir, StoreOptions::default()).map_err(|e| e.to_string())?;
-    store
-        .meta_put(MEMBER_ID_KEY, &member_id.to_be_bytes())
-        .map_err(|e| e.to_string())?;
-    store.sync().map_err(|e| e.to_string())
 }
 
 /// The member and cluster ids. A data dir that has them keeps them (as in etcd, the

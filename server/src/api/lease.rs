@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::header;
 use crate::core::Core;
 use crate::error::ServerError;
+use crate::lease::Leases;
 use crate::state::lessor::MAX_LEASE_TTL;
 
 type KeepAliveStream = std::pin::Pin<
@@ -21,11 +22,12 @@ type KeepAliveStream = std::pin::Pin<
 
 pub struct LeaseService {
     core: Arc<Core>,
+    leases: Arc<Leases>,
     next_id: AtomicU64,
 }
 
 impl LeaseService {
-    pub fn new(core: Arc<Core>) -> Self {
+    pub fn new(core: Arc<Core>, leases: Arc<Leases>) -> Self {
         // Server-chosen ids: this member's id in the high bits, a clock-seeded counter below,
         // positive as etcd's are.
         let seed = std::time::SystemTime::now()
@@ -34,6 +36,7 @@ impl LeaseService {
         LeaseService {
             next_id: AtomicU64::new((core.member.id << 40) ^ (seed & 0xff_ffff_ffff)),
             core,
+            leases,
         }
     }
 
@@ -110,6 +113,7 @@ impl pb::lease_server::Lease for LeaseService {
         super::end_without_leader(&self.core, request.metadata(), tx.clone());
         let mut inbound = request.into_inner();
         let core = self.core.clone();
+        let leases = self.leases.clone();
         tokio::spawn(async move {
             loop {
                 let req = tokio::select! {
@@ -120,7 +124,7 @@ impl pb::lease_server::Lease for LeaseService {
                     // The stream was ended (no leader) or the client went away.
                     () = tx.closed() => return,
                 };
-                let answer = match core.lease_renew(req.id).await {
+                let answer = match leases.renew(req.id).await {
                     // etcd answers TTL 0 for an unknown lease and keeps the stream open.
                     Ok(ttl) => Ok(pb::LeaseKeepAliveResponse {
                         header: Some(header(&core, core.revision())),
@@ -143,7 +147,7 @@ impl pb::lease_server::Lease for LeaseService {
         request: Request<pb::LeaseTimeToLiveRequest>,
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
         let r = request.into_inner();
-        let answer = self.core.lease_time_to_live(r.id, r.keys).await?;
+        let answer = self.leases.time_to_live(r.id, r.keys).await?;
         let header = Some(header(&self.core, self.core.revision()));
         Ok(Response::new(match answer {
             Some(t) => pb::LeaseTimeToLiveResponse {

@@ -103,7 +103,7 @@ fn end_without_leader<T: Send + 'static>(
 }
 
 /// The gRPC services of one client listener.
-pub fn router(core: Arc<Core>) -> tonic::service::Routes {
+pub fn router(core: Arc<Core>, leases: Arc<crate::lease::Leases>) -> tonic::service::Routes {
     use concord_proto::v3electionpb::election_server::ElectionServer;
     use concord_proto::v3lockpb::lock_server::LockServer;
     use pb::cluster_server::ClusterServer;
@@ -133,7 +133,8 @@ pub fn router(core: Arc<Core>) -> tonic::service::Routes {
             leader.clone(),
         ))
         .add_service(InterceptedService::new(
-            LeaseServer::new(LeaseService::new(core.clone())).max_decoding_message_size(max_decode),
+            LeaseServer::new(LeaseService::new(core.clone(), leases))
+                .max_decoding_message_size(max_decode),
             leader.clone(),
         ))
         .add_service(InterceptedService::new(

@@ -1,5 +1,10 @@
 //! Member and cluster identities: u64s, shown in hex as etcd shows them.
 
+/// Store meta key holding this member's id (big-endian u64).
+pub const MEMBER_ID_KEY: &str = "member_id";
+/// Store meta key holding the cluster's id (big-endian u64).
+pub const CLUSTER_ID_KEY: &str = "cluster_id";
+
 /// FNV-1a, 64 bit: small, stable across Rust releases and platforms.
 fn fnv1a(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -3,7 +3,9 @@
 //! is part of the applied state (`state/lessor.rs`).
 
 mod expiry;
+mod leader;
 
 #[cfg(test)]
 pub use expiry::expire;
 pub use expiry::run;
+pub use leader::Leases;

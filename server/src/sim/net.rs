@@ -264,7 +264,7 @@ fn deliver(
     }
     let (peer, src) = (msg.to, crate::raft::checkpoint_dir(msg.get_snapshot()));
     let result = copy_snapshot(&src, dir).and_then(|received| {
-        crate::server::adopt_snapshot(&received, peer)?;
+        crate::state::snapshot::adopt(&received, peer)?;
         Ok(received)
     });
     if let Some(from) = from {

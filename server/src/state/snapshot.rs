@@ -428,6 +428,19 @@ pub fn recover(data_dir: &Path, wal_marker_index: u64) -> Result<(), SnapError> 
     Ok(())
 }
 
+/// Makes a received snapshot (a checkpoint of the sender's store) this member's: the sender's
+/// store records the sender's id, and the snapshot must not hand it over, or this member would
+/// take the sender's identity at its next start. Done on the received files, before they are
+/// staged, so that no crash can leave the sender's id in this member's store.
+pub fn adopt(dir: &std::path::Path, member_id: u64) -> Result<(), String> {
+    let store = concord_mvcc::Store::open(dir, concord_mvcc::StoreOptions::default())
+        .map_err(|e| e.to_string())?;
+    store
+        .meta_put(crate::cluster::ids::MEMBER_ID_KEY, &member_id.to_be_bytes())
+        .map_err(|e| e.to_string())?;
+    store.sync().map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 pub use forward::{LeaderCalls, LeaseTtl};
-pub use service::{PeerService, PEER_INBOX};
+pub use service::{LeaseHost, PeerService, PEER_INBOX};
 
 pub use crate::raft::refuse;
 use crate::raft::{RaftMsg, Transport};

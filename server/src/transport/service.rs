@@ -16,9 +16,22 @@ use crate::cluster::Members;
 use crate::raft::RaftMsg;
 use crate::state::snapshot;
 
+/// The leader's side of the lease calls followers forward ([`super::LeaderCalls`]); implemented
+/// above the core (`lease::Leases`), so the transport never names it.
+pub trait LeaseHost: Send + Sync + 'static {
+    /// Renews a lease; NotLeader unless this member leads. Returns the TTL, 0 if unknown.
+    fn renew_local(&self, id: i64) -> Result<i64, crate::error::ServerError>;
+    /// A lease's TTLs and, with `keys`, its keys (a store read: call it off the async workers).
+    fn time_to_live_local(
+        &self,
+        id: i64,
+        keys: bool,
+    ) -> Result<Option<super::LeaseTtl>, crate::error::ServerError>;
+}
+
 pub struct PeerService {
     /// Answers lease calls forwarded by followers.
-    pub core: Arc<crate::core::Core>,
+    pub leases: Arc<dyn LeaseHost>,
     pub id: u64,
     pub cluster_id: u64,
     pub raft_tx: Sender<RaftMsg>,
@@ -209,7 +222,7 @@ impl peerpb::peer_server::Peer for PeerService {
         let me = self.id;
         let res = tokio::task::spawn_blocking(move || {
             r.finish(&final_dir).map_err(|e| e.to_string())?;
-            crate::server::adopt_snapshot(&final_dir, me)
+            crate::state::snapshot::adopt(&final_dir, me)
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?;
@@ -254,7 +267,7 @@ impl peerpb::peer_server::Peer for PeerService {
         request: Request<peerpb::LeaseRenewRequest>,
     ) -> Result<Response<peerpb::LeaseRenewResponse>, Status> {
         let id = request.into_inner().id;
-        match self.core.lease_renew_local(id) {
+        match self.leases.renew_local(id) {
             Ok(ttl) => Ok(Response::new(peerpb::LeaseRenewResponse { ttl })),
             Err(crate::error::ServerError::NotLeader) => Err(etcd::NOT_LEADER.status()),
             Err(e) => Err(Status::internal(e.to_string())),
@@ -266,12 +279,11 @@ impl peerpb::peer_server::Peer for PeerService {
         request: Request<peerpb::LeaseTtlRequest>,
     ) -> Result<Response<peerpb::LeaseTtlResponse>, Status> {
         let r = request.into_inner();
-        let core = self.core.clone();
+        let leases = self.leases.clone();
         // Listing keys reads the store: off the async workers.
-        let answer =
-            tokio::task::spawn_blocking(move || core.lease_time_to_live_local(r.id, r.keys))
-                .await
-                .map_err(|_| etcd::STOPPED.status())?;
+        let answer = tokio::task::spawn_blocking(move || leases.time_to_live_local(r.id, r.keys))
+            .await
+            .map_err(|_| etcd::STOPPED.status())?;
         match answer {
             Ok(None) => Ok(Response::new(peerpb::LeaseTtlResponse::default())),
             Ok(Some(t)) => Ok(Response::new(peerpb::LeaseTtlResponse {
