@@ -103,3 +103,14 @@ pub enum ServerError {
     #[error("raft log: {0}")]
     Log(String),
 }
+
+/// Reports an error that must stop the server (a failed WAL write or store write cannot be
+/// retried safely).
+#[derive(Clone)]
+pub(crate) struct Fatal(pub(crate) tokio::sync::mpsc::UnboundedSender<String>);
+
+impl Fatal {
+    pub(crate) fn fail(&self, msg: String) {
+        let _ = self.0.send(msg);
+    }
+}

@@ -20,14 +20,3 @@ pub mod watch;
 
 pub use config::Config;
 pub use server::{run, RunError};
-
-/// Reports an error that must stop the server (a failed WAL write or store write cannot be
-/// retried safely).
-#[derive(Clone)]
-pub(crate) struct Fatal(tokio::sync::mpsc::UnboundedSender<String>);
-
-impl Fatal {
-    pub(crate) fn fail(&self, msg: String) {
-        let _ = self.0.send(msg);
-    }
-}

@@ -16,6 +16,7 @@ use crate::cluster::Membership;
 use crate::cluster::{discovery, ids};
 use crate::config::{Config, ConfigError};
 use crate::core::{Core, CoreParts, Limits, Member};
+use crate::error::Fatal;
 use crate::error::ServerError;
 use crate::proposal::{Body, Publish};
 use crate::raft::bootstrap::{bootstrap_entries, initial_members};
@@ -24,7 +25,7 @@ use crate::state::apply::{load_membership, Applier};
 use crate::state::snapshot;
 use crate::state::store_cell::StoreCell;
 use crate::transport::{GrpcTransport, Local, PeerService};
-use crate::{api, raft, Fatal};
+use crate::{api, raft};
 
 /// Why the server could not start or had to stop.
 #[derive(Debug, thiserror::Error)]

@@ -23,12 +23,12 @@ use super::reads::ReadBatcher;
 use super::storage::RaftStorage;
 use super::Transport;
 use super::{logger, ProposeDone, ReadDone};
+use crate::error::Fatal;
 use crate::error::ServerError;
 use crate::proposal;
 use crate::raft::bootstrap::bootstrap_conf_state;
 use crate::state::apply::ApplyTask;
 use crate::state::snapshot;
-use crate::Fatal;
 
 /// A WAL append slower than this is logged, as etcd warns about slow disk syncs.
 const SLOW: Duration = Duration::from_millis(100);

@@ -12,10 +12,10 @@ use super::node::MAX_APPLY_LAG;
 use super::Transport;
 use super::{spawn, RaftHandle, RaftMsg, StartOptions};
 use crate::cluster::MemberRecord;
+use crate::error::Fatal;
 use crate::proposal::{self, Tag};
 use crate::raft::bootstrap::{bootstrap_entries, initial_members, parse_initial_cluster};
 use crate::state::apply::ApplyTask;
-use crate::Fatal;
 
 struct Nowhere;
 

@@ -17,13 +17,13 @@ use tokio::sync::watch;
 use crate::cluster::{
     Members, Membership, MetaWrite, CONF_STATE_KEY, MEMBER_PREFIX, REMOVED_PREFIX,
 };
+use crate::error::Fatal;
 use crate::error::ServerError;
 use crate::proposal::{self, Body, Outcome, ProposeDone};
 use crate::state::lessor::Lessor;
 use crate::state::snapshot;
 use crate::state::store_cell::StoreCell;
 use crate::watch::Hub;
-use crate::Fatal;
 
 /// An apply batch slower than this is logged.
 const SLOW_APPLY: std::time::Duration = std::time::Duration::from_millis(100);
