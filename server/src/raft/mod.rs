@@ -3,14 +3,18 @@
 
 pub mod bootstrap;
 mod logger;
+mod msg;
 mod node;
 mod reads;
+mod start;
 mod storage;
 #[cfg(test)]
 mod tests;
 
 pub use crate::proposal::{Outcome, ProposeDone};
-pub use node::{checkpoint_dir, spawn, Permit, RaftHandle, RaftMsg, RaftStatus, StartOptions};
+pub use msg::{Permit, RaftMsg, RaftStatus};
+pub use node::checkpoint_dir;
+pub use start::{spawn, RaftHandle, StartOptions};
 
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;

@@ -5,6 +5,9 @@
 //! hand committed entries to the apply thread with the callbacks of the requests that proposed
 //! them, persist new entries and the hard state with one WAL write and one fdatasync (group
 //! commit), then send the messages that had to wait for that sync, and advance.
+//!
+//! The requests it takes are in `msg.rs`; recovering the log and building the node at start-up
+//! in `start.rs`.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -13,20 +16,18 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use concord_wal::{Marker, Recovered, Wal};
-use raft::eraftpb::{ConfChange, ConfState, Entry, EntryType, Message, MessageType, Snapshot};
-use raft::storage::MemStorage;
+use concord_wal::{Marker, Wal};
+use raft::eraftpb::{ConfState, Entry, EntryType, Message, MessageType, Snapshot};
 use raft::{RawNode, SnapshotStatus, StateRole};
 use tokio::sync::oneshot;
 
+use super::msg::{RaftMsg, RaftStatus};
 use super::reads::ReadBatcher;
 use super::storage::RaftStorage;
-use super::Transport;
-use super::{logger, ProposeDone, ReadDone};
+use super::{ProposeDone, Transport};
 use crate::error::Fatal;
 use crate::error::ServerError;
 use crate::proposal;
-use crate::raft::bootstrap::bootstrap_conf_state;
 use crate::state::apply::ApplyTask;
 use crate::state::snapshot;
 
@@ -39,204 +40,6 @@ const SWEEP_TICKS: u64 = 50;
 /// Committed entries the apply thread may be behind before proposals are refused with "too many
 /// requests" (etcd's `maxGapBetweenApplyAndCommitIndex`).
 pub const MAX_APPLY_LAG: u64 = 5000;
-
-/// A place in one of the Raft thread's bounded inboxes; freed when the request is handled.
-pub type Permit = Option<tokio::sync::OwnedSemaphorePermit>;
-
-/// Requests to the Raft thread.
-pub enum RaftMsg {
-    /// Propose a normal entry; `done` gets the outcome once it is applied here.
-    Propose {
-        request: u64,
-        data: Vec<u8>,
-        done: ProposeDone,
-        /// Held until the request is handled.
-        _permit: Permit,
-    },
-    /// Propose a membership change; `context` is built by `proposal::encode_context`.
-    ProposeConfChange {
-        request: u64,
-        cc: ConfChange,
-        context: Vec<u8>,
-        done: ProposeDone,
-        _permit: Permit,
-    },
-    /// Ask for a read index; `done` gets an index the state machine must reach before serving.
-    ReadIndex { done: ReadDone, _permit: Permit },
-    /// Messages from a peer, holding their places in the peers' inbox.
-    Step { msgs: Vec<Message>, _permit: Permit },
-    /// A snapshot received from the leader, verified and waiting in `dir`, with its message.
-    SnapshotReceived { msg: Message, dir: PathBuf },
-    /// The apply thread has applied a conf-change entry: raft-rs must now apply it too (None:
-    /// the entry was refused or already applied, and changes nothing). One per conf-change
-    /// entry, in log order; the Raft thread waits for them before it advances (see `on_ready`).
-    ConfChangeApplied(Option<ConfChange>),
-    /// The apply thread built a checkpoint of the applied state.
-    SnapshotReady {
-        index: u64,
-        conf_state: ConfState,
-        dir: PathBuf,
-    },
-    /// The transport could not reach a peer.
-    Unreachable(u64),
-    /// A peer refused our messages because this member was removed from the cluster.
-    RemovedFromCluster,
-    /// The transport finished (or failed) sending a snapshot.
-    SnapshotSent { to: u64, ok: bool },
-    /// Hand leadership to `to`; `done` answers once `to` leads.
-    TransferLeader {
-        to: u64,
-        done: oneshot::Sender<Result<(), ServerError>>,
-    },
-    /// How far this member's log and `member`'s reach, as this member (the leader) tracks
-    /// them: (this member's matched index, `member`'s matched index; 0 if unknown).
-    Matched {
-        member: u64,
-        done: oneshot::Sender<(u64, u64)>,
-    },
-    /// The state machine durably holds every entry up to `index`; older log entries may go.
-    Applied { index: u64 },
-    /// Stop the thread.
-    Stop,
-}
-
-/// What the rest of the server may know about Raft, refreshed after every Ready.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RaftStatus {
-    pub term: u64,
-    pub leader_id: u64,
-    pub commit_index: u64,
-    pub last_index: u64,
-    pub is_learner: bool,
-}
-
-/// How to start the Raft thread.
-pub struct StartOptions {
-    /// This member's id, also its Raft id.
-    pub id: u64,
-    /// The first entries of a brand-new log (the bootstrap of a new cluster), else empty.
-    pub bootstrap: Vec<Entry>,
-    /// The Raft configuration at the applied index, as the store recorded it (empty for a new
-    /// member).
-    pub conf_state: ConfState,
-    pub data_dir: PathBuf,
-    /// The opened WAL and what it recovered.
-    pub wal: Wal,
-    pub recovered: Recovered,
-    pub tick: Duration,
-    pub election_ticks: usize,
-    /// Index of the last entry the state machine has applied.
-    pub applied: u64,
-    /// Entries kept in the log behind the applied index when it is compacted.
-    pub log_retain: u64,
-    /// The apply thread's progress: proposals are refused while it lags too far behind.
-    pub applied_rx: tokio::sync::watch::Receiver<u64>,
-}
-
-/// The running Raft thread.
-pub struct RaftHandle {
-    pub tx: Sender<RaftMsg>,
-    pub status: Arc<Mutex<RaftStatus>>,
-    pub thread: JoinHandle<()>,
-}
-
-/// Recovers the log from the WAL and starts the Raft thread.
-pub fn spawn(
-    opts: StartOptions,
-    tx: Sender<RaftMsg>,
-    rx: Receiver<RaftMsg>,
-    apply_tx: Sender<ApplyTask>,
-    transport: Arc<dyn Transport>,
-    fatal: Fatal,
-) -> Result<RaftHandle, ServerError> {
-    let log_err = |e: &dyn std::fmt::Display| ServerError::Log(e.to_string());
-    let mut wal = opts.wal;
-    let mut recovered = opts.recovered;
-    if recovered.marker.index == 0 && recovered.entries.is_empty() && !opts.bootstrap.is_empty() {
-        // A new cluster: its first entries are the same on every initial member.
-        let last = opts.bootstrap.len() as u64;
-        let hs = raft::eraftpb::HardState {
-            term: 1,
-            vote: 0,
-            commit: last,
-            ..Default::default()
-        };
-        wal.append(&opts.bootstrap, Some(&hs))
-            .map_err(|e| log_err(&e))?;
-        recovered.entries = opts.bootstrap.clone();
-        recovered.hard_state = hs;
-    }
-    let mut conf_state = if opts.conf_state.voters.is_empty() && opts.conf_state.learners.is_empty()
-    {
-        recovered.marker.conf_state.clone()
-    } else {
-        opts.conf_state.clone()
-    };
-    if conf_state.voters.is_empty() && conf_state.learners.is_empty() {
-        // An initial member whose state machine has not yet applied the bootstrap entries.
-        conf_state = bootstrap_conf_state(&opts.bootstrap);
-    }
-    let known = !conf_state.voters.is_empty() || !conf_state.learners.is_empty();
-    if known && !conf_state.voters.contains(&opts.id) && !conf_state.learners.contains(&opts.id) {
-        return Err(ServerError::Log(format!(
-            "this member ({:x}) is not in the cluster's configuration (voters {:x?}, learners \
-             {:x?}): it was removed, or the data dir belongs to another member",
-            opts.id, conf_state.voters, conf_state.learners
-        )));
-    }
-    let mem = restore_storage(&recovered, &conf_state, opts.applied)?;
-    let storage = RaftStorage::new(mem);
-
-    let config = raft::Config {
-        id: opts.id,
-        election_tick: opts.election_ticks,
-        heartbeat_tick: 1,
-        applied: opts.applied,
-        check_quorum: true,
-        pre_vote: true,
-        max_size_per_msg: 1024 * 1024,
-        max_inflight_msgs: 256,
-        ..Default::default()
-    };
-    config.validate().map_err(|e| log_err(&e))?;
-    let mut node = RawNode::new(&config, storage, &logger::logger()).map_err(|e| log_err(&e))?;
-    campaign_if_alone(&mut node);
-
-    let status = Arc::new(Mutex::new(RaftStatus::default()));
-    let mut raft_loop = RaftLoop {
-        id: opts.id,
-        node,
-        wal,
-        rx,
-        apply_tx,
-        transport,
-        proposals: HashMap::new(),
-        reads: ReadBatcher::new(opts.id),
-        transfers: Vec::new(),
-        status: status.clone(),
-        tick: opts.tick,
-        ticks: 0,
-        log_retain: opts.log_retain,
-        data_dir: opts.data_dir,
-        checkpoint_pending: false,
-        last_staged: 0,
-        last_leader: 0,
-        deferred: VecDeque::new(),
-        stopping: false,
-        applied_rx: opts.applied_rx,
-    };
-    let thread = std::thread::Builder::new()
-        .name("raft".into())
-        .spawn(move || {
-            if let Err(e) = raft_loop.run() {
-                tracing::error!(error = %e, "raft thread failed");
-                fatal.fail(format!("raft: {e}"));
-            }
-            raft_loop.fail_waiters();
-        })
-        .map_err(|e| log_err(&e))?;
-    Ok(RaftHandle { tx, status, thread })
-}
 
 /// Refuses a peer's message that raft-rs would treat as a fault of this member's own state (it
 /// stops the process on them; a property test over arbitrary messages found each of these): a
@@ -299,7 +102,7 @@ fn check_append(m: &Message) -> Result<(), &'static str> {
 }
 
 /// A lone voter need not wait an election timeout to lead.
-fn campaign_if_alone(node: &mut RawNode<RaftStorage>) {
+pub(super) fn campaign_if_alone(node: &mut RawNode<RaftStorage>) {
     let id = node.raft.id;
     let conf = node.raft.prs().conf();
     let alone = conf.voters().ids().len() == 1 && conf.voters().contains(id);
@@ -310,48 +113,56 @@ fn campaign_if_alone(node: &mut RawNode<RaftStorage>) {
     }
 }
 
-/// Builds raft-rs's in-memory log from what the WAL recovered.
-fn restore_storage(
-    rec: &Recovered,
-    conf_state: &ConfState,
-    applied: u64,
-) -> Result<MemStorage, ServerError> {
-    let storage = MemStorage::new();
-    {
-        let mut core = storage.wl();
-        if rec.marker.index > 0 {
-            let mut snap = Snapshot::default();
-            let meta = snap.mut_metadata();
-            meta.index = rec.marker.index;
-            meta.term = rec.marker.term;
-            meta.set_conf_state(rec.marker.conf_state.clone());
-            core.apply_snapshot(snap)
-                .map_err(|e| ServerError::Log(e.to_string()))?;
-        }
-        core.set_conf_state(conf_state.clone());
-        for (expected, e) in (rec.marker.index + 1..).zip(rec.entries.iter()) {
-            if e.index != expected {
-                return Err(ServerError::Log(format!(
-                    "log has a gap: expected entry {expected}, found {}",
-                    e.index
-                )));
+/// What the loop runs with, gathered by start-up (`start::spawn`) once the log is recovered and
+/// the node built.
+pub(super) struct LoopParts {
+    pub id: u64,
+    pub node: RawNode<RaftStorage>,
+    pub wal: Wal,
+    pub rx: Receiver<RaftMsg>,
+    pub apply_tx: Sender<ApplyTask>,
+    pub transport: Arc<dyn Transport>,
+    pub status: Arc<Mutex<RaftStatus>>,
+    pub tick: Duration,
+    pub log_retain: u64,
+    pub data_dir: PathBuf,
+    pub applied_rx: tokio::sync::watch::Receiver<u64>,
+}
+
+/// Runs the loop on a thread of its own, named "raft". A failure of the loop is fatal to the
+/// server; however it ends, callers still waiting on it are told it stopped.
+pub(super) fn start_loop(parts: LoopParts, fatal: Fatal) -> std::io::Result<JoinHandle<()>> {
+    let mut raft_loop = RaftLoop {
+        id: parts.id,
+        node: parts.node,
+        wal: parts.wal,
+        rx: parts.rx,
+        apply_tx: parts.apply_tx,
+        transport: parts.transport,
+        proposals: HashMap::new(),
+        reads: ReadBatcher::new(parts.id),
+        transfers: Vec::new(),
+        status: parts.status,
+        tick: parts.tick,
+        ticks: 0,
+        log_retain: parts.log_retain,
+        data_dir: parts.data_dir,
+        checkpoint_pending: false,
+        last_staged: 0,
+        last_leader: 0,
+        deferred: VecDeque::new(),
+        stopping: false,
+        applied_rx: parts.applied_rx,
+    };
+    std::thread::Builder::new()
+        .name("raft".into())
+        .spawn(move || {
+            if let Err(e) = raft_loop.run() {
+                tracing::error!(error = %e, "raft thread failed");
+                fatal.fail(format!("raft: {e}"));
             }
-        }
-        core.append(&rec.entries)
-            .map_err(|e| ServerError::Log(e.to_string()))?;
-        let last = rec.marker.index + rec.entries.len() as u64;
-        if applied > last {
-            return Err(ServerError::Log(format!(
-                "the state machine has applied entry {applied} but the log ends at {last}: \
-                 the log lost entries that were synced"
-            )));
-        }
-        let mut hs = rec.hard_state.clone();
-        // The commit index is written lazily; whatever the state machine applied was committed.
-        hs.commit = hs.commit.max(applied).max(rec.marker.index).min(last);
-        core.set_hardstate(hs);
-    }
-    Ok(storage)
+            raft_loop.fail_waiters();
+        })
 }
 
 struct RaftLoop {
