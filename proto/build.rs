@@ -3,17 +3,15 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=etcd");
-    println!("cargo:rerun-if-changed=concord");
     let files = [
         "etcd/mvccpb/kv.proto",
         "etcd/authpb/auth.proto",
         "etcd/etcdserverpb/rpc.proto",
         "etcd/v3lockpb/v3lock.proto",
         "etcd/v3electionpb/v3election.proto",
-        "concord/peer.proto",
     ];
     // Imports are relative to the include roots: `import "mvccpb/kv.proto";` and so on.
-    let fds = protox::compile(files, ["etcd", "concord"])?;
+    let fds = protox::compile(files, ["etcd"])?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

@@ -1,15 +1,14 @@
-//! Wire types of Concord, generated at build time (see `build.rs`) from the `.proto` files in
-//! this crate with prost and tonic:
-//!
-//! * etcd's v3 API exactly as etcd 3.5 defines it — [`etcdserverpb`] (the `KV`, `Watch`,
-//!   `Lease`, `Cluster`, `Maintenance` and `Auth` services), [`mvccpb`] and [`authpb`] — plus
-//!   etcd's lock ([`v3lockpb`]) and election ([`v3electionpb`]) services, with etcd's package,
-//!   service, message and field names and field numbers, so etcd clients (etcdctl, clientv3, …)
-//!   talk to Concord unchanged;
-//! * Concord's own member-to-member protocol, [`concordpeerpb`], which carries raft-rs messages
-//!   as opaque bytes.
+//! Concord's public wire types, generated at build time (see `build.rs`) from the `.proto` files
+//! in this crate with prost and tonic: etcd's v3 API exactly as etcd 3.5 defines it —
+//! [`etcdserverpb`] (the `KV`, `Watch`, `Lease`, `Cluster`, `Maintenance` and `Auth` services),
+//! [`mvccpb`] and [`authpb`] — plus etcd's lock ([`v3lockpb`]) and election ([`v3electionpb`])
+//! services, with etcd's package, service, message and field names and field numbers, so etcd
+//! clients (etcdctl, clientv3, …) talk to Concord unchanged.
 //!
 //! Every module has both the tonic server (`*_server`) and client (`*_client`) stubs.
+//!
+//! Concord's member-to-member protocol is not here: it is internal to the server, which
+//! generates it from `server/proto/peer.proto`.
 //!
 //! [`errors`] is the one table of etcd's error codes and texts.
 
@@ -41,11 +40,6 @@ pub mod v3lockpb {
 /// etcd's `Election` service.
 pub mod v3electionpb {
     tonic::include_proto!("v3electionpb");
-}
-
-/// Concord's member-to-member `Peer` service.
-pub mod concordpeerpb {
-    tonic::include_proto!("concordpeerpb");
 }
 
 #[cfg(test)]
@@ -113,7 +107,7 @@ mod tests {
 
     #[test]
     fn service_names_match_etcd() {
-        use super::{concordpeerpb as peer, v3electionpb as election, v3lockpb as lock};
+        use super::{v3electionpb as election, v3lockpb as lock};
         assert_eq!(pb::kv_server::SERVICE_NAME, "etcdserverpb.KV");
         assert_eq!(pb::watch_server::SERVICE_NAME, "etcdserverpb.Watch");
         assert_eq!(pb::lease_server::SERVICE_NAME, "etcdserverpb.Lease");
@@ -128,7 +122,6 @@ mod tests {
             election::election_server::SERVICE_NAME,
             "v3electionpb.Election"
         );
-        assert_eq!(peer::peer_server::SERVICE_NAME, "concordpeerpb.Peer");
 
         // The server wrapper routes under the same name (and default stubs make an empty impl
         // valid: every method answers Unimplemented).

@@ -334,7 +334,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             tonic::transport::Server::builder()
                 .tcp_nodelay(true)
                 .add_service(
-                    concord_proto::concordpeerpb::peer_server::PeerServer::new(service)
+                    crate::peerpb::peer_server::PeerServer::new(service)
                         .max_decoding_message_size(peer_limit)
                         .max_encoding_message_size(usize::MAX),
                 )

@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
-use concord_proto::concordpeerpb::peer_client::PeerClient;
-use concord_proto::concordpeerpb::{MembersRequest, MembersResponse};
 use futures::future::join_all;
+
+use crate::peerpb::peer_client::PeerClient;
+use crate::peerpb::{MembersRequest, MembersResponse};
 
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a joining member keeps asking before it gives up.

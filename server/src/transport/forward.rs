@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use concord_proto::concordpeerpb as peerpb;
-use peerpb::peer_client::PeerClient;
 use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::cluster::Members;
 use crate::error::ServerError;
+use crate::peerpb;
+use crate::peerpb::peer_client::PeerClient;
 
 pub struct LeaderCalls {
     members: watch::Receiver<Arc<Members>>,

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use concord_proto::concordpeerpb::peer_client::PeerClient;
-use concord_proto::concordpeerpb::RaftBatch;
 use protobuf::Message as _;
 use raft::eraftpb::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{connect, Local};
+use crate::peerpb::peer_client::PeerClient;
+use crate::peerpb::RaftBatch;
 use crate::raft::RaftMsg;
 
 use super::{MAX_BATCH_BYTES, MAX_BATCH_MSGS};

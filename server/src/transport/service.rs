@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
-use concord_proto::concordpeerpb as peerpb;
 use concord_proto::errors as etcd;
 use futures::StreamExt;
 use protobuf::Message as _;
@@ -13,6 +12,7 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::cluster::Members;
+use crate::peerpb;
 use crate::raft::RaftMsg;
 use crate::state::snapshot;
 

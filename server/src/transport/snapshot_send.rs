@@ -3,14 +3,14 @@
 
 use std::path::PathBuf;
 
-use concord_proto::concordpeerpb::peer_client::PeerClient;
-use concord_proto::concordpeerpb::SnapshotChunk;
 use protobuf::Message as _;
 use raft::eraftpb::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{connect, Local};
+use crate::peerpb::peer_client::PeerClient;
+use crate::peerpb::SnapshotChunk;
 use crate::raft::RaftMsg;
 use crate::state::snapshot;
 
