@@ -117,6 +117,12 @@ pub const ELECTION_NOT_LEADER: EtcdError =
 /// with no code of its own.
 pub const SESSION_EXPIRED: EtcdError = e(Code::Unknown, "session expired");
 
+// Watch cancel reasons: sent in a canceled `WatchResponse`'s `cancel_reason`, not as a status.
+/// A watch whose range end sorts before its key.
+pub const WATCH_EMPTY_RANGE: &str = "mvcc: watcher range is empty";
+/// A watch id already in use on the stream.
+pub const WATCH_DUPLICATE_ID: &str = "mvcc: duplicate watch ID provided on the WatchStream";
+
 // Maintenance.
 pub const INVALID_ALARM_ACTION: EtcdError =
     e(Code::InvalidArgument, "etcdserver: invalid alarm action");

@@ -100,46 +100,37 @@ pub fn delete_response(
 
 fn compare(c: &pb::Compare) -> Result<m::Compare, ServerError> {
     use pb::compare::{CompareResult, CompareTarget, TargetUnion};
-    let result = match CompareResult::try_from(c.result) {
-        Ok(CompareResult::Equal) => m::CompareResult::Equal,
-        Ok(CompareResult::Greater) => m::CompareResult::Greater,
-        Ok(CompareResult::Less) => m::CompareResult::Less,
-        Ok(CompareResult::NotEqual) => m::CompareResult::NotEqual,
-        Err(_) => {
-            return Err(ServerError::InvalidRequest(
-                "etcdserver: invalid compare result".into(),
-            ))
-        }
+    super::validate::compare(c)?;
+    let result = match CompareResult::try_from(c.result).unwrap_or(CompareResult::Equal) {
+        CompareResult::Equal => m::CompareResult::Equal,
+        CompareResult::Greater => m::CompareResult::Greater,
+        CompareResult::Less => m::CompareResult::Less,
+        CompareResult::NotEqual => m::CompareResult::NotEqual,
     };
     // As in etcd, an operand of another kind than the target compares as zero / empty.
     let int =
         |want: fn(&TargetUnion) -> Option<i64>| c.target_union.as_ref().and_then(want).unwrap_or(0);
-    let target = match CompareTarget::try_from(c.target) {
-        Ok(CompareTarget::Version) => m::CompareTarget::Version(int(|t| match t {
+    let target = match CompareTarget::try_from(c.target).unwrap_or(CompareTarget::Version) {
+        CompareTarget::Version => m::CompareTarget::Version(int(|t| match t {
             TargetUnion::Version(v) => Some(*v),
             _ => None,
         })),
-        Ok(CompareTarget::Create) => m::CompareTarget::Create(int(|t| match t {
+        CompareTarget::Create => m::CompareTarget::Create(int(|t| match t {
             TargetUnion::CreateRevision(v) => Some(*v),
             _ => None,
         })),
-        Ok(CompareTarget::Mod) => m::CompareTarget::Mod(int(|t| match t {
+        CompareTarget::Mod => m::CompareTarget::Mod(int(|t| match t {
             TargetUnion::ModRevision(v) => Some(*v),
             _ => None,
         })),
-        Ok(CompareTarget::Lease) => m::CompareTarget::Lease(int(|t| match t {
+        CompareTarget::Lease => m::CompareTarget::Lease(int(|t| match t {
             TargetUnion::Lease(v) => Some(*v),
             _ => None,
         })),
-        Ok(CompareTarget::Value) => m::CompareTarget::Value(match &c.target_union {
+        CompareTarget::Value => m::CompareTarget::Value(match &c.target_union {
             Some(TargetUnion::Value(v)) => v.clone(),
             _ => Vec::new(),
         }),
-        Err(_) => {
-            return Err(ServerError::InvalidRequest(
-                "etcdserver: invalid compare target".into(),
-            ))
-        }
     };
     Ok(m::Compare {
         key: c.key.clone(),

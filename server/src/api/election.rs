@@ -31,7 +31,7 @@ impl ElectionService {
 }
 
 fn holder_of(leader: Option<electionpb::LeaderKey>) -> Result<Holder, ServerError> {
-    let l = leader.ok_or(ServerError::ElectionNoLeader)?;
+    let l = super::validate::leader_key(leader)?;
     Ok(Holder {
         key: l.key,
         create_revision: l.rev,

@@ -7,6 +7,7 @@ use concord_mvcc::{Command, CommandResponse};
 use concord_proto::etcdserverpb as pb;
 use tonic::{Request, Response, Status};
 
+use super::status::unexpected;
 use super::{convert, header, validate};
 use crate::core::Core;
 use crate::error::ServerError;
@@ -28,10 +29,6 @@ impl KvService {
         let applied = self.core.propose_kv(command).await?;
         Ok((applied.revision, applied.result?))
     }
-}
-
-fn unexpected(what: &str) -> Status {
-    Status::internal(format!("etcdserver: unexpected response to {what}"))
 }
 
 #[tonic::async_trait]

@@ -10,11 +10,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::header;
+use super::{header, validate};
 use crate::core::Core;
 use crate::error::ServerError;
 use crate::lease::Leases;
-use crate::state::lessor::MAX_LEASE_TTL;
 
 type KeepAliveStream = std::pin::Pin<
     Box<dyn tokio_stream::Stream<Item = Result<pb::LeaseKeepAliveResponse, Status>> + Send>,
@@ -57,9 +56,7 @@ impl pb::lease_server::Lease for LeaseService {
         request: Request<pb::LeaseGrantRequest>,
     ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
         let r = request.into_inner();
-        if r.ttl > MAX_LEASE_TTL {
-            return Err(ServerError::LeaseTtlTooLarge.into());
-        }
+        validate::lease_grant(&r)?;
         // etcd raises short TTLs to the minimum it can keep through an election.
         let ttl = r.ttl.max(self.core.lessor().min_ttl);
         let chosen = r.id != 0;
@@ -98,9 +95,7 @@ impl pb::lease_server::Lease for LeaseService {
             Ok(CommandResponse::LeaseRevoke) => Ok(Response::new(pb::LeaseRevokeResponse {
                 header: Some(header(&self.core, applied.revision)),
             })),
-            Ok(_) => Err(Status::internal(
-                "etcdserver: unexpected response to LeaseRevoke",
-            )),
+            Ok(_) => Err(super::status::unexpected("LeaseRevoke")),
             Err(e) => Err(ServerError::from(e).into()),
         }
     }

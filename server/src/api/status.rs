@@ -55,6 +55,12 @@ impl From<ServerError> for Status {
     }
 }
 
+/// The state machine answered a command with a response of another kind: a bug, reported as
+/// an internal error naming the call.
+pub fn unexpected(what: &str) -> Status {
+    Status::internal(format!("etcdserver: unexpected response to {what}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,13 @@ use concord_proto::etcdserverpb as pb;
 use pb::request_op::Request;
 use prost::Message;
 
+use concord_proto::errors as etcd;
+use concord_proto::v3electionpb as electionpb;
+
 use crate::core::Limits;
 use crate::error::ServerError;
+use crate::state::lessor::MAX_LEASE_TTL;
+use crate::watch::Spec;
 
 /// A write larger than `--max-request-bytes` is refused before it reaches the log.
 pub fn size(req: &impl Message, limits: &Limits) -> Result<(), ServerError> {
@@ -65,6 +70,9 @@ fn txn_ops(r: &pb::TxnRequest, max_ops: usize) -> Result<(), ServerError> {
     if r.compare.iter().any(|c| c.key.is_empty()) {
         return Err(ServerError::EmptyKey);
     }
+    for c in &r.compare {
+        compare(c)?;
+    }
     // Nested txns share the budget, as in etcd.
     let nested_budget = max_ops - ops;
     for op in r.success.iter().chain(r.failure.iter()) {
@@ -78,6 +86,47 @@ fn txn_ops(r: &pb::TxnRequest, max_ops: usize) -> Result<(), ServerError> {
         }
     }
     Ok(())
+}
+
+/// A compare's result and target must be values of etcd's enums (etcd has no error of its own
+/// for this; the texts are ours).
+pub fn compare(c: &pb::Compare) -> Result<(), ServerError> {
+    use pb::compare::{CompareResult, CompareTarget};
+    if CompareResult::try_from(c.result).is_err() {
+        return Err(ServerError::InvalidRequest(
+            "etcdserver: invalid compare result".into(),
+        ));
+    }
+    if CompareTarget::try_from(c.target).is_err() {
+        return Err(ServerError::InvalidRequest(
+            "etcdserver: invalid compare target".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A lease TTL may not pass etcd's maximum.
+pub fn lease_grant(r: &pb::LeaseGrantRequest) -> Result<(), ServerError> {
+    if r.ttl > MAX_LEASE_TTL {
+        return Err(ServerError::LeaseTtlTooLarge);
+    }
+    Ok(())
+}
+
+/// A watch over an empty range is refused (as a canceled watch with this reason, not an error
+/// status).
+pub fn watch_range(spec: &Spec) -> Result<(), &'static str> {
+    if spec.is_empty_range() {
+        return Err(etcd::WATCH_EMPTY_RANGE);
+    }
+    Ok(())
+}
+
+/// Proclaim, Resign and Campaign's answers name the leader key they act for; it must be given.
+pub fn leader_key(
+    leader: Option<electionpb::LeaderKey>,
+) -> Result<electionpb::LeaderKey, ServerError> {
+    leader.ok_or(ServerError::ElectionNoLeader)
 }
 
 /// A deleted key range `[start, end)`; `end == None` means no upper bound.
@@ -160,6 +209,50 @@ fn check_intervals(ops: &[pb::RequestOp]) -> Result<(Vec<Vec<u8>>, Vec<Interval>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compares_outside_etcds_enums_are_refused_in_nested_txns_too() {
+        let bad_result = pb::Compare {
+            key: b"k".to_vec(),
+            result: 99,
+            ..Default::default()
+        };
+        let bad_target = pb::Compare {
+            key: b"k".to_vec(),
+            target: 42,
+            ..Default::default()
+        };
+        let text = |r: Result<(), ServerError>| match r {
+            Err(ServerError::InvalidRequest(t)) => t,
+            other => panic!("expected InvalidRequest, got {other:?}"),
+        };
+        let limits = Limits {
+            max_request_bytes: 1 << 20,
+            max_txn_ops: 128,
+        };
+        let outer = |c: pb::Compare| pb::TxnRequest {
+            success: vec![pb::RequestOp {
+                request: Some(Request::RequestTxn(pb::TxnRequest {
+                    compare: vec![c],
+                    ..Default::default()
+                })),
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            text(txn(&outer(bad_result), &limits)),
+            "etcdserver: invalid compare result"
+        );
+        assert_eq!(
+            text(txn(&outer(bad_target), &limits)),
+            "etcdserver: invalid compare target"
+        );
+        assert!(compare(&pb::Compare {
+            key: b"k".to_vec(),
+            ..Default::default()
+        })
+        .is_ok());
+    }
 
     fn put_op(k: &str) -> pb::RequestOp {
         pb::RequestOp {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use concord_mvcc::{Event, EventKind};
+use concord_proto::errors as etcd;
 use concord_proto::etcdserverpb as pb;
 use concord_proto::mvccpb;
 use prost::Message as _;
@@ -14,15 +15,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::missed::Missed;
-use super::{convert, header};
+use super::{convert, header, validate};
 use crate::core::Core;
 use crate::watch::{Delivery, Spec, StreamHandle};
 
 /// Responses buffered towards the client before the stream task waits for it.
 const OUTBOUND: usize = 16;
-
-const EMPTY_RANGE: &str = "mvcc: watcher range is empty";
-const DUPLICATE_ID: &str = "mvcc: duplicate watch ID provided on the WatchStream";
 
 type WatchStream = std::pin::Pin<
     Box<dyn tokio_stream::Stream<Item = Result<pb::WatchResponse, Status>> + Send + 'static>,
@@ -165,8 +163,8 @@ impl StreamTask {
             cancel_reason: reason.to_string(),
             ..Default::default()
         };
-        if spec.is_empty_range() {
-            return self.send(refuse(EMPTY_RANGE)).await;
+        if let Err(reason) = validate::watch_range(&spec) {
+            return self.send(refuse(reason)).await;
         }
         // etcd: 0 asks for an automatic id; any other id must be free on this stream.
         let watch_id = if c.watch_id == 0 {
@@ -176,7 +174,7 @@ impl StreamTask {
             self.next_id += 1;
             self.next_id - 1
         } else if self.ids.contains_key(&c.watch_id) {
-            return self.send(refuse(DUPLICATE_ID)).await;
+            return self.send(refuse(etcd::WATCH_DUPLICATE_ID)).await;
         } else {
             c.watch_id
         };
