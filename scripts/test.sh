@@ -10,6 +10,8 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # Style first: formatting, and clippy with the workspace's lints (Cargo.toml), warnings denied.
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
+# Every declared dependency is named by its crate's code.
+python3 "$root/scripts/unused-deps.py"
 # Release mode everywhere, so RocksDB is compiled once (it takes ~14 minutes from scratch).
 cargo build --release --workspace --bins
 target="${CARGO_TARGET_DIR:-$root/target}"
