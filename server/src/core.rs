@@ -181,7 +181,7 @@ impl Core {
     pub async fn propose_kv(&self, command: Command) -> Result<Applied, ServerError> {
         match self.propose(&Body::Kv(command)).await? {
             Outcome::Kv(applied) => Ok(applied),
-            Outcome::Members(_) => Err(ServerError::Log("unexpected outcome".into())),
+            Outcome::Members(_) => Err(ServerError::Unexpected("outcome of a proposal")),
         }
     }
 
@@ -194,7 +194,7 @@ impl Core {
     ) -> Result<Applied, ServerError> {
         match self.propose(&Body::KvInTerm { term, command }).await? {
             Outcome::Kv(applied) => Ok(applied),
-            Outcome::Members(_) => Err(ServerError::Log("unexpected outcome".into())),
+            Outcome::Members(_) => Err(ServerError::Unexpected("outcome of a proposal")),
         }
     }
 
@@ -218,7 +218,7 @@ impl Core {
             .map_err(|_| ServerError::Stopped)?;
         match self.wait(term, outcome).await? {
             Outcome::Members(m) => Ok(m),
-            Outcome::Kv(_) => Err(ServerError::Log("unexpected outcome".into())),
+            Outcome::Kv(_) => Err(ServerError::Unexpected("outcome of a proposal")),
         }
     }
 
@@ -229,7 +229,7 @@ impl Core {
     ) -> Result<Vec<MemberRecord>, ServerError> {
         match self.propose(body).await? {
             Outcome::Members(m) => Ok(m),
-            Outcome::Kv(_) => Err(ServerError::Log("unexpected outcome".into())),
+            Outcome::Kv(_) => Err(ServerError::Unexpected("outcome of a proposal")),
         }
     }
 

@@ -45,12 +45,6 @@ pub enum ServerError {
     /// More learners than allowed (etcd allows one).
     #[error("too many learner members in cluster")]
     TooManyLearners,
-    /// The change would leave too few started voters to keep a quorum.
-    #[error("re-configuration failed due to not enough started members")]
-    NotEnoughStartedMembers,
-    /// This member was removed from the cluster.
-    #[error("the member has been permanently removed from the cluster")]
-    Removed,
     /// The server is shutting down or a core thread has stopped.
     #[error("server stopped")]
     Stopped,
@@ -99,9 +93,38 @@ pub enum ServerError {
     /// The state machine refused the request.
     #[error(transparent)]
     Mvcc(#[from] MvccError),
+    /// A response of another kind than the request asked for: a bug, reported as internal.
+    #[error("unexpected {0}")]
+    Unexpected(&'static str),
     /// The Raft log could not be written or read.
     #[error("raft log: {0}")]
     Log(String),
+}
+
+/// Why the Raft thread or the apply thread stops the server: the log, the store or a snapshot
+/// could not be written or read, or a committed entry could not be applied. Never a client's
+/// answer: the clients still waiting when such a thread stops get [`ServerError::Stopped`].
+#[derive(Debug, thiserror::Error)]
+pub enum FatalError {
+    /// The Raft log (Concord's WAL, or raft-rs's in-memory log) could not be written or read.
+    #[error("raft log: {0}")]
+    Log(String),
+    /// The store could not be written or read.
+    #[error("store: {0}")]
+    Store(#[from] MvccError),
+    /// This member was removed from the cluster.
+    #[error("the member has been permanently removed from the cluster")]
+    Removed,
+    /// A snapshot could not be built, staged or installed.
+    #[error("snapshot: {0}")]
+    Snapshot(String),
+    /// The membership the store or a committed entry holds cannot be read.
+    #[error("membership: {0}")]
+    Membership(String),
+    /// A failure shared with client requests (the store closed under the thread, a channel
+    /// gone).
+    #[error(transparent)]
+    Server(#[from] ServerError),
 }
 
 /// Reports an error that must stop the server (a failed WAL write or store write cannot be

@@ -62,7 +62,7 @@ impl pb::kv_server::Kv for KvService {
                 p,
                 header(&self.core, rev),
             ))),
-            _ => Err(unexpected("put")),
+            _ => Err(unexpected("response to put")),
         }
     }
 
@@ -81,7 +81,7 @@ impl pb::kv_server::Kv for KvService {
                 d,
                 header(&self.core, rev),
             ))),
-            _ => Err(unexpected("delete")),
+            _ => Err(unexpected("response to delete")),
         }
     }
 
@@ -110,7 +110,7 @@ impl pb::kv_server::Kv for KvService {
                 t,
                 header(&self.core, rev),
             ))),
-            _ => Err(unexpected("txn")),
+            _ => Err(unexpected("response to txn")),
         }
     }
 

@@ -95,7 +95,7 @@ impl pb::lease_server::Lease for LeaseService {
             Ok(CommandResponse::LeaseRevoke) => Ok(Response::new(pb::LeaseRevokeResponse {
                 header: Some(header(&self.core, applied.revision)),
             })),
-            Ok(_) => Err(super::status::unexpected("LeaseRevoke")),
+            Ok(_) => Err(super::status::unexpected("response to LeaseRevoke")),
             Err(e) => Err(ServerError::from(e).into()),
         }
     }

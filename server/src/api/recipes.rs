@@ -73,7 +73,7 @@ pub async fn enqueue(
     };
     let applied = core.propose_kv(Command::Txn(txn)).await?;
     let CommandResponse::Txn(resp) = applied.result? else {
-        return Err(ServerError::Log("unexpected response to a txn".into()));
+        return Err(ServerError::Unexpected("response to a txn"));
     };
     if resp.succeeded {
         let holder = Holder {
@@ -87,7 +87,7 @@ pub async fn enqueue(
         Some(ResponseOp::Range(r)) => r.kvs.into_iter().next(),
         _ => None,
     }
-    .ok_or_else(|| ServerError::Log("a txn's compare and range disagree".into()))?;
+    .ok_or_else(|| ServerError::Unexpected("txn result: its compare and range disagree"))?;
     let holder = Holder {
         key,
         create_revision: existing.create_revision,
@@ -206,7 +206,7 @@ pub async fn if_holder(
     let applied = core.propose_kv(Command::Txn(txn)).await?;
     match applied.result? {
         CommandResponse::Txn(r) => Ok((applied.revision, r.succeeded)),
-        _ => Err(ServerError::Log("unexpected response to a txn".into())),
+        _ => Err(ServerError::Unexpected("response to a txn")),
     }
 }
 

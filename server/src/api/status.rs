@@ -24,9 +24,7 @@ impl From<ServerError> for Status {
             E::MemberNotLearner => etcd::MEMBER_NOT_LEARNER,
             E::LearnerNotReady => etcd::LEARNER_NOT_READY,
             E::TooManyLearners => etcd::TOO_MANY_LEARNERS,
-            E::NotEnoughStartedMembers => etcd::NOT_ENOUGH_STARTED_MEMBERS,
-            // etcd answers a removed member's clients as a stopped server.
-            E::Removed | E::Stopped => etcd::STOPPED,
+            E::Stopped => etcd::STOPPED,
             E::TooManyRequests => etcd::TOO_MANY_REQUESTS,
             E::RequestTooLarge => etcd::REQUEST_TOO_LARGE,
             E::TooManyOps => etcd::TOO_MANY_OPS,
@@ -48,6 +46,7 @@ impl From<ServerError> for Status {
             // internal failure.
             E::InvalidRequest(msg) => return Status::invalid_argument(msg),
             E::Forwarded(msg) => return Status::unavailable(msg),
+            E::Unexpected(what) => return unexpected(what),
             E::Mvcc(other) => return Status::internal(format!("etcdserver: {other}")),
             E::Log(msg) => return Status::internal(format!("etcdserver: raft log: {msg}")),
         };
@@ -55,10 +54,10 @@ impl From<ServerError> for Status {
     }
 }
 
-/// The state machine answered a command with a response of another kind: a bug, reported as
-/// an internal error naming the call.
+/// A response of another kind than the request asked for: a bug, reported as an internal error
+/// saying what was unexpected (`response to put`, ...).
 pub fn unexpected(what: &str) -> Status {
-    Status::internal(format!("etcdserver: unexpected response to {what}"))
+    Status::internal(format!("etcdserver: unexpected {what}"))
 }
 
 #[cfg(test)]

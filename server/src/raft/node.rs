@@ -26,7 +26,7 @@ use super::reads::ReadBatcher;
 use super::storage::RaftStorage;
 use super::{ProposeDone, Transport};
 use crate::error::Fatal;
-use crate::error::ServerError;
+use crate::error::{FatalError, ServerError};
 use crate::proposal;
 use crate::state::apply::ApplyTask;
 use crate::state::snapshot;
@@ -196,7 +196,7 @@ struct RaftLoop {
 }
 
 impl RaftLoop {
-    fn run(&mut self) -> Result<(), ServerError> {
+    fn run(&mut self) -> Result<(), FatalError> {
         let mut next_tick = Instant::now() + self.tick;
         loop {
             if self.stopping {
@@ -257,7 +257,7 @@ impl RaftLoop {
     }
 
     /// Handles one request; false means stop.
-    fn handle(&mut self, msg: RaftMsg) -> Result<bool, ServerError> {
+    fn handle(&mut self, msg: RaftMsg) -> Result<bool, FatalError> {
         match msg {
             RaftMsg::Propose {
                 request,
@@ -319,7 +319,7 @@ impl RaftLoop {
                 }
                 self.last_staged = index;
                 snapshot::stage(&self.data_dir, &dir, index)
-                    .map_err(|e| ServerError::Log(format!("staging snapshot {index}: {e}")))?;
+                    .map_err(|e| FatalError::Snapshot(format!("staging {index}: {e}")))?;
                 if let Err(e) = self.node.step(msg) {
                     tracing::warn!(error = %e, index, "received snapshot refused");
                 }
@@ -329,14 +329,14 @@ impl RaftLoop {
                 let cs = self
                     .node
                     .apply_conf_change(&cc)
-                    .map_err(|e| ServerError::Log(format!("applying conf change: {e}")))?;
+                    .map_err(|e| FatalError::Log(format!("applying conf change: {e}")))?;
                 self.node.mut_store().mem.wl().set_conf_state(cs.clone());
                 self.wal.set_conf_state(cs);
                 if cc.node_id == self.id
                     && cc.get_change_type() == raft::eraftpb::ConfChangeType::RemoveNode
                 {
                     // As etcd does: a removed member stops.
-                    return Err(ServerError::Removed);
+                    return Err(FatalError::Removed);
                 }
                 campaign_if_alone(&mut self.node);
             }
@@ -349,7 +349,7 @@ impl RaftLoop {
                 self.offer_snapshot(index, conf_state, dir);
             }
             RaftMsg::Unreachable(id) => self.node.report_unreachable(id),
-            RaftMsg::RemovedFromCluster => return Err(ServerError::Removed),
+            RaftMsg::RemovedFromCluster => return Err(FatalError::Removed),
             RaftMsg::SnapshotSent { to, ok } => {
                 let status = if ok {
                     SnapshotStatus::Finish
@@ -394,7 +394,7 @@ impl RaftLoop {
     }
 
     /// Asks the apply thread for a checkpoint when raft-rs wants a snapshot to send.
-    fn request_checkpoint(&mut self) -> Result<(), ServerError> {
+    fn request_checkpoint(&mut self) -> Result<(), FatalError> {
         if self.node.store().take_wanted() && !self.checkpoint_pending {
             self.checkpoint_pending = true;
             self.apply_tx
@@ -434,7 +434,7 @@ impl RaftLoop {
         }
     }
 
-    fn on_ready(&mut self) -> Result<(), ServerError> {
+    fn on_ready(&mut self) -> Result<(), FatalError> {
         let mut ready = self.node.ready();
         // Messages that need nothing persisted first (a leader's appends and heartbeats) go out
         // now, so followers write their logs while the leader writes its own.
@@ -451,7 +451,7 @@ impl RaftLoop {
             let started = Instant::now();
             self.wal
                 .append(ready.entries(), ready.hs())
-                .map_err(|e| ServerError::Log(e.to_string()))?;
+                .map_err(|e| FatalError::Log(e.to_string()))?;
             let took = started.elapsed();
             if took > SLOW {
                 tracing::warn!(
@@ -465,7 +465,7 @@ impl RaftLoop {
             let mut core = self.node.mut_store().mem.wl();
             if has_entries {
                 core.append(ready.entries())
-                    .map_err(|e| ServerError::Log(e.to_string()))?;
+                    .map_err(|e| FatalError::Log(e.to_string()))?;
             }
             if let Some(hs) = ready.hs() {
                 core.set_hardstate(hs.clone());
@@ -493,7 +493,7 @@ impl RaftLoop {
 
     /// Waits for the apply thread to report `n` conf-change entries, setting aside whatever
     /// else arrives meanwhile (handled, in order, once the wait is over).
-    fn await_conf_changes(&mut self, mut n: usize) -> Result<(), ServerError> {
+    fn await_conf_changes(&mut self, mut n: usize) -> Result<(), FatalError> {
         while n > 0 {
             match self.rx.recv() {
                 Ok(RaftMsg::ConfChangeApplied(cc)) => {
@@ -513,7 +513,7 @@ impl RaftLoop {
     /// Persists a snapshot from the leader and has the apply thread swap it in. The order is
     /// what keeps a crash harmless (see `snapshot::install`): the received checkpoint was staged
     /// when it arrived, the WAL now restarts at its index, and then the store is swapped.
-    fn install_snapshot(&mut self, snap: Snapshot) -> Result<(), ServerError> {
+    fn install_snapshot(&mut self, snap: Snapshot) -> Result<(), FatalError> {
         let meta = snap.get_metadata();
         let (index, term) = (meta.index, meta.term);
         tracing::info!(index, term, "installing snapshot from the leader");
@@ -523,21 +523,21 @@ impl RaftLoop {
                 term,
                 conf_state: meta.get_conf_state().clone(),
             })
-            .map_err(|e| ServerError::Log(e.to_string()))?;
+            .map_err(|e| FatalError::Log(e.to_string()))?;
         self.node
             .mut_store()
             .mem
             .wl()
             .apply_snapshot(snap)
-            .map_err(|e| ServerError::Log(e.to_string()))?;
+            .map_err(|e| FatalError::Log(e.to_string()))?;
         self.apply_tx
             .send(ApplyTask::Install { index })
-            .map_err(|_| ServerError::Stopped)
+            .map_err(|_| ServerError::Stopped.into())
     }
 
     /// Sends committed entries to the apply thread with the callbacks waiting on them; returns
     /// how many of them are conf changes.
-    fn dispatch_committed(&mut self, entries: Vec<Entry>) -> Result<usize, ServerError> {
+    fn dispatch_committed(&mut self, entries: Vec<Entry>) -> Result<usize, FatalError> {
         if entries.is_empty() {
             return Ok(0);
         }
@@ -565,7 +565,7 @@ impl RaftLoop {
     }
 
     /// Drops log entries the state machine no longer needs, keeping `log_retain` behind it.
-    fn compact_log(&mut self, durable_applied: u64) -> Result<(), ServerError> {
+    fn compact_log(&mut self, durable_applied: u64) -> Result<(), FatalError> {
         let mut target = durable_applied.saturating_sub(self.log_retain);
         // While a follower receives a snapshot, keep the entries that follow it: it needs them
         // next, and without them it would need yet another snapshot (etcd pauses compaction
@@ -584,10 +584,10 @@ impl RaftLoop {
             .mem
             .wl()
             .compact(target)
-            .map_err(|e| ServerError::Log(e.to_string()))?;
+            .map_err(|e| FatalError::Log(e.to_string()))?;
         self.wal
             .compact_to(target - 1)
-            .map_err(|e| ServerError::Log(e.to_string()))?;
+            .map_err(|e| FatalError::Log(e.to_string()))?;
         tracing::debug!(first_index = target, "raft log compacted");
         Ok(())
     }

@@ -18,7 +18,7 @@ use crate::cluster::{
     Members, Membership, MetaWrite, CONF_STATE_KEY, MEMBER_PREFIX, REMOVED_PREFIX,
 };
 use crate::error::Fatal;
-use crate::error::ServerError;
+use crate::error::{FatalError, ServerError};
 use crate::proposal::{self, Body, Outcome, ProposeDone};
 use crate::state::lessor::Lessor;
 use crate::state::snapshot;
@@ -112,7 +112,7 @@ impl Applier {
         &mut self,
         tasks: Vec<ApplyTask>,
         last_compaction: &mut u64,
-    ) -> Result<(), ServerError> {
+    ) -> Result<(), FatalError> {
         // Consecutive entry batches are applied together; checkpoints and installs in order
         // between them.
         let mut pending = Vec::new();
@@ -139,7 +139,7 @@ impl Applier {
         &mut self,
         batches: Vec<(Vec<Entry>, Vec<Option<ProposeDone>>)>,
         last_compaction: &mut u64,
-    ) -> Result<(), ServerError> {
+    ) -> Result<(), FatalError> {
         if batches.is_empty() {
             return Ok(());
         }
@@ -162,7 +162,7 @@ impl Applier {
         &mut self,
         store: &Store,
         batches: Vec<(Vec<Entry>, Vec<Option<ProposeDone>>)>,
-    ) -> Result<Option<u64>, ServerError> {
+    ) -> Result<Option<u64>, FatalError> {
         let already = store.applied_index();
         let mut last_index = already;
         let mut commands: Vec<Command> = Vec::new();
@@ -215,7 +215,7 @@ impl Applier {
                         Some(Err(e)) => {
                             tracing::warn!(index = entry.index, error = %e, "skipping undecodable entry");
                             if let Some(done) = done {
-                                let _ = done.send(Err(ServerError::Log(e.to_string())));
+                                let _ = done.send(Err(ServerError::Unexpected("log entry")));
                             }
                         }
                     },
@@ -315,10 +315,14 @@ impl Applier {
         &mut self,
         entry: &Entry,
     ) -> Result<(ConfChange, Vec<MetaWrite>), ServerError> {
-        let cc = ConfChange::parse_from_bytes(entry.get_data())
-            .map_err(|e| ServerError::Log(format!("bad conf change at {}: {e}", entry.index)))?;
-        let record = proposal::context_member(entry.get_context())
-            .map_err(|e| ServerError::Log(e.to_string()))?;
+        // A conf-change entry that does not decode is refused like an invalid change: its
+        // proposer (if waiting) gets an internal error, and raft-rs applies nothing for it.
+        let undecodable = |e: &dyn std::fmt::Display| {
+            tracing::warn!(index = entry.index, error = %e, "undecodable conf change entry");
+            ServerError::Unexpected("conf change entry")
+        };
+        let cc = ConfChange::parse_from_bytes(entry.get_data()).map_err(|e| undecodable(&e))?;
+        let record = proposal::context_member(entry.get_context()).map_err(|e| undecodable(&e))?;
         let writes = self.membership.apply_conf_change(&cc, record)?;
         Ok((cc, writes))
     }
@@ -338,7 +342,7 @@ impl Applier {
     }
 
     /// Builds a checkpoint of the applied state and hands it to the Raft thread.
-    fn checkpoint(&mut self) -> Result<(), ServerError> {
+    fn checkpoint(&mut self) -> Result<(), FatalError> {
         let store = self.store.get()?;
         let dir = snapshot::outgoing_dir(&self.data_dir);
         let index = store.checkpoint(&dir)?;
@@ -349,17 +353,17 @@ impl Applier {
     }
 
     /// Replaces the store with the snapshot staged for `index`.
-    fn install(&mut self, index: u64) -> Result<(), ServerError> {
+    fn install(&mut self, index: u64) -> Result<(), FatalError> {
         let data_dir = self.data_dir.clone();
         self.store.replace(|| {
             snapshot::swap_db(&data_dir, index)
-                .map_err(|e| ServerError::Log(format!("installing snapshot {index}: {e}")))?;
+                .map_err(|e| FatalError::Snapshot(format!("installing {index}: {e}")))?;
             let store = Store::open(&data_dir.join("db"), StoreOptions::default())?;
             Ok(Arc::new(store))
         })?;
         let store = self.store.get()?;
         if store.applied_index() != index {
-            return Err(ServerError::Log(format!(
+            return Err(FatalError::Snapshot(format!(
                 "snapshot {index} holds applied index {}",
                 store.applied_index()
             )));

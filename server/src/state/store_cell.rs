@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use concord_mvcc::Store;
 
-use crate::error::ServerError;
+use crate::error::{FatalError, ServerError};
 
 #[derive(Clone)]
 pub struct StoreCell(Arc<RwLock<Option<Arc<Store>>>>);
@@ -24,9 +24,9 @@ impl StoreCell {
 
     /// Closes the current store (waiting for its last reader), runs `swap` on the closed
     /// store's files and installs the store it returns. Readers wait meanwhile.
-    pub fn replace<F>(&self, swap: F) -> Result<(), ServerError>
+    pub fn replace<F>(&self, swap: F) -> Result<(), FatalError>
     where
-        F: FnOnce() -> Result<Arc<Store>, ServerError>,
+        F: FnOnce() -> Result<Arc<Store>, FatalError>,
     {
         let mut guard = self.0.write().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = guard.take() {
@@ -36,7 +36,7 @@ impl StoreCell {
             while Arc::strong_count(&old) > 1 {
                 if started.elapsed() > Duration::from_secs(30) {
                     *guard = Some(old);
-                    return Err(ServerError::Log(
+                    return Err(FatalError::Snapshot(
                         "the store is still in use after 30 s; snapshot not installed".into(),
                     ));
                 }
