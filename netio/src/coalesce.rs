@@ -2,8 +2,8 @@
 //!
 //! h2 flushes after every poll of a connection, and tokio runs a connection task as soon as a
 //! request task wakes it, so without help every unary response (or, on a client, every
-//! request) leaves in its own `writev` (measured on the server: 0.94 writes per put at 1,000
-//! clients over 100 connections). This wrapper keeps what h2 writes in a buffer and, on the
+//! request) leaves in its own `writev` (about one per put under load; docs/PERFORMANCE.md has
+//! the figures). This wrapper keeps what h2 writes in a buffer and, on the
 //! first flush that finds data, wakes its own task and returns `Pending` once: the connection
 //! task goes to the back of the run queue, the other ready stream tasks add their frames
 //! meanwhile, and the next flush writes them all in one call. Nothing is ever held past the second flush, and an idle runtime re-polls at once, so

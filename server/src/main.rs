@@ -4,9 +4,9 @@ use clap::Parser;
 use concord_server::Config;
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc instead of glibc's allocator: glibc's malloc and free were about 17 % of the put
-/// path's samples; with mimalloc a single member serves about 15 % more puts and 20 % more
-/// linearizable gets at the same p99 (docs/PERFORMANCE.md).
+/// mimalloc instead of glibc's allocator: the request path allocates many small, short-lived
+/// buffers, and glibc's malloc and free were a large share of its time (figures in
+/// docs/PERFORMANCE.md, "Why the design looks like this").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -394,10 +394,10 @@ impl Wal {
 
 /// How far past an append [`Wal::write`] writes zeros into the reserved part of the active
 /// segment. `posix_fallocate` reserves space as unwritten extents (ext4, xfs): the first write
-/// into one converts it, which makes the following fdatasync write the inode too; measured
-/// here, a 16 KB append plus fdatasync took 215–237 µs on average in reserved space and about
-/// 150 µs in space written with zeros beforehand. Zeroing a quarter MiB at a time keeps the
-/// extra cost to one larger fdatasync per 256 KiB of log.
+/// into one converts it, which makes the following fdatasync write the inode too, and so
+/// slower than a sync into space written with zeros beforehand (figures in
+/// docs/PERFORMANCE.md). Zeroing a quarter MiB at a time keeps the extra cost to one larger
+/// fdatasync per 256 KiB of log.
 const ZERO_AHEAD: u64 = 256 * 1024;
 
 fn staging_path(dir: &std::path::Path) -> std::path::PathBuf {
