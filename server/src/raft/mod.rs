@@ -4,7 +4,7 @@
 pub mod bootstrap;
 mod logger;
 mod msg;
-mod node;
+mod raft_loop;
 mod reads;
 mod start;
 mod storage;
@@ -13,7 +13,7 @@ mod tests;
 
 pub use crate::proposal::{Outcome, ProposeDone};
 pub use msg::{Permit, RaftMsg, RaftStatus};
-pub use node::checkpoint_dir;
+pub use raft_loop::checkpoint_dir;
 pub use start::{spawn, RaftHandle, StartOptions};
 
 use std::path::PathBuf;

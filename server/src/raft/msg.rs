@@ -39,7 +39,7 @@ pub enum RaftMsg {
     /// The apply thread has applied a conf-change entry: raft-rs must now apply it too (None:
     /// the entry was refused or already applied, and changes nothing). One per conf-change
     /// entry, in log order; the Raft thread waits for them before it advances (see the loop's
-    /// `on_ready` in `node.rs`).
+    /// `on_ready` in `raft_loop.rs`).
     ConfChangeApplied(Option<ConfChange>),
     /// The apply thread built a checkpoint of the applied state.
     SnapshotReady {

@@ -1,6 +1,6 @@
 //! Start-up of the Raft thread: recovering the log from the WAL (writing a new cluster's
 //! bootstrap entries first), checking that this member is in the cluster's configuration,
-//! building raft-rs's `RawNode`, and starting the loop (`node.rs`) on its own thread.
+//! building raft-rs's `RawNode`, and starting the loop (`raft_loop.rs`) on its own thread.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender};
@@ -14,7 +14,7 @@ use raft::storage::MemStorage;
 use raft::RawNode;
 
 use super::msg::{RaftMsg, RaftStatus};
-use super::node::{campaign_if_alone, start_loop, LoopParts};
+use super::raft_loop::{campaign_if_alone, start_loop, LoopParts};
 use super::storage::RaftStorage;
 use super::{logger, Transport};
 use crate::error::{Fatal, ServerError};
@@ -110,13 +110,13 @@ pub fn spawn(
         ..Default::default()
     };
     config.validate().map_err(|e| log_err(&e))?;
-    let mut node = RawNode::new(&config, storage, &logger::logger()).map_err(|e| log_err(&e))?;
-    campaign_if_alone(&mut node);
+    let mut raw = RawNode::new(&config, storage, &logger::logger()).map_err(|e| log_err(&e))?;
+    campaign_if_alone(&mut raw);
 
     let status = Arc::new(Mutex::new(RaftStatus::default()));
     let parts = LoopParts {
         id: opts.id,
-        node,
+        raw,
         wal,
         rx,
         apply_tx,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use concord_wal::{Marker, Wal, WalOptions};
 use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, EntryType, Message};
 
-use super::node::MAX_APPLY_LAG;
+use super::raft_loop::MAX_APPLY_LAG;
 use super::Transport;
 use super::{spawn, RaftHandle, RaftMsg, StartOptions};
 use crate::cluster::MemberRecord;
@@ -248,7 +248,7 @@ mod fuzz {
     use raft::storage::MemStorage;
     use raft::RawNode;
 
-    use super::super::node::check_peer_message;
+    use super::super::raft_loop::check_peer_message;
     use super::super::storage::RaftStorage;
 
     /// A member (id 1) of three with a short log: entries 1..=5 at term 1, 3 committed; a

@@ -6,7 +6,7 @@
 //! them, persist new entries and the hard state with one WAL write and one fdatasync (group
 //! commit), then send the messages that had to wait for that sync, and advance.
 //!
-//! The requests it takes are in `msg.rs`; recovering the log and building the node at start-up
+//! The requests it takes are in `msg.rs`; recovering the log and building the `RawNode` at start-up
 //! in `start.rs`.
 
 use std::collections::{HashMap, VecDeque};
@@ -48,12 +48,12 @@ pub const MAX_APPLY_LAG: u64 = 5000;
 /// asked of a follower, or a malformed append (see `check_append`). A leader never sends any of
 /// these; a forged or corrupted message is the sender's fault, and is dropped.
 pub(super) fn check_peer_message(
-    node: &RawNode<RaftStorage>,
+    raw: &RawNode<RaftStorage>,
     m: &Message,
 ) -> Result<(), &'static str> {
     use MessageType as T;
     match m.get_msg_type() {
-        T::MsgHeartbeat if m.commit > node.raft.raft_log.last_index() => {
+        T::MsgHeartbeat if m.commit > raw.raft.raft_log.last_index() => {
             Err("heartbeat commits past the end of the log")
         }
         // Votes carry the candidate's term, a read index answer the leader's (raft-rs stops on
@@ -73,7 +73,7 @@ pub(super) fn check_peer_message(
         T::MsgPropose if m.entries.is_empty() => Err("forwarded proposal of nothing"),
         // A follower would forward it on with the sender's term, which raft-rs stops on; the
         // transfer's caller asks the leader again.
-        T::MsgTransferLeader if node.raft.state != StateRole::Leader => {
+        T::MsgTransferLeader if raw.raft.state != StateRole::Leader => {
             Err("leadership transfer asked of a member that does not lead")
         }
         T::MsgAppend => check_append(m),
@@ -102,22 +102,22 @@ fn check_append(m: &Message) -> Result<(), &'static str> {
 }
 
 /// A lone voter need not wait an election timeout to lead.
-pub(super) fn campaign_if_alone(node: &mut RawNode<RaftStorage>) {
-    let id = node.raft.id;
-    let conf = node.raft.prs().conf();
+pub(super) fn campaign_if_alone(raw: &mut RawNode<RaftStorage>) {
+    let id = raw.raft.id;
+    let conf = raw.raft.prs().conf();
     let alone = conf.voters().ids().len() == 1 && conf.voters().contains(id);
-    if alone && node.raft.state != StateRole::Leader {
-        if let Err(e) = node.campaign() {
+    if alone && raw.raft.state != StateRole::Leader {
+        if let Err(e) = raw.campaign() {
             tracing::warn!(error = %e, "campaign failed");
         }
     }
 }
 
 /// What the loop runs with, gathered by start-up (`start::spawn`) once the log is recovered and
-/// the node built.
+/// the `RawNode` built.
 pub(super) struct LoopParts {
     pub id: u64,
-    pub node: RawNode<RaftStorage>,
+    pub raw: RawNode<RaftStorage>,
     pub wal: Wal,
     pub rx: Receiver<RaftMsg>,
     pub apply_tx: Sender<ApplyTask>,
@@ -134,7 +134,7 @@ pub(super) struct LoopParts {
 pub(super) fn start_loop(parts: LoopParts, fatal: Fatal) -> std::io::Result<JoinHandle<()>> {
     let mut raft_loop = RaftLoop {
         id: parts.id,
-        node: parts.node,
+        raw: parts.raw,
         wal: parts.wal,
         rx: parts.rx,
         apply_tx: parts.apply_tx,
@@ -167,7 +167,8 @@ pub(super) fn start_loop(parts: LoopParts, fatal: Fatal) -> std::io::Result<Join
 
 struct RaftLoop {
     id: u64,
-    node: RawNode<RaftStorage>,
+    /// raft-rs's state machine of this member's Raft log (its "node").
+    raw: RawNode<RaftStorage>,
     wal: Wal,
     rx: Receiver<RaftMsg>,
     apply_tx: Sender<ApplyTask>,
@@ -235,8 +236,8 @@ impl RaftLoop {
             }
             let now = Instant::now();
             if now >= next_tick {
-                self.node.tick();
-                self.reads.on_tick(&mut self.node);
+                self.raw.tick();
+                self.reads.on_tick(&mut self.raw);
                 self.ticks += 1;
                 if self.ticks.is_multiple_of(SWEEP_TICKS) {
                     self.proposals.retain(|_, done| !done.is_closed());
@@ -247,9 +248,9 @@ impl RaftLoop {
                     next_tick = now + self.tick;
                 }
             }
-            self.reads.issue(&mut self.node);
+            self.reads.issue(&mut self.raw);
             self.request_checkpoint()?;
-            if self.node.has_ready() {
+            if self.raw.has_ready() {
                 self.on_ready()?;
             }
             self.publish_status();
@@ -265,11 +266,11 @@ impl RaftLoop {
                 done,
                 _permit,
             } => {
-                if self.node.raft.leader_id == 0 {
+                if self.raw.raft.leader_id == 0 {
                     let _ = done.send(Err(ServerError::NoLeader));
                 } else if self.apply_lag() > MAX_APPLY_LAG {
                     let _ = done.send(Err(ServerError::TooManyRequests));
-                } else if let Err(e) = self.node.propose(Vec::new(), data) {
+                } else if let Err(e) = self.raw.propose(Vec::new(), data) {
                     tracing::debug!(error = %e, "proposal dropped");
                     let _ = done.send(Err(ServerError::NoLeader));
                 } else {
@@ -285,11 +286,11 @@ impl RaftLoop {
                 done,
                 _permit,
             } => {
-                if self.node.raft.leader_id == 0 {
+                if self.raw.raft.leader_id == 0 {
                     let _ = done.send(Err(ServerError::NoLeader));
                 } else if self.apply_lag() > MAX_APPLY_LAG {
                     let _ = done.send(Err(ServerError::TooManyRequests));
-                } else if let Err(e) = self.node.propose_conf_change(context, cc) {
+                } else if let Err(e) = self.raw.propose_conf_change(context, cc) {
                     tracing::debug!(error = %e, "conf change dropped");
                     let _ = done.send(Err(ServerError::NoLeader));
                 } else {
@@ -297,7 +298,7 @@ impl RaftLoop {
                 }
             }
             RaftMsg::ReadIndex { done, _permit } => {
-                if self.node.raft.leader_id == 0 {
+                if self.raw.raft.leader_id == 0 {
                     let _ = done.send(Err(ServerError::NoLeader));
                 } else {
                     self.reads.push(done);
@@ -310,7 +311,7 @@ impl RaftLoop {
             }
             RaftMsg::SnapshotReceived { msg, dir } => {
                 let index = msg.get_snapshot().get_metadata().index;
-                if index <= self.last_staged || index <= self.node.raft.raft_log.committed {
+                if index <= self.last_staged || index <= self.raw.raft.raft_log.committed {
                     // Raft would ignore it anyway; staging it could replace a snapshot that is
                     // being installed, or leave a stale one behind.
                     tracing::info!(index, "dropped a snapshot this member already has");
@@ -320,17 +321,17 @@ impl RaftLoop {
                 self.last_staged = index;
                 snapshot::stage(&self.data_dir, &dir, index)
                     .map_err(|e| FatalError::Snapshot(format!("staging {index}: {e}")))?;
-                if let Err(e) = self.node.step(msg) {
+                if let Err(e) = self.raw.step(msg) {
                     tracing::warn!(error = %e, index, "received snapshot refused");
                 }
             }
             RaftMsg::ConfChangeApplied(None) => {}
             RaftMsg::ConfChangeApplied(Some(cc)) => {
                 let cs = self
-                    .node
+                    .raw
                     .apply_conf_change(&cc)
                     .map_err(|e| FatalError::Log(format!("applying conf change: {e}")))?;
-                self.node.mut_store().mem.wl().set_conf_state(cs.clone());
+                self.raw.mut_store().mem.wl().set_conf_state(cs.clone());
                 self.wal.set_conf_state(cs);
                 if cc.node_id == self.id
                     && cc.get_change_type() == raft::eraftpb::ConfChangeType::RemoveNode
@@ -338,7 +339,7 @@ impl RaftLoop {
                     // As etcd does: a removed member stops.
                     return Err(FatalError::Removed);
                 }
-                campaign_if_alone(&mut self.node);
+                campaign_if_alone(&mut self.raw);
             }
             RaftMsg::SnapshotReady {
                 index,
@@ -348,7 +349,7 @@ impl RaftLoop {
                 self.checkpoint_pending = false;
                 self.offer_snapshot(index, conf_state, dir);
             }
-            RaftMsg::Unreachable(id) => self.node.report_unreachable(id),
+            RaftMsg::Unreachable(id) => self.raw.report_unreachable(id),
             RaftMsg::RemovedFromCluster => return Err(FatalError::Removed),
             RaftMsg::SnapshotSent { to, ok } => {
                 let status = if ok {
@@ -356,20 +357,20 @@ impl RaftLoop {
                 } else {
                     SnapshotStatus::Failure
                 };
-                self.node.report_snapshot(to, status);
+                self.raw.report_snapshot(to, status);
             }
             RaftMsg::TransferLeader { to, done } => {
-                if self.node.raft.state != StateRole::Leader {
+                if self.raw.raft.state != StateRole::Leader {
                     let _ = done.send(Err(ServerError::NotLeader));
                 } else if to == self.id {
                     let _ = done.send(Ok(()));
                 } else {
-                    self.node.transfer_leader(to);
+                    self.raw.transfer_leader(to);
                     self.transfers.push((to, done));
                 }
             }
             RaftMsg::Matched { member, done } => {
-                let prs = self.node.raft.prs();
+                let prs = self.raw.raft.prs();
                 let matched = |id| prs.get(id).map_or(0, |p| p.matched);
                 let _ = done.send((matched(self.id), matched(member)));
             }
@@ -380,9 +381,9 @@ impl RaftLoop {
     }
 
     fn step(&mut self, m: Message) {
-        if let Err(why) = check_peer_message(&self.node, &m) {
+        if let Err(why) = check_peer_message(&self.raw, &m) {
             super::refuse(m.from, why);
-        } else if let Err(e) = self.node.step(m) {
+        } else if let Err(e) = self.raw.step(m) {
             tracing::debug!(error = %e, "peer message refused");
         }
     }
@@ -390,12 +391,12 @@ impl RaftLoop {
     /// Committed entries the apply thread has not applied yet.
     fn apply_lag(&self) -> u64 {
         let applied = *self.applied_rx.borrow();
-        self.node.raft.raft_log.committed.saturating_sub(applied)
+        self.raw.raft.raft_log.committed.saturating_sub(applied)
     }
 
     /// Asks the apply thread for a checkpoint when raft-rs wants a snapshot to send.
     fn request_checkpoint(&mut self) -> Result<(), FatalError> {
-        if self.node.store().take_wanted() && !self.checkpoint_pending {
+        if self.raw.store().take_wanted() && !self.checkpoint_pending {
             self.checkpoint_pending = true;
             self.apply_tx
                 .send(ApplyTask::Checkpoint)
@@ -406,7 +407,7 @@ impl RaftLoop {
 
     /// Makes a checkpoint the snapshot raft-rs sends from now on.
     fn offer_snapshot(&mut self, index: u64, conf_state: ConfState, dir: PathBuf) {
-        let term = match self.node.raft.raft_log.term(index) {
+        let term = match self.raw.raft.raft_log.term(index) {
             Ok(t) if t > 0 => t,
             other => {
                 tracing::warn!(
@@ -427,7 +428,7 @@ impl RaftLoop {
         meta.term = term;
         meta.set_conf_state(conf_state);
         tracing::info!(index, term, "snapshot ready to send");
-        if let Some(old) = self.node.store().offer(snap) {
+        if let Some(old) = self.raw.store().offer(snap) {
             // Transfers of the old one may still be reading it: it goes when the next one
             // replaces this one (see snapshot::prune_outgoing).
             snapshot::prune_outgoing(&self.data_dir, &checkpoint_dir(&old), &dir);
@@ -435,7 +436,7 @@ impl RaftLoop {
     }
 
     fn on_ready(&mut self) -> Result<(), FatalError> {
-        let mut ready = self.node.ready();
+        let mut ready = self.raw.ready();
         // Messages that need nothing persisted first (a leader's appends and heartbeats) go out
         // now, so followers write their logs while the leader writes its own.
         self.transport.send(ready.take_messages());
@@ -462,7 +463,7 @@ impl RaftLoop {
             }
         }
         {
-            let mut core = self.node.mut_store().mem.wl();
+            let mut core = self.raw.mut_store().mem.wl();
             if has_entries {
                 core.append(ready.entries())
                     .map_err(|e| FatalError::Log(e.to_string()))?;
@@ -477,9 +478,9 @@ impl RaftLoop {
             self.reads.on_read_state(&rs);
         }
 
-        let mut light = self.node.advance(ready);
+        let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
-            self.node.mut_store().mem.wl().mut_hard_state().commit = commit;
+            self.raw.mut_store().mem.wl().mut_hard_state().commit = commit;
         }
         self.transport.send(light.take_messages());
         conf_changes += self.dispatch_committed(light.take_committed_entries())?;
@@ -487,7 +488,7 @@ impl RaftLoop {
         // among them has been applied to it. Until then it must not accept another conf change
         // (it allows one pending change at a time, judged by the applied index).
         self.await_conf_changes(conf_changes)?;
-        self.node.advance_apply();
+        self.raw.advance_apply();
         Ok(())
     }
 
@@ -524,7 +525,7 @@ impl RaftLoop {
                 conf_state: meta.get_conf_state().clone(),
             })
             .map_err(|e| FatalError::Log(e.to_string()))?;
-        self.node
+        self.raw
             .mut_store()
             .mem
             .wl()
@@ -570,16 +571,16 @@ impl RaftLoop {
         // While a follower receives a snapshot, keep the entries that follow it: it needs them
         // next, and without them it would need yet another snapshot (etcd pauses compaction
         // the same way).
-        for (_, pr) in self.node.raft.prs().iter() {
+        for (_, pr) in self.raw.raft.prs().iter() {
             if pr.state == raft::ProgressState::Snapshot {
                 target = target.min(pr.pending_snapshot + 1);
             }
         }
-        let first = self.node.raft.raft_log.first_index();
+        let first = self.raw.raft.raft_log.first_index();
         if target <= first {
             return Ok(());
         }
-        self.node
+        self.raw
             .mut_store()
             .mem
             .wl()
@@ -593,7 +594,7 @@ impl RaftLoop {
     }
 
     fn publish_status(&mut self) {
-        let raft = &self.node.raft;
+        let raft = &self.raw.raft;
         let status = RaftStatus {
             term: raft.term,
             leader_id: raft.leader_id,
