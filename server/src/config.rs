@@ -20,7 +20,8 @@ pub struct Config {
     #[arg(long = "data-dir", env = "CONCORD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Comma-separated URLs to serve clients on (http only for now).
+    /// Comma-separated URLs to serve clients on (http only for now). Port 0 lets the system
+    /// pick a free port (see --listen-addresses-file).
     #[arg(
         long = "listen-client-urls",
         env = "CONCORD_LISTEN_CLIENT_URLS",
@@ -28,15 +29,15 @@ pub struct Config {
     )]
     pub listen_client_urls: String,
 
-    /// Comma-separated client URLs this member advertises to the cluster.
-    #[arg(
-        long = "advertise-client-urls",
-        env = "CONCORD_ADVERTISE_CLIENT_URLS",
-        default_value = "http://127.0.0.1:2379"
-    )]
-    pub advertise_client_urls: String,
+    /// Comma-separated client URLs this member advertises to the cluster. Port 0 stands for
+    /// the port a client listener was given (the one with the same host, or the only one).
+    /// Default: `http://127.0.0.1:2379`, or, when a --listen-client-urls URL asks for port 0,
+    /// the listen URLs with the ports they were given (`0.0.0.0` advertised as `127.0.0.1`).
+    #[arg(long = "advertise-client-urls", env = "CONCORD_ADVERTISE_CLIENT_URLS")]
+    pub advertise_client_urls: Option<String>,
 
-    /// Comma-separated URLs to listen on for peer traffic.
+    /// Comma-separated URLs to listen on for peer traffic. Port 0 lets the system pick a free
+    /// port (see --listen-addresses-file).
     #[arg(
         long = "listen-peer-urls",
         env = "CONCORD_LISTEN_PEER_URLS",
@@ -44,13 +45,16 @@ pub struct Config {
     )]
     pub listen_peer_urls: String,
 
-    /// Comma-separated peer URLs this member advertises to the rest of the cluster.
+    /// Comma-separated peer URLs this member advertises to the rest of the cluster. Port 0
+    /// stands for the port a peer listener was given, and is refused unless this member is
+    /// alone in a new cluster (other members must know its peer URLs before it starts).
+    /// Default: `http://127.0.0.1:2380`, or, when a --listen-peer-urls URL asks for port 0, the
+    /// listen URLs with the ports they were given (`0.0.0.0` advertised as `127.0.0.1`).
     #[arg(
         long = "initial-advertise-peer-urls",
-        env = "CONCORD_INITIAL_ADVERTISE_PEER_URLS",
-        default_value = "http://127.0.0.1:2380"
+        env = "CONCORD_INITIAL_ADVERTISE_PEER_URLS"
     )]
-    pub initial_advertise_peer_urls: String,
+    pub initial_advertise_peer_urls: Option<String>,
 
     /// Initial cluster configuration, `name=peer-url,...`. Default: this member alone.
     #[arg(long = "initial-cluster", env = "CONCORD_INITIAL_CLUSTER")]
@@ -134,6 +138,15 @@ pub struct Config {
     /// Size of one Raft WAL segment file, in bytes (Concord-specific).
     #[arg(long = "wal-segment-size", env = "CONCORD_WAL_SEGMENT_SIZE", default_value_t = 64 * 1024 * 1024)]
     pub wal_segment_size: u64,
+
+    /// Concord only: once every listener is bound, write the addresses they are bound to to
+    /// this file, as JSON: `{"client":["127.0.0.1:41234"],"peer":["127.0.0.1:41235"]}` (in the
+    /// order of --listen-client-urls and --listen-peer-urls). The file is written under a
+    /// temporary name and renamed, so a reader never sees part of it; one left by an earlier
+    /// run is removed at start. With port 0 in a listen URL, this is how to learn the port.
+    /// Bound is not yet serving: a new member may still be electing a leader.
+    #[arg(long = "listen-addresses-file", env = "CONCORD_LISTEN_ADDRESSES_FILE")]
+    pub listen_addresses_file: Option<PathBuf>,
 
     /// Log filter (tracing env-filter syntax, e.g. `info` or `concord_server=debug`).
     /// `RUST_LOG` takes precedence when set.
@@ -249,12 +262,108 @@ impl Config {
         self.initial_cluster_state == "existing"
     }
 
+    /// The client URLs this member advertises. Before [`Config::with_bound_ports`], a URL may
+    /// still name port 0.
     pub fn advertise_client_urls(&self) -> Vec<String> {
-        split_list(&self.advertise_client_urls)
+        advertised(
+            self.advertise_client_urls.as_deref(),
+            &self.listen_client_urls,
+            "http://127.0.0.1:2379",
+        )
     }
 
+    /// The peer URLs this member advertises. Before [`Config::with_bound_ports`], a URL may
+    /// still name port 0.
     pub fn advertise_peer_urls(&self) -> Vec<String> {
-        split_list(&self.initial_advertise_peer_urls)
+        advertised(
+            self.initial_advertise_peer_urls.as_deref(),
+            &self.listen_peer_urls,
+            "http://127.0.0.1:2380",
+        )
+    }
+
+    /// This configuration with every port 0 replaced by the port actually bound: `client` and
+    /// `peer` are the addresses of the listeners, in the order of `--listen-client-urls` and
+    /// `--listen-peer-urls` (for a URL with a fixed port, its own address). The listen URLs,
+    /// the advertised URLs and this member's own entry in `--initial-cluster` change; the
+    /// result names no port 0.
+    pub fn with_bound_ports(
+        &self,
+        client: &[SocketAddr],
+        peer: &[SocketAddr],
+    ) -> Result<Config, ConfigError> {
+        let flag = "advertise-client-urls";
+        let client_urls = fill_ports(flag, &self.advertise_client_urls(), client)?;
+        let flag = "initial-advertise-peer-urls";
+        let own_before = self.advertise_peer_urls();
+        let peer_urls = fill_ports(flag, &own_before, peer)?;
+        let mut c = self.clone();
+        let listen = |addrs: &[SocketAddr]| {
+            addrs
+                .iter()
+                .map(|a| format!("http://{a}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        c.listen_client_urls = listen(client);
+        c.listen_peer_urls = listen(peer);
+        c.advertise_client_urls = Some(client_urls.join(","));
+        c.initial_advertise_peer_urls = Some(peer_urls.join(","));
+        if peer_urls != own_before && self.initial_cluster.is_some() {
+            // validate() allows port 0 here only when this member is alone in the cluster.
+            c.initial_cluster = Some(
+                peer_urls
+                    .iter()
+                    .map(|u| format!("{}={u}", self.name))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
+        Ok(c)
+    }
+
+    /// Port 0 in an advertised peer URL is only known once this member has bound its peer
+    /// listener, too late for anyone else to have it in their `--initial-cluster`.
+    fn check_peer_port_zero(&self) -> Result<(), ConfigError> {
+        let flag = "initial-advertise-peer-urls";
+        let Some(url) = self
+            .advertise_peer_urls()
+            .into_iter()
+            .find(|u| url_port(u) == Some(0))
+        else {
+            return Ok(());
+        };
+        let others: Vec<String> = self
+            .initial_cluster
+            .as_deref()
+            .and_then(|c| parse_initial_cluster(c).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.name != self.name)
+            .map(|m| m.name)
+            .collect();
+        if !others.is_empty() {
+            return Err(invalid(
+                flag,
+                format!(
+                    "{url}: port 0 is only allowed for a single-member cluster, but \
+                     --initial-cluster also lists {}, which must know this member's peer URL \
+                     before it starts: give the port",
+                    others.join(", ")
+                ),
+            ));
+        }
+        if self.joins_existing() {
+            return Err(invalid(
+                flag,
+                format!(
+                    "{url}: port 0 cannot join an existing cluster (--initial-cluster-state \
+                     existing): the cluster must know the peer URL from `member add`: give the \
+                     port"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     pub fn watch_progress_interval(&self) -> Result<std::time::Duration, ConfigError> {
@@ -319,9 +428,93 @@ impl Config {
             ));
         }
         self.peer_listen_addrs()?;
+        self.check_peer_port_zero()?;
         self.initial_cluster()?;
         Ok(())
     }
+}
+
+/// The advertised URLs: `given`, or by default `fallback`, unless a listen URL asks for port 0:
+/// then the listen URLs themselves (an unspecified host advertised as loopback), whose port 0
+/// [`fill_ports`] replaces with the bound port.
+fn advertised(given: Option<&str>, listen: &str, fallback: &str) -> Vec<String> {
+    if let Some(given) = given {
+        return split_list(given);
+    }
+    let listen = split_list(listen);
+    if !listen.iter().any(|u| url_port(u) == Some(0)) {
+        return vec![fallback.to_string()];
+    }
+    listen
+        .iter()
+        .map(|u| match url_host(u) {
+            Some("0.0.0.0") => u.replacen("0.0.0.0", "127.0.0.1", 1),
+            Some("[::]") => u.replacen("[::]", "[::1]", 1),
+            _ => u.clone(),
+        })
+        .collect()
+}
+
+/// `host` of `scheme://host[:port][/]`, with the brackets of an IPv6 address.
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1.trim_end_matches('/');
+    match rest.rfind(':') {
+        Some(i)
+            if !rest[i + 1..].is_empty() && rest[i + 1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Some(&rest[..i])
+        }
+        _ => Some(rest),
+    }
+}
+
+/// The port a URL names, if it names one.
+fn url_port(url: &str) -> Option<u16> {
+    let rest = url.split_once("://")?.1.trim_end_matches('/');
+    let (_, port) = rest.rsplit_once(':')?;
+    port.parse().ok()
+}
+
+/// `urls` with port 0 replaced by the port of a listener in `bound`: the one whose host is the
+/// URL's host, or else the only one.
+fn fill_ports(
+    flag: &'static str,
+    urls: &[String],
+    bound: &[SocketAddr],
+) -> Result<Vec<String>, ConfigError> {
+    urls.iter()
+        .map(|url| {
+            if url_port(url) != Some(0) {
+                return Ok(url.clone());
+            }
+            let host = url_host(url).unwrap_or_default();
+            let same_host: Vec<&SocketAddr> = bound
+                .iter()
+                .filter(|a| {
+                    let ip = a.ip();
+                    host == ip.to_string() || host == format!("[{ip}]")
+                })
+                .collect();
+            let port = match (same_host.as_slice(), bound) {
+                ([one], _) => one.port(),
+                ([], [one]) => one.port(),
+                _ => {
+                    return Err(invalid(
+                        flag,
+                        format!(
+                            "{url}: port 0 must name one listener, by its host or by being the \
+                             only one; give the port"
+                        ),
+                    ))
+                }
+            };
+            let base = url
+                .trim_end_matches('/')
+                .rsplit_once(':')
+                .map_or(url.as_str(), |(base, _)| base);
+            Ok(format!("{base}:{port}"))
+        })
+        .collect()
 }
 
 fn split_list(s: &str) -> Vec<String> {
@@ -424,5 +617,133 @@ mod tests {
             "default=http://127.0.0.1:2380,b=http://127.0.0.1:9",
         ]);
         assert_eq!(c.initial_cluster().unwrap().len(), 2);
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn port_zero_is_replaced_by_the_bound_port() {
+        // Advertised URLs derived from port-0 listen URLs.
+        let c = Config::parse_from([
+            "concord",
+            "--listen-client-urls",
+            "http://0.0.0.0:0",
+            "--listen-peer-urls",
+            "http://127.0.0.1:0",
+        ]);
+        c.validate().unwrap();
+        assert_eq!(c.advertise_client_urls(), vec!["http://127.0.0.1:0"]);
+        let r = c
+            .with_bound_ports(&[addr("0.0.0.0:41234")], &[addr("127.0.0.1:41235")])
+            .unwrap();
+        assert_eq!(r.advertise_client_urls(), vec!["http://127.0.0.1:41234"]);
+        assert_eq!(r.advertise_peer_urls(), vec!["http://127.0.0.1:41235"]);
+        assert_eq!(
+            r.client_listen_addrs().unwrap(),
+            vec![addr("0.0.0.0:41234")]
+        );
+        assert_eq!(
+            r.peer_listen_addrs().unwrap(),
+            vec![addr("127.0.0.1:41235")]
+        );
+        let members = r.initial_cluster().unwrap();
+        assert_eq!(members[0].peer_urls, vec!["http://127.0.0.1:41235"]);
+        r.validate().unwrap();
+
+        // Explicit port 0, with this member alone in an explicit --initial-cluster; a fixed
+        // advertised port stays as given.
+        let c = Config::parse_from([
+            "concord",
+            "--name=a",
+            "--listen-client-urls=http://127.0.0.1:0,http://10.0.0.1:0",
+            "--advertise-client-urls=http://10.0.0.1:0/,http://example.com:2379",
+            "--listen-peer-urls=http://127.0.0.1:0",
+            "--initial-advertise-peer-urls=http://localhost:0",
+            "--initial-cluster=a=http://localhost:0",
+        ]);
+        c.validate().unwrap();
+        let r = c
+            .with_bound_ports(
+                &[addr("127.0.0.1:5000"), addr("10.0.0.1:5001")],
+                &[addr("127.0.0.1:5002")],
+            )
+            .unwrap();
+        assert_eq!(
+            r.advertise_client_urls(),
+            vec!["http://10.0.0.1:5001", "http://example.com:2379"]
+        );
+        assert_eq!(r.advertise_peer_urls(), vec!["http://localhost:5002"]);
+        assert_eq!(
+            r.initial_cluster.as_deref(),
+            Some("a=http://localhost:5002")
+        );
+        r.validate().unwrap();
+
+        // Port 0 that could mean either of two listeners.
+        let c = Config::parse_from([
+            "concord",
+            "--listen-client-urls=http://127.0.0.1:0,http://10.0.0.1:0",
+            "--advertise-client-urls=http://example.com:0",
+        ]);
+        let e = c
+            .with_bound_ports(
+                &[addr("127.0.0.1:5000"), addr("10.0.0.1:5001")],
+                &[addr("127.0.0.1:2380")],
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("--advertise-client-urls"), "{e}");
+
+        // Without port 0, the defaults are etcd's, whatever the listen URLs.
+        let c = Config::parse_from(["concord", "--listen-client-urls=http://127.0.0.1:3000"]);
+        assert_eq!(c.advertise_client_urls(), vec!["http://127.0.0.1:2379"]);
+        assert_eq!(c.advertise_peer_urls(), vec!["http://127.0.0.1:2380"]);
+    }
+
+    #[test]
+    fn port_zero_peer_urls_are_refused_beyond_a_single_member() {
+        let c = Config::parse_from([
+            "concord",
+            "--name=a",
+            "--initial-advertise-peer-urls=http://127.0.0.1:0",
+            "--initial-cluster=a=http://127.0.0.1:0,b=http://127.0.0.1:2480",
+        ]);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.starts_with("--initial-advertise-peer-urls"), "{e}");
+        assert!(e.contains("single-member"), "{e}");
+        assert!(e.contains("lists b"), "{e}");
+
+        // Derived from a port-0 listen URL, the same.
+        let c = Config::parse_from([
+            "concord",
+            "--name=a",
+            "--listen-peer-urls=http://127.0.0.1:0",
+            "--initial-cluster=a=http://127.0.0.1:0,b=http://127.0.0.1:2480",
+        ]);
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("single-member"));
+
+        let c = Config::parse_from([
+            "concord",
+            "--name=a",
+            "--initial-advertise-peer-urls=http://127.0.0.1:0",
+            "--initial-cluster=a=http://127.0.0.1:0",
+            "--initial-cluster-state=existing",
+        ]);
+        assert!(c.validate().unwrap_err().to_string().contains("existing"));
+
+        // A port-0 listener behind a fixed advertised URL (a proxy) is fine.
+        let c = Config::parse_from([
+            "concord",
+            "--name=a",
+            "--listen-peer-urls=http://127.0.0.1:0",
+            "--initial-advertise-peer-urls=http://127.0.0.1:2380",
+            "--initial-cluster=a=http://127.0.0.1:2380,b=http://127.0.0.1:2480",
+        ]);
+        c.validate().unwrap();
     }
 }

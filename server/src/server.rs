@@ -1,7 +1,8 @@
 //! Start-up, serving and graceful shutdown of one member.
 
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -299,8 +300,123 @@ impl Node {
     }
 }
 
+/// Binds the listeners among `addrs` that ask for port 0 (the others are bound once the
+/// member has started). Returns, in order, every listener's address (for port 0, the one bound)
+/// and the listeners bound so far.
+async fn bind_port_zero(
+    addrs: Vec<SocketAddr>,
+    what: &str,
+) -> Result<(Vec<SocketAddr>, Vec<Option<TcpListener>>), RunError> {
+    let mut bound = Vec::new();
+    let mut listeners = Vec::new();
+    for addr in addrs {
+        if addr.port() != 0 {
+            bound.push(addr);
+            listeners.push(None);
+            continue;
+        }
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(io(format!("listening for {what} on {addr}")))?;
+        bound.push(
+            listener
+                .local_addr()
+                .map_err(io(format!("the address of the {what} listener on {addr}")))?,
+        );
+        listeners.push(Some(listener));
+    }
+    Ok((bound, listeners))
+}
+
+/// The listener for `addr`: the one bound before the member started, or a new one.
+async fn listener(
+    early: Option<TcpListener>,
+    addr: SocketAddr,
+    what: &str,
+) -> Result<(TcpListener, SocketAddr), RunError> {
+    let listener = match early {
+        Some(l) => l,
+        None => TcpListener::bind(addr)
+            .await
+            .map_err(io(format!("listening for {what} on {addr}")))?,
+    };
+    let local = listener
+        .local_addr()
+        .map_err(io(format!("the address of the {what} listener on {addr}")))?;
+    Ok((listener, local))
+}
+
+/// `{"client":["127.0.0.1:41234"],"peer":["127.0.0.1:41235"]}`, written to `path` through a
+/// temporary file and a rename, so a reader sees all of it or nothing.
+fn write_addresses_file(
+    path: &Path,
+    client: &[SocketAddr],
+    peer: &[SocketAddr],
+) -> Result<(), RunError> {
+    // Socket addresses print as `ip:port` or `[ip]:port`: nothing to escape in JSON.
+    let list = |addrs: &[SocketAddr]| {
+        addrs
+            .iter()
+            .map(|a| format!("\"{a}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let text = format!(
+        "{{\"client\":[{}],\"peer\":[{}]}}\n",
+        list(client),
+        list(peer)
+    );
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let context = format!("--listen-addresses-file: writing {}", tmp.display());
+    std::fs::write(&tmp, text).map_err(io(context))?;
+    let context = format!(
+        "--listen-addresses-file: renaming {} to {}",
+        tmp.display(),
+        path.display()
+    );
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(context)(e)
+    })
+}
+
+fn addr_list(addrs: &[SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Runs a member until `shutdown` completes or a fatal error happens.
+///
+/// Listeners that ask for port 0 are bound first: the ports they get are what this member
+/// advertises (and, for a new single-member cluster, what its member id derives from). The
+/// others are bound once the member has started, so peers that start at the same time are
+/// refused until it serves rather than kept waiting. Once every listener is bound, their
+/// addresses are logged and written to `--listen-addresses-file`.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    config.validate()?;
+    if let Some(path) = &config.listen_addresses_file {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(RunError::Io {
+                    context: format!("--listen-addresses-file: removing {}", path.display()),
+                    source: e,
+                })
+            }
+        }
+    }
+    let (peer_addrs, mut early_peers) =
+        bind_port_zero(config.peer_listen_addrs()?, "peers").await?;
+    let (client_addrs, mut early_clients) =
+        bind_port_zero(config.client_listen_addrs()?, "clients").await?;
+    let config = config.with_bound_ports(&client_addrs, &peer_addrs)?;
+
     let runtime = tokio::runtime::Handle::current();
     let mut node = start_node(&config, |local| {
         Arc::new(GrpcTransport::new(local, runtime)) as Arc<dyn Transport>
@@ -314,10 +430,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut servers = Vec::new();
     let peer_limit = crate::transport::max_peer_message_bytes(config.max_request_bytes);
     let peer_inbox = Arc::new(tokio::sync::Semaphore::new(crate::transport::PEER_INBOX));
-    for addr in config.peer_listen_addrs()? {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(io(format!("listening for peers on {addr}")))?;
+    let mut peer_bound = Vec::new();
+    for (i, addr) in peer_addrs.iter().enumerate() {
+        let (listener, addr) = listener(early_peers[i].take(), *addr, "peers").await?;
+        peer_bound.push(addr);
         tracing::info!(%addr, "serving peers");
         let service = PeerService {
             leases: node.leases.clone(),
@@ -344,10 +460,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 .await
         }));
     }
-    for addr in config.client_listen_addrs()? {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(io(format!("listening for clients on {addr}")))?;
+    let mut client_bound = Vec::new();
+    for (i, addr) in client_addrs.iter().enumerate() {
+        let (listener, addr) = listener(early_clients[i].take(), *addr, "clients").await?;
+        client_bound.push(addr);
         tracing::info!(
             %addr,
             member_id = %format!("{member_id:x}"),
@@ -367,13 +483,27 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }));
     }
     drop(core);
+    tracing::info!(
+        client = %addr_list(&client_bound),
+        peer = %addr_list(&peer_bound),
+        client_urls = %config.advertise_client_urls().join(","),
+        peer_urls = %config.advertise_peer_urls().join(","),
+        "listening"
+    );
+    let reported = match &config.listen_addresses_file {
+        Some(path) => write_addresses_file(path, &client_bound, &peer_bound),
+        None => Ok(()),
+    };
 
-    let outcome = tokio::select! {
-        _ = shutdown => {
-            tracing::info!("shutting down");
-            Ok(())
-        }
-        msg = node.fatal_rx.recv() => Err(RunError::Fatal(msg.unwrap_or_default())),
+    let outcome = match reported {
+        Err(e) => Err(e),
+        Ok(()) => tokio::select! {
+            _ = shutdown => {
+                tracing::info!("shutting down");
+                Ok(())
+            }
+            msg = node.fatal_rx.recv() => Err(RunError::Fatal(msg.unwrap_or_default())),
+        },
     };
 
     // Stop taking requests and let in-flight ones finish, then stop Raft and the applier.

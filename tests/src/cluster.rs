@@ -6,6 +6,10 @@
 //! address, so the proxy in front of a member knows which member connects and can refuse it.
 //! Clients talk to members directly (client ports are not proxied).
 //!
+//! A member's first start asks for client port 0 and the harness reads the port back from its
+//! `--listen-addresses-file` before the spawn returns; restarts reuse it. Peer ports are picked
+//! by the harness (the proxy in front must know its target before the member starts).
+//!
 //! Members run with a 50 ms heartbeat and a 500 ms election timeout.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -17,8 +21,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use concord_proto::etcdserverpb as pb;
 
 use crate::{
-    concord_bin, etcdctl_command, free_port_on, kill_child, log_tail, read_log, rt, signal,
-    spawn_logged, terminate, Proxy,
+    concord_bin, etcdctl_command, free_port_on, kill_child, log_tail, read_log, remove_if_exists,
+    rt, signal, spawn_logged, terminate, wait_listen_addresses, Proxy,
 };
 
 /// Every key and value of a member, in key order.
@@ -31,11 +35,14 @@ pub const ELECTION_TIMEOUT: Duration = Duration::from_millis(500);
 pub struct MemberProc {
     pub name: String,
     pub ip: Ipv4Addr,
+    /// 0 until the member's first start has bound it ([`Cluster::try_spawn`] waits for that).
     pub client_port: u16,
     pub peer_port: u16,
     pub proxy: Proxy,
     pub data_dir: PathBuf,
     pub log_path: PathBuf,
+    /// The member's `--listen-addresses-file`.
+    pub addresses_path: PathBuf,
     pub child: Option<Child>,
     pub extra: Vec<String>,
     /// Stopped with SIGSTOP (and not continued yet).
@@ -130,8 +137,12 @@ impl Cluster {
             c.add_member_proc(&format!("m{i}"), extra);
         }
         let initial = c.initial_cluster();
+        // All processes first, then their ports: they start side by side.
         for i in 0..n {
-            c.try_spawn(i, &initial, "new")?;
+            c.spawn_process(i, &initial, "new")?;
+        }
+        for i in 0..n {
+            c.learn_client_port(i)?;
         }
         let all: Vec<usize> = (0..n).collect();
         if c.try_wait_leader_among(&all, Duration::from_secs(30))
@@ -151,11 +162,12 @@ impl Cluster {
         self.members.push(MemberProc {
             name: name.to_string(),
             ip,
-            client_port: free_port_on(ip),
+            client_port: 0,
             peer_port,
             proxy,
             data_dir: self.dir.path().join(name),
             log_path: self.dir.path().join(format!("{name}.log")),
+            addresses_path: self.dir.path().join(format!("{name}.addresses.json")),
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             paused: false,
@@ -196,6 +208,8 @@ impl Cluster {
             .arg(state)
             .arg("--initial-cluster-token")
             .arg(&self.token)
+            .arg("--listen-addresses-file")
+            .arg(&m.addresses_path)
             .arg("--heartbeat-interval")
             .arg("50")
             .arg("--election-timeout")
@@ -205,11 +219,20 @@ impl Cluster {
         cmd
     }
 
-    /// Starts member `i`'s process (without waiting for it to serve).
+    /// Starts member `i`'s process (without waiting for it to serve). On the member's first
+    /// start, waits until it has bound its client port, to learn it (a process that exits
+    /// before that leaves the port 0, and is found gone by [`Cluster::exited`]).
     pub fn try_spawn(&mut self, i: usize, initial: &str, state: &str) -> Result<()> {
+        self.spawn_process(i, initial, state)?;
+        self.learn_client_port(i)
+    }
+
+    /// Starts member `i`'s process without waiting for anything.
+    fn spawn_process(&mut self, i: usize, initial: &str, state: &str) -> Result<()> {
         if self.members[i].child.is_some() {
             bail!("{} is already running", self.members[i].name);
         }
+        remove_if_exists(&self.members[i].addresses_path)?;
         let banner = format!("start ({state})");
         let child = spawn_logged(
             &mut self.command(i, initial, state),
@@ -221,6 +244,31 @@ impl Cluster {
         m.paused = false;
         m.joined_existing = state == "existing";
         Ok(())
+    }
+
+    /// If member `i`'s client port is not known yet, waits (60 s) for its process to bind it
+    /// and write its `--listen-addresses-file`. A process that exits first is left for
+    /// [`Cluster::exited`] to find.
+    fn learn_client_port(&mut self, i: usize) -> Result<()> {
+        let m = &mut self.members[i];
+        if m.client_port != 0 {
+            return Ok(());
+        }
+        let Some(child) = m.child.as_mut() else {
+            return Ok(());
+        };
+        match wait_listen_addresses(&m.addresses_path, child, Duration::from_secs(60)) {
+            Ok(a) => {
+                m.client_port = a.client_port();
+                Ok(())
+            }
+            Err(_) if matches!(child.try_wait(), Ok(Some(_))) => Ok(()),
+            Err(e) => Err(e.context(format!(
+                "{} did not report its client port\n{}",
+                m.name,
+                log_tail(&m.log(), 30)
+            ))),
+        }
     }
 
     /// Starts member `i`'s process; panics if it cannot be spawned.

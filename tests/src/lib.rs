@@ -1,6 +1,7 @@
 //! Test harness for the real `concord` binary on loopback.
 //!
-//! * [`Concord`]: one member on free ports with a fresh data dir; kill, restart, etcdctl.
+//! * [`Concord`]: one member with a fresh data dir, on ports the system picks (port 0, read
+//!   back from `--listen-addresses-file`, and kept across restarts); kill, restart, etcdctl.
 //! * [`Cluster`] (module [`cluster`]): several member processes, each on its own loopback
 //!   address with a TCP [`Proxy`] in front of its peer port, to cut or blackhole links.
 //! * [`nemesis`]: faults on a running cluster (kill -9, SIGSTOP pauses, partitions of several
@@ -23,7 +24,7 @@ pub mod workload;
 
 use std::fs::File;
 use std::io::Write;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -93,6 +94,69 @@ pub fn bind_free_on(ip: Ipv4Addr) -> TcpListener {
         }
     }
     panic!("no free port on {ip} in {PORT_RANGE:?}");
+}
+
+/// What a member writes to its `--listen-addresses-file` once every listener is bound: the
+/// addresses of its client and peer listeners, in the order of its listen URLs.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct ListenAddresses {
+    pub client: Vec<SocketAddr>,
+    pub peer: Vec<SocketAddr>,
+}
+
+impl ListenAddresses {
+    /// The first client listener's port.
+    pub fn client_port(&self) -> u16 {
+        self.client.first().map_or(0, SocketAddr::port)
+    }
+
+    /// The first peer listener's port.
+    pub fn peer_port(&self) -> u16 {
+        self.peer.first().map_or(0, SocketAddr::port)
+    }
+}
+
+/// Reads a `--listen-addresses-file`; `None` while it does not exist. The member writes it
+/// through a rename, so a file that exists is complete.
+pub fn read_listen_addresses(path: &Path) -> Result<Option<ListenAddresses>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .with_context(|| format!("parsing {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Waits (up to `timeout`) for `child` to write its `--listen-addresses-file` at `path`; fails
+/// if the process exits first. Remove the file before starting the process.
+pub fn wait_listen_addresses(
+    path: &Path,
+    child: &mut Child,
+    timeout: Duration,
+) -> Result<ListenAddresses> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(a) = read_listen_addresses(path)? {
+            return Ok(a);
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("exited before it listened ({status})");
+        }
+        if Instant::now() > deadline {
+            bail!("no {} after {timeout:?}", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Removes a file if it exists.
+pub fn remove_if_exists(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+    }
 }
 
 /// Starts `cmd` with its stderr appended to `log_path` (after a line `===== {banner} =====`)
@@ -168,14 +232,22 @@ pub fn rt() -> tokio::runtime::Runtime {
 }
 
 /// One running (or stopped) `concord` member.
+///
+/// Its first start asks for port 0 on both URLs and learns the ports the system picked from
+/// `--listen-addresses-file` (no window in which another process can take a port picked for
+/// it). Restarts reuse those ports, as an etcd member restarts on its known URLs.
 pub struct Concord {
     child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
     pub data_dir: PathBuf,
+    /// The client port; 0 until the first start has bound it.
     pub port: u16,
+    /// The peer port; 0 until the first start has bound it.
     pub peer_port: u16,
     extra_args: Vec<String>,
     log_path: PathBuf,
+    /// The member's `--listen-addresses-file`.
+    pub addresses_path: PathBuf,
     starts: u32,
 }
 
@@ -190,13 +262,15 @@ impl Concord {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
         let log_path = dir.path().join("concord.log");
+        let addresses_path = dir.path().join("listen-addresses.json");
         let mut c = Concord {
             child: None,
             data_dir,
-            port: free_port(),
-            peer_port: free_port(),
+            port: 0,
+            peer_port: 0,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             log_path,
+            addresses_path,
             starts: 0,
             _dir: Some(dir),
         };
@@ -206,8 +280,14 @@ impl Concord {
         c
     }
 
+    /// The client URL (port 0 until the first start has bound it).
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The peer URL (port 0 until the first start has bound it).
+    pub fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
     }
 
     fn command(&self) -> Command {
@@ -219,9 +299,11 @@ impl Concord {
             .arg("--advertise-client-urls")
             .arg(self.endpoint())
             .arg("--listen-peer-urls")
-            .arg(format!("http://127.0.0.1:{}", self.peer_port))
+            .arg(self.peer_url())
             .arg("--initial-advertise-peer-urls")
-            .arg(format!("http://127.0.0.1:{}", self.peer_port))
+            .arg(self.peer_url())
+            .arg("--listen-addresses-file")
+            .arg(&self.addresses_path)
             .args(&self.extra_args);
         // A test that passes its own --log-level gets it (RUST_LOG would take precedence).
         if !self.extra_args.iter().any(|a| a.starts_with("--log-level")) {
@@ -237,8 +319,33 @@ impl Concord {
         assert!(self.child.is_none(), "already running");
         self.starts += 1;
         let banner = format!("start #{}", self.starts);
+        remove_if_exists(&self.addresses_path)?;
         let child = spawn_logged(&mut self.command(), &self.log_path, &banner)?;
         self.child = Some(child);
+        Ok(())
+    }
+
+    /// After a start with port 0 (the first one), waits until the member has bound its
+    /// listeners and takes its ports from `--listen-addresses-file`. Does nothing once the
+    /// ports are known.
+    pub fn learn_ports(&mut self) -> Result<()> {
+        if self.port != 0 && self.peer_port != 0 {
+            return Ok(());
+        }
+        let Some(child) = self.child.as_mut() else {
+            bail!("not running");
+        };
+        let a = match wait_listen_addresses(&self.addresses_path, child, Duration::from_secs(60)) {
+            Ok(a) => a,
+            Err(e) => {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    self.child = None;
+                }
+                return Err(e);
+            }
+        };
+        self.port = a.client_port();
+        self.peer_port = a.peer_port();
         Ok(())
     }
 
@@ -267,8 +374,10 @@ impl Concord {
         }
     }
 
-    /// Waits until the member answers a linearizable read.
+    /// Waits until the member answers a linearizable read (learning its ports first, after
+    /// its first start).
     pub fn wait_ready(&mut self) -> Result<()> {
+        self.learn_ports()?;
         let deadline = Instant::now() + Duration::from_secs(60);
         let rt = rt();
         let endpoint = self.endpoint();

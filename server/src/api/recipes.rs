@@ -87,7 +87,9 @@ pub async fn enqueue(
         Some(ResponseOp::Range(r)) => r.kvs.into_iter().next(),
         _ => None,
     }
-    .ok_or_else(|| ServerError::Unexpected("txn result: its compare and range disagree"))?;
+    .ok_or(ServerError::Unexpected(
+        "txn result: its compare and range disagree",
+    ))?;
     let holder = Holder {
         key,
         create_revision: existing.create_revision,
