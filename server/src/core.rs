@@ -21,7 +21,7 @@ use crate::watch::Hub;
 
 /// This member as it describes itself.
 #[derive(Clone, Debug)]
-pub struct Member {
+pub struct LocalMember {
     pub id: u64,
     pub name: String,
     pub client_urls: Vec<String>,
@@ -41,7 +41,7 @@ pub struct CoreParts {
     pub applied: watch::Receiver<u64>,
     pub members: watch::Receiver<Arc<Members>>,
     pub store: StoreCell,
-    pub member: Member,
+    pub member: LocalMember,
     pub cluster_id: u64,
     pub limits: Limits,
     pub request_timeout: Duration,
@@ -57,7 +57,7 @@ pub struct Core {
     applied: watch::Receiver<u64>,
     members: watch::Receiver<Arc<Members>>,
     store: StoreCell,
-    pub member: Member,
+    pub member: LocalMember,
     pub cluster_id: u64,
     pub limits: Limits,
     pub request_timeout: Duration,

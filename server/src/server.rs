@@ -16,7 +16,7 @@ use crate::cluster::ids::{CLUSTER_ID_KEY, MEMBER_ID_KEY};
 use crate::cluster::Membership;
 use crate::cluster::{discovery, ids};
 use crate::config::{Config, ConfigError};
-use crate::core::{Core, CoreParts, Limits, Member};
+use crate::core::{Core, CoreParts, Limits, LocalMember};
 use crate::error::Fatal;
 use crate::error::ServerError;
 use crate::proposal::{Body, Publish};
@@ -69,7 +69,7 @@ async fn blocking<T: Send + 'static>(
 
 /// A started member without its gRPC servers: Raft, the applier and `Core`. The transport is
 /// supplied by the caller, so tests can run members in one process on a simulated network.
-pub(crate) struct Node {
+pub(crate) struct Engine {
     pub core: Arc<Core>,
     /// The lease calls that must reach the leader (the Lease service and the peer service).
     pub leases: Arc<crate::lease::Leases>,
@@ -88,7 +88,7 @@ pub(crate) struct Node {
 
 /// Opens the data dir and starts Raft and the applier. `make_transport` gets this member's
 /// identity once it is known.
-pub(crate) async fn start_node<F>(config: &Config, make_transport: F) -> Result<Node, RunError>
+pub(crate) async fn start_engine<F>(config: &Config, make_transport: F) -> Result<Engine, RunError>
 where
     F: FnOnce(Local) -> Arc<dyn Transport>,
 {
@@ -225,7 +225,7 @@ where
         .map_err(io("starting the apply thread"))?;
 
     let request_timeout = Duration::from_millis(5000 + 2 * config.election_timeout);
-    let me = Member {
+    let me = LocalMember {
         id: member_id,
         name: config.name.clone(),
         client_urls: config.advertise_client_urls(),
@@ -259,7 +259,7 @@ where
         Duration::from_millis(config.election_timeout),
         config.lease_checkpoint_every()?,
     ));
-    Ok(Node {
+    Ok(Engine {
         core,
         leases,
         member_id,
@@ -276,7 +276,7 @@ where
     })
 }
 
-impl Node {
+impl Engine {
     /// Stops Raft and the applier and syncs the store. Callers stop serving requests first.
     pub async fn stop(self) {
         self.publisher.abort();
@@ -418,13 +418,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let config = config.with_bound_ports(&client_addrs, &peer_addrs)?;
 
     let runtime = tokio::runtime::Handle::current();
-    let mut node = start_node(&config, |local| {
+    let mut engine = start_engine(&config, |local| {
         Arc::new(GrpcTransport::new(local, runtime)) as Arc<dyn Transport>
     })
     .await?;
-    let core = node.core.clone();
-    let member_id = node.member_id;
-    let cluster_id = node.cluster_id;
+    let core = engine.core.clone();
+    let member_id = engine.member_id;
+    let cluster_id = engine.cluster_id;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = Vec::new();
@@ -436,11 +436,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         peer_bound.push(addr);
         tracing::info!(%addr, "serving peers");
         let service = PeerService {
-            leases: node.leases.clone(),
+            leases: engine.leases.clone(),
             id: member_id,
             cluster_id,
-            raft_tx: node.raft_tx.clone(),
-            members: node.members.clone(),
+            raft_tx: engine.raft_tx.clone(),
+            members: engine.members.clone(),
             data_dir: config.data_dir(),
             inbox: peer_inbox.clone(),
         };
@@ -470,7 +470,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             cluster_id = %format!("{cluster_id:x}"),
             "serving clients"
         );
-        let routes = api::router(core.clone(), node.leases.clone());
+        let routes = api::router(core.clone(), engine.leases.clone());
         let mut stop = stop_rx.clone();
         let incoming = api::incoming(listener);
         servers.push(tokio::spawn(async move {
@@ -502,7 +502,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 tracing::info!("shutting down");
                 Ok(())
             }
-            msg = node.fatal_rx.recv() => Err(RunError::Fatal(msg.unwrap_or_default())),
+            msg = engine.fatal_rx.recv() => Err(RunError::Fatal(msg.unwrap_or_default())),
         },
     };
 
@@ -519,7 +519,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             Err(_) => server.abort(),
         }
     }
-    node.stop().await;
+    engine.stop().await;
     tracing::info!("stopped");
     outcome
 }

@@ -17,7 +17,7 @@ use concord_mvcc::{Applied, Command, KeyValue, PutRequest, RangeRequest};
 
 use crate::error::ServerError;
 use crate::raft::Transport;
-use crate::server::{start_node, Node};
+use crate::server::{start_engine, Engine};
 use crate::Config;
 
 /// A cluster of in-process members on one `SimNet`.
@@ -26,7 +26,7 @@ pub struct SimCluster {
     pub net: Arc<SimNet>,
     _dir: tempfile::TempDir,
     configs: Vec<Config>,
-    nodes: Vec<Option<Node>>,
+    engines: Vec<Option<Engine>>,
     pub ids: Vec<u64>,
 }
 
@@ -74,7 +74,7 @@ impl SimCluster {
             net,
             _dir: dir,
             configs,
-            nodes: (0..n).map(|_| None).collect(),
+            engines: (0..n).map(|_| None).collect(),
             ids: vec![0; n],
         };
         for i in 0..n {
@@ -85,34 +85,34 @@ impl SimCluster {
 
     /// Starts (or restarts) member `i` on its data dir.
     pub async fn start_member(&mut self, i: usize) {
-        assert!(self.nodes[i].is_none(), "member {i} is running");
+        assert!(self.engines[i].is_none(), "member {i} is running");
         let net = self.net.clone();
         let data_dir = self.configs[i].data_dir();
-        let node = start_node(&self.configs[i], move |local| {
+        let engine = start_engine(&self.configs[i], move |local| {
             net.attach(local.id, local.raft_tx.clone(), data_dir);
             Arc::new(SimTransport { id: local.id, net }) as Arc<dyn Transport>
         })
         .await
         .unwrap_or_else(|e| panic!("seed {}: member {i} did not start: {e}", self.seed));
-        self.ids[i] = node.member_id;
-        self.nodes[i] = Some(node);
+        self.ids[i] = engine.member_id;
+        self.engines[i] = Some(engine);
     }
 
     /// Stops member `i` cleanly (its data stays).
     pub async fn stop_member(&mut self, i: usize) {
-        if let Some(node) = self.nodes[i].take() {
-            self.net.detach(node.member_id);
-            node.stop().await;
+        if let Some(engine) = self.engines[i].take() {
+            self.net.detach(engine.member_id);
+            engine.stop().await;
         }
     }
 
-    pub fn node(&self, i: usize) -> &Node {
-        self.nodes[i].as_ref().expect("member is running")
+    pub fn engine(&self, i: usize) -> &Engine {
+        self.engines[i].as_ref().expect("member is running")
     }
 
     pub fn running(&self) -> Vec<usize> {
-        (0..self.nodes.len())
-            .filter(|i| self.nodes[*i].is_some())
+        (0..self.engines.len())
+            .filter(|i| self.engines[*i].is_some())
             .collect()
     }
 
@@ -128,7 +128,7 @@ impl SimCluster {
     pub fn leader_among(&self, among: &[usize]) -> Option<usize> {
         let leaders: Vec<u64> = among
             .iter()
-            .map(|i| self.node(*i).core.raft_status().leader_id)
+            .map(|i| self.engine(*i).core.raft_status().leader_id)
             .collect();
         let first = *leaders.first()?;
         if first == 0 || leaders.iter().any(|l| *l != first) {
@@ -156,7 +156,7 @@ impl SimCluster {
     }
 
     pub async fn put(&self, i: usize, key: &str, value: &str) -> Result<Applied, ServerError> {
-        self.node(i)
+        self.engine(i)
             .core
             .propose_kv(Command::Put(PutRequest {
                 key: key.as_bytes().to_vec(),
@@ -173,7 +173,7 @@ impl SimCluster {
             range_end: vec![0],
             ..Default::default()
         };
-        self.node(i)
+        self.engine(i)
             .core
             .read(move |v| v.range(&req))
             .await
@@ -184,7 +184,7 @@ impl SimCluster {
 
     /// A linearizable read of every key through member `i`.
     pub async fn linearizable_kvs(&self, i: usize) -> Result<Vec<KeyValue>, ServerError> {
-        self.node(i).core.linearizable_barrier().await?;
+        self.engine(i).core.linearizable_barrier().await?;
         Ok(self.local_kvs(i).await)
     }
 
@@ -195,7 +195,7 @@ impl SimCluster {
             let running = self.running();
             let mut all = Vec::new();
             for i in &running {
-                all.push((self.node(*i).core.revision(), self.local_kvs(*i).await));
+                all.push((self.engine(*i).core.revision(), self.local_kvs(*i).await));
             }
             if all.windows(2).all(|w| w[0] == w[1]) {
                 return all.pop().map(|(_, kvs)| kvs).unwrap_or_default();
@@ -211,7 +211,7 @@ impl SimCluster {
     }
 
     pub async fn shutdown(mut self) {
-        for i in 0..self.nodes.len() {
+        for i in 0..self.engines.len() {
             self.stop_member(i).await;
         }
         self.net.stop();

@@ -56,9 +56,9 @@ async fn elects_one_leader_and_replicates_through_any_member() {
     let c = SimCluster::start(3, seed, lossy(), 10_000).await;
     let all = c.running();
     let leader = c.wait_leader_among(&all, LEADER_WAIT).await;
-    let term = c.node(leader).core.raft_status().term;
+    let term = c.engine(leader).core.raft_status().term;
     for i in &all {
-        assert_eq!(c.node(*i).core.raft_status().term, term, "seed {seed}");
+        assert_eq!(c.engine(*i).core.raft_status().term, term, "seed {seed}");
     }
     // Writes through the leader and through followers (forwarded).
     let mut expected = BTreeMap::new();
@@ -104,7 +104,7 @@ async fn a_member_behind_the_compacted_log_catches_up_through_a_snapshot() {
     let kvs = c.wait_converged(CONVERGE_WAIT).await;
     assert_eq!(as_map(&kvs), expected, "seed {seed}");
     // The member got there through a snapshot: its log now starts after the compacted part.
-    let status = c.node(lagging).core.raft_status();
+    let status = c.engine(lagging).core.raft_status();
     assert!(status.commit_index > 200, "seed {seed}: {status:?}");
     // It keeps up afterwards, and survives a restart on the installed snapshot.
     assert!(put_somewhere(&c, &rest, "after", "snap").await);
@@ -129,7 +129,7 @@ async fn an_isolated_leader_cannot_commit_and_the_majority_moves_on() {
     let majority = c.isolate(old);
     // Clients keep writing on both sides: the isolated leader must not acknowledge anything.
     let minority_write = {
-        let core = c.node(old).core.clone();
+        let core = c.engine(old).core.clone();
         tokio::spawn(async move {
             core.propose_kv(concord_mvcc::Command::Put(concord_mvcc::PutRequest {
                 key: b"minority".to_vec(),
@@ -223,7 +223,7 @@ async fn forwarded_proposals_of_an_earlier_run_never_answer_new_requests() {
     c.net.hold(from, to);
     let mut old = Vec::new();
     for n in 0..5 {
-        let core = c.node(f).core.clone();
+        let core = c.engine(f).core.clone();
         old.push(tokio::spawn(async move {
             let _ = core
                 .propose_kv(concord_mvcc::Command::Put(concord_mvcc::PutRequest {
@@ -243,7 +243,7 @@ async fn forwarded_proposals_of_an_earlier_run_never_answer_new_requests() {
     c.wait_leader_among(&all, LEADER_WAIT).await;
     let mut new = Vec::new();
     for n in 0..5 {
-        let core = c.node(f).core.clone();
+        let core = c.engine(f).core.clone();
         new.push(tokio::spawn(async move {
             let key = format!("new{n}");
             let r = core
@@ -287,8 +287,8 @@ async fn a_deposed_leader_cannot_revoke_a_lease() {
     let c = SimCluster::start(3, seed, reliable(), 10_000).await;
     let all = c.running();
     let old = c.wait_leader_among(&all, LEADER_WAIT).await;
-    let old_term = c.node(old).core.raft_status().term;
-    let core = c.node(old).core.clone();
+    let old_term = c.engine(old).core.raft_status().term;
+    let core = c.engine(old).core.clone();
     core.propose_kv(Command::LeaseGrant { id: 77, ttl: 600 })
         .await
         .expect("grant");
@@ -341,7 +341,7 @@ async fn a_long_compaction_wait_does_not_block_a_snapshot_install() {
     let lagging = (leader + 1) % 3;
     // A physical compaction wait that will not finish soon (nothing compacts that far).
     let waiter = {
-        let core = c.node(lagging).core.clone();
+        let core = c.engine(lagging).core.clone();
         tokio::spawn(async move {
             core.wait_compacted(1_000_000, Duration::from_secs(45))
                 .await
@@ -361,7 +361,7 @@ async fn a_long_compaction_wait_does_not_block_a_snapshot_install() {
     let kvs = c.wait_converged(CONVERGE_WAIT).await;
     assert_eq!(as_map(&kvs), expected, "seed {seed}");
     assert!(
-        c.node(lagging).core.raft_status().commit_index > 200,
+        c.engine(lagging).core.raft_status().commit_index > 200,
         "seed {seed}: the lagging member is still running and caught up"
     );
     waiter.abort();
@@ -380,7 +380,7 @@ async fn a_forged_peer_message_does_not_stop_a_member() {
     let leader = c.wait_leader_among(&all, LEADER_WAIT).await;
     let f = (leader + 1) % 3;
     assert!(put_somewhere(&c, &all, "before", "1").await, "seed {seed}");
-    let term = c.node(leader).core.raft_status().term;
+    let term = c.engine(leader).core.raft_status().term;
     let refused_before = crate::raft::refused_messages();
 
     let mut heartbeat = Message::default();
@@ -394,7 +394,7 @@ async fn a_forged_peer_message_does_not_stop_a_member() {
     append.from = c.ids[leader];
     append.to = c.ids[f];
     append.term = term;
-    append.index = c.node(f).core.raft_status().commit_index;
+    append.index = c.engine(f).core.raft_status().commit_index;
     append.entries = vec![Entry {
         index: 1,
         term,
@@ -402,7 +402,7 @@ async fn a_forged_peer_message_does_not_stop_a_member() {
     }]
     .into();
     for m in [heartbeat, append] {
-        c.node(f)
+        c.engine(f)
             .raft_tx
             .send(crate::raft::RaftMsg::Step {
                 msgs: vec![m],
@@ -446,7 +446,7 @@ async fn concurrent_conf_changes_under_load_converge() {
     let all = c.running();
     c.wait_leader_among(&all, LEADER_WAIT).await;
     let writer = {
-        let cores: Vec<_> = all.iter().map(|i| c.node(*i).core.clone()).collect();
+        let cores: Vec<_> = all.iter().map(|i| c.engine(*i).core.clone()).collect();
         tokio::spawn(async move {
             let mut acked = BTreeMap::new();
             for n in 0..150 {
@@ -465,7 +465,7 @@ async fn concurrent_conf_changes_under_load_converge() {
     };
     // Two adds at once, through two members (members 101 and 102 never start: 5 voters, 3 up).
     let propose = |i: usize, ty: ConfChangeType, id: u64| {
-        let core = c.node(i).core.clone();
+        let core = c.engine(i).core.clone();
         tokio::spawn(async move {
             let (cc, record) = change(ty, id);
             core.propose_conf_change(cc, &record).await
@@ -486,7 +486,7 @@ async fn concurrent_conf_changes_under_load_converge() {
     }
     let members: Vec<Vec<u64>> = all
         .iter()
-        .map(|i| c.node(*i).core.members().by_id.keys().copied().collect())
+        .map(|i| c.engine(*i).core.members().by_id.keys().copied().collect())
         .collect();
     assert!(
         members.windows(2).all(|w| w[0] == w[1]),
