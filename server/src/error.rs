@@ -96,9 +96,6 @@ pub enum ServerError {
     /// A response of another kind than the request asked for: a bug, reported as internal.
     #[error("unexpected {0}")]
     Unexpected(&'static str),
-    /// The Raft log could not be written or read.
-    #[error("raft log: {0}")]
-    Log(String),
 }
 
 /// Why the Raft thread or the apply thread stops the server: the log, the store or a snapshot

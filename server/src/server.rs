@@ -17,8 +17,8 @@ use crate::cluster::Membership;
 use crate::cluster::{discovery, ids};
 use crate::config::{Config, ConfigError};
 use crate::core::{Core, CoreParts, Limits, LocalMember};
-use crate::error::Fatal;
 use crate::error::ServerError;
+use crate::error::{Fatal, FatalError};
 use crate::proposal::{Body, Publish};
 use crate::raft::bootstrap::{bootstrap_entries, initial_members};
 use crate::raft::Transport;
@@ -42,6 +42,8 @@ pub enum RunError {
     Store(#[from] MvccError),
     #[error("{0}")]
     Raft(#[from] ServerError),
+    #[error("{0}")]
+    Engine(#[from] FatalError),
     #[error("refusing to start: {0}")]
     Refused(String),
     #[error("fatal: {0}")]
@@ -108,7 +110,7 @@ where
             term: 0,
             conf_state: ConfState::default(),
         };
-        Wal::open(&wal_dir, wal_opts, initial).map_err(|e| ServerError::Log(e.to_string()).into())
+        Wal::open(&wal_dir, wal_opts, initial).map_err(|e| FatalError::Log(e.to_string()).into())
     })
     .await?;
     let marker_index = recovered.marker.index;

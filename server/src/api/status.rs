@@ -48,7 +48,6 @@ impl From<ServerError> for Status {
             E::Forwarded(msg) => return Status::unavailable(msg),
             E::Unexpected(what) => return unexpected(what),
             E::Mvcc(other) => return Status::internal(format!("etcdserver: {other}")),
-            E::Log(msg) => return Status::internal(format!("etcdserver: raft log: {msg}")),
         };
         known.status()
     }

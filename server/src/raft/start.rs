@@ -17,7 +17,7 @@ use super::msg::{RaftMsg, RaftStatus};
 use super::raft_loop::{campaign_if_alone, start_loop, LoopParts};
 use super::storage::RaftStorage;
 use super::{logger, Transport};
-use crate::error::{Fatal, ServerError};
+use crate::error::{Fatal, FatalError};
 use crate::raft::bootstrap::bootstrap_conf_state;
 use crate::state::apply::ApplyTask;
 
@@ -59,8 +59,8 @@ pub fn spawn(
     apply_tx: Sender<ApplyTask>,
     transport: Arc<dyn Transport>,
     fatal: Fatal,
-) -> Result<RaftHandle, ServerError> {
-    let log_err = |e: &dyn std::fmt::Display| ServerError::Log(e.to_string());
+) -> Result<RaftHandle, FatalError> {
+    let log_err = |e: &dyn std::fmt::Display| FatalError::Log(e.to_string());
     let mut wal = opts.wal;
     let mut recovered = opts.recovered;
     if recovered.marker.index == 0 && recovered.entries.is_empty() && !opts.bootstrap.is_empty() {
@@ -89,7 +89,7 @@ pub fn spawn(
     }
     let known = !conf_state.voters.is_empty() || !conf_state.learners.is_empty();
     if known && !conf_state.voters.contains(&opts.id) && !conf_state.learners.contains(&opts.id) {
-        return Err(ServerError::Log(format!(
+        return Err(FatalError::Membership(format!(
             "this member ({:x}) is not in the cluster's configuration (voters {:x?}, learners \
              {:x?}): it was removed, or the data dir belongs to another member",
             opts.id, conf_state.voters, conf_state.learners
@@ -136,7 +136,7 @@ fn restore_storage(
     rec: &Recovered,
     conf_state: &ConfState,
     applied: u64,
-) -> Result<MemStorage, ServerError> {
+) -> Result<MemStorage, FatalError> {
     let storage = MemStorage::new();
     {
         let mut core = storage.wl();
@@ -147,22 +147,22 @@ fn restore_storage(
             meta.term = rec.marker.term;
             meta.set_conf_state(rec.marker.conf_state.clone());
             core.apply_snapshot(snap)
-                .map_err(|e| ServerError::Log(e.to_string()))?;
+                .map_err(|e| FatalError::Log(e.to_string()))?;
         }
         core.set_conf_state(conf_state.clone());
         for (expected, e) in (rec.marker.index + 1..).zip(rec.entries.iter()) {
             if e.index != expected {
-                return Err(ServerError::Log(format!(
+                return Err(FatalError::Log(format!(
                     "log has a gap: expected entry {expected}, found {}",
                     e.index
                 )));
             }
         }
         core.append(&rec.entries)
-            .map_err(|e| ServerError::Log(e.to_string()))?;
+            .map_err(|e| FatalError::Log(e.to_string()))?;
         let last = rec.marker.index + rec.entries.len() as u64;
         if applied > last {
-            return Err(ServerError::Log(format!(
+            return Err(FatalError::Log(format!(
                 "the state machine has applied entry {applied} but the log ends at {last}: \
                  the log lost entries that were synced"
             )));

@@ -59,11 +59,11 @@ pub trait ApplyReports: Send + 'static {
 }
 
 /// Reads the membership the store holds.
-pub fn load_membership(store: &Store) -> Result<Membership, ServerError> {
+pub fn load_membership(store: &Store) -> Result<Membership, FatalError> {
     let members = store.meta_scan(MEMBER_PREFIX)?;
     let removed = store.meta_scan(REMOVED_PREFIX)?;
     let cs = store.meta_get(CONF_STATE_KEY)?;
-    Membership::from_meta(members, removed, cs).map_err(ServerError::Log)
+    Membership::from_meta(members, removed, cs).map_err(FatalError::Membership)
 }
 
 pub struct Applier {
