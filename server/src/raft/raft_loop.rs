@@ -266,10 +266,8 @@ impl RaftLoop {
                 done,
                 _permit,
             } => {
-                if self.raw.raft.leader_id == 0 {
-                    let _ = done.send(Err(ServerError::NoLeader));
-                } else if self.apply_lag() > MAX_APPLY_LAG {
-                    let _ = done.send(Err(ServerError::TooManyRequests));
+                if let Some(refused) = self.refuse_proposal() {
+                    let _ = done.send(Err(refused));
                 } else if let Err(e) = self.raw.propose(Vec::new(), data) {
                     tracing::debug!(error = %e, "proposal dropped");
                     let _ = done.send(Err(ServerError::NoLeader));
@@ -286,10 +284,8 @@ impl RaftLoop {
                 done,
                 _permit,
             } => {
-                if self.raw.raft.leader_id == 0 {
-                    let _ = done.send(Err(ServerError::NoLeader));
-                } else if self.apply_lag() > MAX_APPLY_LAG {
-                    let _ = done.send(Err(ServerError::TooManyRequests));
+                if let Some(refused) = self.refuse_proposal() {
+                    let _ = done.send(Err(refused));
                 } else if let Err(e) = self.raw.propose_conf_change(context, cc) {
                     tracing::debug!(error = %e, "conf change dropped");
                     let _ = done.send(Err(ServerError::NoLeader));
@@ -385,6 +381,18 @@ impl RaftLoop {
             super::refuse(m.from, why);
         } else if let Err(e) = self.raw.step(m) {
             tracing::debug!(error = %e, "peer message refused");
+        }
+    }
+
+    /// Why a proposal is refused before it reaches raft-rs: no leader is known, or applying
+    /// lags too far behind commit (etcd's "too many requests").
+    fn refuse_proposal(&self) -> Option<ServerError> {
+        if self.raw.raft.leader_id == 0 {
+            Some(ServerError::NoLeader)
+        } else if self.apply_lag() > MAX_APPLY_LAG {
+            Some(ServerError::TooManyRequests)
+        } else {
+            None
         }
     }
 
