@@ -89,6 +89,22 @@ struct State {
     dropped: u64,
 }
 
+impl State {
+    /// A lost snapshot message is reported to its sender as a failed send, as the gRPC
+    /// transport reports one (raft-rs keeps the follower in its snapshot state until told).
+    fn snapshot_lost(&self, m: &Message) {
+        if m.get_msg_type() != MessageType::MsgSnapshot {
+            return;
+        }
+        if let Some((from, _)) = self.members.get(&m.from) {
+            let _ = from.send(RaftMsg::SnapshotSent {
+                to: m.to,
+                ok: false,
+            });
+        }
+    }
+}
+
 /// The network. Members register with `attach`; `transport(id)` is what a member sends through.
 pub struct SimNet {
     state: Mutex<State>,
@@ -187,6 +203,7 @@ impl SimNet {
             }
             if s.cut.contains(&(from, m.to)) || s.rng.chance(faults.drop) {
                 s.dropped += 1;
+                s.snapshot_lost(&m);
                 continue;
             }
             let copies = if s.rng.chance(faults.duplicate) { 2 } else { 1 };
@@ -219,10 +236,12 @@ impl SimNet {
                     // A partition made while the message was in flight still stops it.
                     if s.cut.contains(&(from, to)) {
                         s.dropped += 1;
+                        s.snapshot_lost(&q.msg);
                         continue;
                     }
                     let Some((tx, dir)) = s.members.get(&to).cloned() else {
                         s.dropped += 1;
+                        s.snapshot_lost(&q.msg);
                         continue;
                     };
                     let sender = s.members.get(&from).map(|(t, _)| t.clone());
