@@ -339,6 +339,48 @@ impl Transport for SimTransport {
 mod tests {
     use super::*;
 
+    /// A snapshot message that never arrives (a cut link, a member not attached) is reported
+    /// to its sender as a failed send; other lost messages are not reported.
+    #[test]
+    fn a_lost_snapshot_is_reported_to_its_sender() {
+        let net = SimNet::new(
+            1,
+            Faults {
+                drop: 0.0,
+                duplicate: 0.0,
+                max_delay: Duration::ZERO,
+            },
+        );
+        let (tx1, rx1) = std::sync::mpsc::channel();
+        net.attach(1, tx1, std::env::temp_dir());
+        let msg = |t: MessageType, to: u64| {
+            let mut m = Message::default();
+            m.set_msg_type(t);
+            m.from = 1;
+            m.to = to;
+            m
+        };
+        // Member 2 is not attached: dropped when routed.
+        net.enqueue(1, vec![msg(MessageType::MsgHeartbeat, 2)]);
+        net.enqueue(1, vec![msg(MessageType::MsgSnapshot, 2)]);
+        // A cut link: dropped when queued.
+        net.partition(&[1], &[3]);
+        net.enqueue(1, vec![msg(MessageType::MsgSnapshot, 3)]);
+        let mut failed = Vec::new();
+        while let Ok(m) = rx1.recv_timeout(std::time::Duration::from_secs(2)) {
+            match m {
+                RaftMsg::SnapshotSent { to, ok } => failed.push((to, ok)),
+                _ => panic!("only snapshot reports are expected"),
+            }
+            if failed.len() == 2 {
+                break;
+            }
+        }
+        failed.sort_unstable();
+        assert_eq!(failed, [(2, false), (3, false)]);
+        net.stop();
+    }
+
     #[test]
     fn the_generator_is_seeded() {
         let mut a = Rng(7);
