@@ -1457,29 +1457,25 @@ fn two_api_servers_serve_one_cluster() {
 fn yaml_request_bodies() {
     let k = start_with_demo();
     let path = "/api/v1/namespaces/demo/configmaps";
+    let post = |path: &str, content_type: &str, body: &str| {
+        concord_tests::apiserver::http_request(
+            &k.addr,
+            "POST",
+            path,
+            Some((content_type, body.as_bytes())),
+            Duration::from_secs(10),
+        )
+        .expect("post")
+    };
     let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\ndata:\n  mode: fast\n  count: \"3\"\n";
-    let (code, body) = concord_tests::apiserver::http_request(
-        &k.addr,
-        "POST",
-        path,
-        Some(("application/yaml", yaml.as_bytes())),
-        Duration::from_secs(10),
-    )
-    .expect("post");
+    let (code, body) = post(path, "application/yaml", yaml);
     assert_eq!(code, 201, "{body}");
     let got = get_json(&k, &["cm", "from-yaml", "-n", "demo"]);
     assert_eq!(got["data"], json!({"mode": "fast", "count": "3"}));
 
     let before = k.store_snapshot();
     let bad = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [unclosed\n";
-    let (code, body) = concord_tests::apiserver::http_request(
-        &k.addr,
-        "POST",
-        path,
-        Some(("application/yaml", bad.as_bytes())),
-        Duration::from_secs(10),
-    )
-    .expect("post");
+    let (code, body) = post(path, "application/yaml", bad);
     assert_eq!(code, 400, "{body}");
     let status = parse_json(&body);
     assert_eq!(status["reason"], "BadRequest", "{body}");
@@ -1490,28 +1486,18 @@ fn yaml_request_bodies() {
 
     // A YAML body with a field the type lacks: strict decoding, as for JSON.
     let unknown = yaml.replace("name: from-yaml", "name: other\n  colour: red");
-    let (code, body) = concord_tests::apiserver::http_request(
-        &k.addr,
-        "POST",
+    let (code, body) = post(
         &format!("{path}?fieldValidation=Strict"),
-        Some(("application/yaml", unknown.as_bytes())),
-        Duration::from_secs(10),
-    )
-    .expect("post");
+        "application/yaml",
+        &unknown,
+    );
     assert_eq!(code, 400, "{body}");
     assert_contains(
         &body,
         r#"strict decoding error: unknown field \"metadata.colour\""#,
     );
 
-    let (code, body) = concord_tests::apiserver::http_request(
-        &k.addr,
-        "POST",
-        path,
-        Some(("text/plain", yaml.as_bytes())),
-        Duration::from_secs(10),
-    )
-    .expect("post");
+    let (code, body) = post(path, "text/plain", yaml);
     assert_eq!(code, 415, "{body}");
     let status = parse_json(&body);
     assert_eq!(status["reason"], "UnsupportedMediaType", "{body}");
