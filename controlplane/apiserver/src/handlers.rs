@@ -138,7 +138,7 @@ impl Call<'_> {
                         self.update(resource, ns, &name, sub, Some(patch)).await
                     }
                     (&Method::DELETE, None) => self.delete(resource, ns, &name).await,
-                    (&Method::POST, Some("binding")) => self.bind(resource, ns, &name).await,
+                    (&Method::POST, Some("binding")) => self.bind(ns, &name).await,
                     (&Method::POST, Some("eviction")) => self.evict(resource, ns, &name).await,
                     _ => Err(ApiError::MethodNotAllowed),
                 }
@@ -532,12 +532,7 @@ impl Call<'_> {
     }
 
     /// `POST pods/NAME/binding`: sets an empty `spec.nodeName`, as the scheduler's bind.
-    async fn bind(
-        &self,
-        resource: &'static Resource,
-        ns: Option<&str>,
-        name: &str,
-    ) -> Result<Response, ApiError> {
+    async fn bind(&self, ns: Option<&str>, name: &str) -> Result<Response, ApiError> {
         let body = parse_json(&self.body)?;
         let node = body["target"]["name"].as_str().unwrap_or("").to_string();
         if node.is_empty() {
@@ -548,47 +543,13 @@ impl Call<'_> {
             });
         }
         let want_uid = body["metadata"]["uid"].as_str().unwrap_or("").to_string();
-        // kube-apiserver names the binding subresource in its conflicts.
-        let binding = &PODS_BINDING;
-        self.registry()
-            .guaranteed_update(resource, ns, name, |current| {
-                let pod_name = name;
-                if !want_uid.is_empty() && current["metadata"]["uid"] != json!(want_uid) {
-                    return Err(ApiError::Conflict {
-                        resource: binding,
-                        name: pod_name.to_string(),
-                        detail: format!(
-                            "Precondition failed: UID in precondition: {want_uid}, UID in object meta: {}",
-                            current["metadata"]["uid"].as_str().unwrap_or("")
-                        ),
-                    });
-                }
-                if !current["metadata"]["deletionTimestamp"].is_null() {
-                    return Err(ApiError::Conflict {
-                        resource: binding,
-                        name: pod_name.to_string(),
-                        detail: format!("pod {pod_name} is being deleted, cannot be assigned to a host"),
-                    });
-                }
-                let assigned = current["spec"]["nodeName"].as_str().unwrap_or("");
-                if !assigned.is_empty() {
-                    return Err(ApiError::Conflict {
-                        resource: binding,
-                        name: pod_name.to_string(),
-                        detail: format!("pod {pod_name} is already assigned to node {assigned:?}"),
-                    });
-                }
-                let mut n = current.clone();
-                n["spec"]["nodeName"] = json!(node);
-                let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null,
-                                  "lastTransitionTime": meta::now_rfc3339()});
-                let conds = n["status"]["conditions"].as_array().cloned().unwrap_or_default();
-                let mut conds: Vec<Value> = conds.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
-                conds.push(cond);
-                n["status"]["conditions"] = json!(conds);
-                Ok(Update::Put(n))
-            })
-            .await?;
+        let binding = concord_cp_store::pods::Binding {
+            namespace: ns.unwrap_or(""),
+            name,
+            uid: Some(want_uid.as_str()),
+            node: &node,
+        };
+        concord_cp_store::pods::bind(self.registry(), &binding, None).await?;
         Ok(http::json(StatusCode::CREATED, &success_status(201)))
     }
 
@@ -654,8 +615,6 @@ const fn message_kind(group: &'static str, kind: &'static str, plural: &'static 
     }
 }
 
-/// kube-apiserver names the binding subresource in its conflicts (`pods/binding "p"`).
-static PODS_BINDING: Resource = message_kind("", "Binding", "pods/binding");
 /// An invalid Binding body (`Binding "p" is invalid`).
 static BINDING: Resource = message_kind("", "Binding", "bindings");
 /// An invalid Scale (`Scale.autoscaling "web" is invalid`).
@@ -782,20 +741,7 @@ pub async fn delete_object(
             return Ok(Update::Put(n));
         }
         if resource.kind == "Pod" {
-            let on_node = !n["spec"]["nodeName"].as_str().unwrap_or("").is_empty();
-            let default_grace = n["spec"]["terminationGracePeriodSeconds"]
-                .as_i64()
-                .unwrap_or(30);
-            let g = grace.unwrap_or(default_grace).max(0);
-            let terminal = matches!(n["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
-            if on_node && g > 0 && !terminal {
-                let current_grace = n["metadata"]["deletionGracePeriodSeconds"].as_i64();
-                // A second delete may shorten the grace period, never lengthen it.
-                if current_grace.is_none_or(|c| g < c) {
-                    let deadline = meta::unix_now() + g;
-                    n["metadata"]["deletionTimestamp"] = json!(meta::format_rfc3339(deadline));
-                    n["metadata"]["deletionGracePeriodSeconds"] = json!(g);
-                }
+            if let Some(mut n) = concord_cp_store::pods::graceful_deletion(&n, grace) {
                 if !finalizers.is_empty() {
                     n["metadata"]["finalizers"] = json!(finalizers);
                 }

@@ -14,6 +14,7 @@
 pub mod election;
 pub mod events;
 pub mod informer;
+pub mod pods;
 pub mod registry;
 pub mod watch;
 

@@ -477,16 +477,45 @@ impl Registry {
             .await
     }
 
+    /// [`Registry::guaranteed_update`] starting from `cached`, a recent state of the object
+    /// with its `resourceVersion` (an informer's copy), instead of reading it first, as
+    /// kube-apiserver's `GuaranteedUpdate` does with its `cachedExistingObject`: when the
+    /// cache is current the update is one transaction; when it is stale the transaction
+    /// fails, returns the fresh state, and `f` is asked again.
+    pub async fn guaranteed_update_cached(
+        &self,
+        resource: &'static Resource,
+        cached: &Value,
+        f: impl FnMut(Value) -> Result<Update, ApiError>,
+    ) -> Result<(Value, bool), ApiError> {
+        let (namespace, name) = names(cached);
+        let mod_revision = cached["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|v| *v > 0)
+            .ok_or_else(|| {
+                ApiError::Internal("a cached object has no resourceVersion".to_string())
+            })?;
+        let key = self.key(resource, namespace.as_deref(), &name);
+        let current = KeyValue {
+            key: key.clone().into_bytes(),
+            value: Self::encode(cached)?,
+            mod_revision,
+            ..KeyValue::default()
+        };
+        self.update_from(resource, key, &name, current, 0, f).await
+    }
+
     async fn update_leased(
         &self,
         resource: &'static Resource,
         namespace: Option<&str>,
         name: &str,
         lease: i64,
-        mut f: impl FnMut(Value) -> Result<Update, ApiError>,
+        f: impl FnMut(Value) -> Result<Update, ApiError>,
     ) -> Result<(Value, bool), ApiError> {
         let key = self.key(resource, namespace, name);
-        let mut current = match self
+        let current = match self
             .client
             .get(key.clone())
             .await
@@ -502,6 +531,20 @@ impl Registry {
                 })
             }
         };
+        self.update_from(resource, key, name, current, lease, f)
+            .await
+    }
+
+    /// The loop of a guaranteed update, from `current`.
+    async fn update_from(
+        &self,
+        resource: &'static Resource,
+        key: String,
+        name: &str,
+        mut current: KeyValue,
+        lease: i64,
+        mut f: impl FnMut(Value) -> Result<Update, ApiError>,
+    ) -> Result<(Value, bool), ApiError> {
         for _ in 0..MAX_RETRIES {
             let obj = Self::decode(resource, &current)?;
             let (then, put) = match f(obj.clone())? {

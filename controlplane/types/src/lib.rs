@@ -18,4 +18,5 @@ mod quantity;
 
 pub use error::{ApiError, FieldError};
 pub use k8s_openapi;
+pub use quantity::{int_value, milli_value};
 pub use resources::Resource;

@@ -274,3 +274,58 @@ impl Quantity {
 pub(crate) fn canonical_milli(s: &str) -> Option<String> {
     Quantity::parse(s).map(|q| q.round_up_to_milli().canonical())
 }
+
+impl Quantity {
+    /// The value scaled by `10^-scale`, rounded up (towards +∞) to a whole number, saturating
+    /// at `i64`'s bounds: `Quantity.ScaledValue`.
+    fn scaled_value(&self, scale: i32) -> i64 {
+        let mut q = *self;
+        if q.round_up_to(scale).is_none() {
+            return if q.mantissa < 0 { i64::MIN } else { i64::MAX };
+        }
+        let shift = q.exp - scale;
+        let v = u32::try_from(shift)
+            .ok()
+            .and_then(pow10)
+            .and_then(|p| q.mantissa.checked_mul(p));
+        match v {
+            Some(v) => i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX }),
+            None if q.mantissa < 0 => i64::MIN,
+            None => i64::MAX,
+        }
+    }
+}
+
+/// `Quantity.MilliValue()`: the value in thousandths, rounded up (`100m` → 100, `1` → 1000,
+/// `0.0001` → 1). `None` when `s` is not a quantity.
+pub fn milli_value(s: &str) -> Option<i64> {
+    Quantity::parse(s).map(|q| q.scaled_value(-3))
+}
+
+/// `Quantity.Value()`: the value rounded up to a whole number (`1Ki` → 1024, `1500m` → 2).
+/// `None` when `s` is not a quantity.
+pub fn int_value(s: &str) -> Option<i64> {
+    Quantity::parse(s).map(|q| q.scaled_value(0))
+}
+
+#[cfg(test)]
+mod value_tests {
+    use super::*;
+
+    #[test]
+    fn milli_and_whole_values_round_up_as_kubernetes_does() {
+        assert_eq!(milli_value("100m"), Some(100));
+        assert_eq!(milli_value("1"), Some(1000));
+        assert_eq!(milli_value("0.5"), Some(500));
+        assert_eq!(milli_value("0.0001"), Some(1));
+        assert_eq!(milli_value("2k"), Some(2_000_000));
+        assert_eq!(int_value("1Ki"), Some(1024));
+        assert_eq!(int_value("128Mi"), Some(134_217_728));
+        assert_eq!(int_value("1500m"), Some(2));
+        assert_eq!(int_value("1e3"), Some(1000));
+        assert_eq!(int_value("110"), Some(110));
+        assert_eq!(int_value("-1"), Some(-1));
+        assert_eq!(int_value("99E"), Some(i64::MAX));
+        assert_eq!(milli_value("junk"), None);
+    }
+}

@@ -1,0 +1,255 @@
+//! The scheduler's view of the cluster: every node with the pods counted on it, including
+//! pods the scheduler has assumed onto a node while their bind is in flight.
+//!
+//! The cache is owned by the scheduling loop's task alone, which applies informer events
+//! between scheduling cycles; a cycle therefore sees one consistent state without a
+//! snapshot copy.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::node::NodeInfo;
+use crate::pod::PodInfo;
+
+/// Where a pod is counted.
+#[derive(Debug, Clone)]
+struct Placement {
+    node: String,
+    /// Assumed by this scheduler, its bind not yet seen in the store.
+    assumed: bool,
+}
+
+/// Nodes, the pods on them, and namespaces' labels (for pod affinity namespace selectors).
+#[derive(Debug, Default)]
+pub struct Cache {
+    nodes: HashMap<String, NodeInfo>,
+    /// Names of the nodes whose Node object exists, in the order they were added: the order
+    /// node sampling walks.
+    order: Vec<String>,
+    placements: HashMap<String, Placement>,
+    namespaces: HashMap<String, BTreeMap<String, String>>,
+}
+
+impl Cache {
+    /// An empty cache.
+    pub fn new() -> Cache {
+        Cache::default()
+    }
+
+    /// Adds or updates a node from its object. Returns whether anything scheduling looks at
+    /// changed (a new node, labels, taints, cordon, allocatable): a heartbeat does not, so
+    /// it does not send unschedulable pods back to the queue.
+    pub fn set_node(&mut self, obj: &Value) -> bool {
+        let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let entry = self
+            .nodes
+            .entry(name.clone())
+            .or_insert_with(|| NodeInfo::absent(&name));
+        let before = entry.present.then(|| {
+            (
+                entry.labels.clone(),
+                entry.taints.clone(),
+                entry.unschedulable,
+                entry.allocatable.clone(),
+            )
+        });
+        if !entry.present {
+            self.order.push(name);
+        }
+        entry.set_node(obj);
+        before.is_none_or(|(labels, taints, unschedulable, allocatable)| {
+            labels != entry.labels
+                || taints != entry.taints
+                || unschedulable != entry.unschedulable
+                || allocatable != entry.allocatable
+        })
+    }
+
+    /// Removes a node (its pods stay counted until they go).
+    pub fn remove_node(&mut self, name: &str) {
+        if let Some(n) = self.nodes.get_mut(name) {
+            if n.present {
+                n.clear_node();
+                self.order.retain(|o| o != name);
+            }
+            if n.is_empty() {
+                self.nodes.remove(name);
+            }
+        }
+    }
+
+    /// Counts a bound pod on its node (`spec.nodeName`), replacing what was counted for it
+    /// before (an older state, or this scheduler's assumption).
+    pub fn set_bound_pod(&mut self, pod: Arc<PodInfo>) {
+        self.remove_pod(&pod.uid);
+        let node = pod.node_name.clone();
+        self.placements.insert(
+            pod.uid.clone(),
+            Placement {
+                node: node.clone(),
+                assumed: false,
+            },
+        );
+        self.nodes
+            .entry(node.clone())
+            .or_insert_with(|| NodeInfo::absent(&node))
+            .add_pod(pod);
+    }
+
+    /// Counts `pod` on `node` before its bind is confirmed, so that the next cycles see the
+    /// resources as used.
+    pub fn assume(&mut self, pod: Arc<PodInfo>, node: &str) {
+        self.remove_pod(&pod.uid);
+        let mut p = (*pod).clone();
+        p.node_name = node.to_string();
+        self.placements.insert(
+            p.uid.clone(),
+            Placement {
+                node: node.to_string(),
+                assumed: true,
+            },
+        );
+        self.nodes
+            .entry(node.to_string())
+            .or_insert_with(|| NodeInfo::absent(node))
+            .add_pod(Arc::new(p));
+    }
+
+    /// Drops an assumption whose bind failed. A pod the store already shows bound stays.
+    pub fn forget(&mut self, uid: &str) {
+        if self.placements.get(uid).is_some_and(|p| p.assumed) {
+            self.remove_pod(uid);
+        }
+    }
+
+    /// Whether `uid` is assumed (bind in flight).
+    pub fn is_assumed(&self, uid: &str) -> bool {
+        self.placements.get(uid).is_some_and(|p| p.assumed)
+    }
+
+    /// Stops counting a pod (deleted, finished, or replaced).
+    pub fn remove_pod(&mut self, uid: &str) -> Option<Arc<PodInfo>> {
+        let placement = self.placements.remove(uid)?;
+        let node = self.nodes.get_mut(&placement.node)?;
+        let pod = node.remove_pod(uid);
+        if node.is_empty() {
+            self.nodes.remove(&placement.node);
+        }
+        pod
+    }
+
+    /// Sets a namespace's labels.
+    pub fn set_namespace(&mut self, obj: &Value) {
+        let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let labels = obj["metadata"]["labels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.namespaces.insert(name, labels);
+    }
+
+    /// Forgets a namespace.
+    pub fn remove_namespace(&mut self, name: &str) {
+        self.namespaces.remove(name);
+    }
+
+    /// A namespace's labels, if the namespace is known.
+    pub fn namespace_labels(&self, name: &str) -> Option<&BTreeMap<String, String>> {
+        self.namespaces.get(name)
+    }
+
+    /// Every namespace's name and labels.
+    pub fn namespaces(&self) -> impl Iterator<Item = (&String, &BTreeMap<String, String>)> {
+        self.namespaces.iter()
+    }
+
+    /// A node, present or not.
+    pub fn node(&self, name: &str) -> Option<&NodeInfo> {
+        self.nodes.get(name)
+    }
+
+    /// The nodes whose Node object exists, in sampling order.
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeInfo> {
+        self.order.iter().filter_map(|n| self.nodes.get(n))
+    }
+
+    /// The `i`th node in sampling order.
+    pub fn node_at(&self, i: usize) -> Option<&NodeInfo> {
+        self.order.get(i).and_then(|n| self.nodes.get(n))
+    }
+
+    /// How many nodes exist.
+    pub fn node_count(&self) -> usize {
+        self.order.len()
+    }
+
+    /// How many pods are counted (bound and assumed).
+    pub fn pod_count(&self) -> usize {
+        self.placements.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(uid: &str, node: &str, cpu: &str) -> Arc<PodInfo> {
+        PodInfo::from_object(&json!({
+            "metadata": {"namespace": "d", "name": uid, "uid": uid},
+            "spec": {"nodeName": node, "containers": [{"name": "c",
+                     "resources": {"requests": {"cpu": cpu}}}]},
+        }))
+        .expect("pod")
+    }
+
+    fn node(name: &str) -> Value {
+        json!({"metadata": {"name": name}, "status": {"allocatable": {"cpu": "4", "pods": "10"}}})
+    }
+
+    #[test]
+    fn an_assumption_is_replaced_by_the_bound_pod_or_forgotten() {
+        let mut c = Cache::new();
+        c.set_node(&node("n1"));
+        c.set_node(&node("n2"));
+        c.assume(pod("a", "", "1"), "n1");
+        assert!(c.is_assumed("a"));
+        assert_eq!(c.node("n1").map(|n| n.requested.milli_cpu), Some(1000));
+        // The store confirms the bind: counted once, no longer assumed.
+        c.set_bound_pod(pod("a", "n1", "1"));
+        assert!(!c.is_assumed("a"));
+        assert_eq!(c.node("n1").map(|n| n.requested.milli_cpu), Some(1000));
+        c.forget("a");
+        assert_eq!(
+            c.node("n1").map(|n| n.pods.len()),
+            Some(1),
+            "a confirmed pod is kept"
+        );
+        c.assume(pod("b", "", "2"), "n2");
+        c.forget("b");
+        assert_eq!(c.node("n2").map(|n| n.requested.milli_cpu), Some(0));
+    }
+
+    #[test]
+    fn a_deleted_node_keeps_its_pods_counted_until_they_go() {
+        let mut c = Cache::new();
+        c.set_node(&node("n1"));
+        c.set_bound_pod(pod("a", "n1", "1"));
+        c.remove_node("n1");
+        assert_eq!(c.node_count(), 0);
+        assert_eq!(c.node("n1").map(|n| n.pods.len()), Some(1));
+        c.remove_pod("a");
+        assert!(c.node("n1").is_none());
+        // A pod bound to a node not yet seen is counted there when the node arrives.
+        c.set_bound_pod(pod("b", "n9", "1"));
+        c.set_node(&node("n9"));
+        assert_eq!(c.node("n9").map(|n| n.requested.milli_cpu), Some(1000));
+        assert_eq!(c.nodes().count(), 1);
+    }
+}
