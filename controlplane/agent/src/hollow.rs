@@ -1,0 +1,1 @@
+//! Hollow nodes (being written).
