@@ -1512,3 +1512,259 @@ fn yaml_request_bodies() {
         "a refused body wrote to the store"
     );
 }
+
+/// PriorityClasses and the Priority admission plugin: the built-in classes, a user class, pods
+/// that take their priority from a class (or the global default), and kube-apiserver's
+/// refusals (plugin/pkg/admission/priority/admission.go, pkg/apis/scheduling/validation,
+/// pkg/registry/scheduling/priorityclass/storage).
+#[test]
+fn priority_classes_and_pod_priority() {
+    let k = start_with_demo();
+    let pod_priority = |name: &str| {
+        k.kubectl_ok(&[
+            "get",
+            "pod",
+            name,
+            "-n",
+            "demo",
+            "-o",
+            "jsonpath={.spec.priority} {.spec.preemptionPolicy} {.spec.priorityClassName}",
+        ])
+    };
+    let pod_yaml = |name: &str, extra: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: demo\nspec:\n{extra}  containers:\n  - name: c\n    image: nginx:1.25\n"
+        )
+    };
+
+    // The built-in classes exist from the start, with every column shown.
+    let t = rows(&k.kubectl_ok(&["get", "pc"]));
+    assert_eq!(
+        t[0],
+        ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"]
+    );
+    assert_eq!(t.len(), 3, "{t:?}");
+    for (row, (name, value)) in t[1..].iter().zip([
+        ("system-cluster-critical", "2000000000"),
+        ("system-node-critical", "2000001000"),
+    ]) {
+        assert_eq!(row.len(), 5, "{row:?}");
+        assert_eq!(
+            (&row[0][..], &row[1][..], &row[2][..], &row[4][..]),
+            (name, value, "false", "PreemptLowerPriority")
+        );
+    }
+    let node_critical = get_json(&k, &["priorityclass", "system-node-critical"]);
+    assert_eq!(
+        node_critical["description"],
+        "Used for system critical pods that must not be moved from their current node."
+    );
+    assert_eq!(node_critical["metadata"]["generation"], 1);
+    assert!(
+        node_critical.get("globalDefault").is_none(),
+        "{node_critical:#}"
+    );
+    assert!(k.store_has("/registry/priorityclasses/system-cluster-critical"));
+    let t = rows(&k.kubectl_ok(&["api-resources", "--api-group=scheduling.k8s.io"]));
+    assert!(
+        t.iter().any(|r| r
+            == &[
+                "priorityclasses",
+                "pc",
+                "scheduling.k8s.io/v1",
+                "false",
+                "PriorityClass"
+            ]),
+        "{t:?}"
+    );
+
+    // A user class, and pods that name it, name a built-in one, or name none.
+    let high = "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: high\nvalue: 1000\ndescription: for the important ones\n";
+    assert_eq!(
+        k.apply_stdin(high, &[]),
+        "priorityclass.scheduling.k8s.io/high created\n"
+    );
+    assert_eq!(
+        k.apply_stdin(&pod_yaml("p-high", "  priorityClassName: high\n"), &[]),
+        "pod/p-high created\n"
+    );
+    assert_eq!(pod_priority("p-high"), "1000 PreemptLowerPriority high");
+    assert_eq!(
+        k.kubectl_ok(&[
+            "get",
+            "pod",
+            "p-high",
+            "-n",
+            "demo",
+            "-o",
+            "jsonpath={.spec.priority}"
+        ]),
+        "1000"
+    );
+    k.apply_stdin(
+        &pod_yaml("p-critical", "  priorityClassName: system-node-critical\n"),
+        &[],
+    );
+    assert_eq!(
+        pod_priority("p-critical"),
+        "2000001000 PreemptLowerPriority system-node-critical"
+    );
+    k.apply_stdin(&pod_yaml("p-plain", ""), &[]);
+    assert_eq!(pod_priority("p-plain"), "0 PreemptLowerPriority ");
+    // kubectl create priorityclass sends protobuf; its policy reaches the pods.
+    assert_eq!(
+        k.kubectl_ok(&[
+            "create",
+            "priorityclass",
+            "batch",
+            "--value=-5",
+            "--preemption-policy=Never"
+        ]),
+        "priorityclass.scheduling.k8s.io/batch created\n"
+    );
+    k.apply_stdin(&pod_yaml("p-batch", "  priorityClassName: batch\n"), &[]);
+    assert_eq!(pod_priority("p-batch"), "-5 Never batch");
+
+    // What admission and validation refuse, writing nothing.
+    let before = k.store_snapshot();
+    let err = k.apply_stdin_err(&pod_yaml("p-missing", "  priorityClassName: missing\n"));
+    assert_contains(
+        &err,
+        r#"Error from server (Forbidden): error when creating "STDIN": pods "p-missing" is forbidden: no PriorityClass with name missing was found"#,
+    );
+    let err = k.apply_stdin_err(&pod_yaml(
+        "p-own",
+        "  priorityClassName: high\n  priority: 5\n",
+    ));
+    assert_contains(
+        &err,
+        r#"pods "p-own" is forbidden: the integer value of priority (5) must not be provided in pod spec; priority admission controller computed 1000 from the given PriorityClass name"#,
+    );
+    let err = k.apply_stdin_err(&pod_yaml(
+        "p-policy",
+        "  priorityClassName: batch\n  preemptionPolicy: PreemptLowerPriority\n",
+    ));
+    assert_contains(
+        &err,
+        r#"pods "p-policy" is forbidden: the string value of PreemptionPolicy (PreemptLowerPriority) must not be provided in pod spec; priority admission controller computed Never from the given PriorityClass name"#,
+    );
+    let err = k.kubectl_err(&[
+        "patch",
+        "pc",
+        "high",
+        "--type=merge",
+        "-p",
+        r#"{"value":2000}"#,
+    ]);
+    assert_contains(
+        &err,
+        r#"The PriorityClass "high" is invalid: value: Forbidden: may not be changed in an update."#,
+    );
+    let err = k.kubectl_err(&["create", "priorityclass", "system-mine", "--value=10"]);
+    assert_contains(
+        &err,
+        r#"error: failed to create priorityclass: PriorityClass.scheduling.k8s.io "system-mine" is invalid: metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: system-mine is not a known system priority class"#,
+    );
+    let err = k.kubectl_err(&["create", "priorityclass", "huge", "--value=1000000001"]);
+    assert_contains(
+        &err,
+        r#"error: failed to create priorityclass: PriorityClass.scheduling.k8s.io "huge" is invalid: value: Forbidden: maximum allowed value of a user defined priority is 1000000000"#,
+    );
+    let err = k.kubectl_err(&["delete", "pc", "system-node-critical"]);
+    assert_eq!(
+        err.trim(),
+        r#"Error from server (Forbidden): priorityclasses.scheduling.k8s.io "system-node-critical" is forbidden: this is a system priority class and cannot be deleted"#
+    );
+    assert_eq!(k.store_snapshot(), before, "a refused request wrote");
+
+    // One global default: pods without a class take it (name, value and policy).
+    assert_eq!(
+        k.kubectl_ok(&[
+            "create",
+            "priorityclass",
+            "everyone",
+            "--value=10",
+            "--global-default"
+        ]),
+        "priorityclass.scheduling.k8s.io/everyone created\n"
+    );
+    let err = k.kubectl_err(&[
+        "create",
+        "priorityclass",
+        "another",
+        "--value=20",
+        "--global-default",
+    ]);
+    assert_contains(
+        &err,
+        r#"error: failed to create priorityclass: priorityclasses.scheduling.k8s.io "another" is forbidden: PriorityClass everyone is already marked as default. Only one default can exist"#,
+    );
+    let err = k.kubectl_err(&[
+        "patch",
+        "pc",
+        "high",
+        "--type=merge",
+        "-p",
+        r#"{"globalDefault":true}"#,
+    ]);
+    assert_contains(
+        &err,
+        r#"priorityclasses.scheduling.k8s.io "high" is forbidden: PriorityClass everyone is already marked as default. Only one default can exist"#,
+    );
+    // Saying so again of the default itself is no second default.
+    k.kubectl_ok(&[
+        "patch",
+        "pc",
+        "everyone",
+        "--type=merge",
+        "-p",
+        r#"{"globalDefault":true,"description":"the default"}"#,
+    ]);
+    k.apply_stdin(&pod_yaml("p-default", ""), &[]);
+    assert_eq!(
+        pod_priority("p-default"),
+        "10 PreemptLowerPriority everyone"
+    );
+    let t = rows(&k.kubectl_ok(&["get", "pc", "everyone", "--no-headers"]));
+    assert_eq!(
+        (&t[0][0][..], &t[0][1][..], &t[0][2][..], &t[0][4][..]),
+        ("everyone", "10", "true", "PreemptLowerPriority")
+    );
+
+    // A pod's priority cannot change; sending the pod back without it keeps it.
+    let err = k.kubectl_err(&[
+        "patch",
+        "pod",
+        "p-high",
+        "-n",
+        "demo",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"priority":7}}"#,
+    ]);
+    assert!(
+        err.starts_with(
+            "The Pod \"p-high\" is invalid: spec: Forbidden: pod updates may not change fields other than "
+        ),
+        "{err}"
+    );
+    let mut replaced = get_json(&k, &["pod", "p-high", "-n", "demo"]);
+    let spec = replaced["spec"].as_object_mut().expect("spec");
+    spec.remove("priority");
+    spec.remove("preemptionPolicy");
+    let path = write_file(&k, "p-high.json", &replaced.to_string());
+    assert_eq!(
+        k.kubectl_ok(&["replace", "-f", &path]),
+        "pod/p-high replaced\n"
+    );
+    assert_eq!(pod_priority("p-high"), "1000 PreemptLowerPriority high");
+
+    // A class that pods use may be deleted; they keep their priority.
+    assert_eq!(
+        k.kubectl_ok(&["delete", "pc", "high"]),
+        "priorityclass.scheduling.k8s.io \"high\" deleted\n"
+    );
+    assert_eq!(pod_priority("p-high"), "1000 PreemptLowerPriority high");
+    let err = k.apply_stdin_err(&pod_yaml("p-gone", "  priorityClassName: high\n"));
+    assert_contains(&err, "no PriorityClass with name high was found");
+}

@@ -1,5 +1,7 @@
 //! What happens to an object between decoding and storage: the namespace admission users
-//! meet first, defaulting, the fields the server sets at creation, and validation.
+//! meet first, defaulting, the fields the server sets at creation, the Priority admission
+//! plugin (pods get their priority from a PriorityClass; one class at most is the global
+//! default; the built-in classes cannot be deleted), and validation.
 
 use concord_cp_store::Registry;
 use concord_cp_types::resources::{self, Resource};
@@ -69,10 +71,209 @@ pub async fn check_namespace(
     Ok(())
 }
 
+/// How long the PriorityClasses read for pod admission are trusted. kube-apiserver's Priority
+/// admission reads them from an informer cache, which lags the store by about as much; this
+/// server's own writes to PriorityClasses clear the cache at once, and a class name missing
+/// from the cache is always read from the store.
+pub const PRIORITY_CLASS_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The PriorityClasses recently read, with when: every pod create needs the global default
+/// class (or the named one), and classes change rarely.
+#[derive(Default)]
+pub struct PriorityClassCache(std::sync::Mutex<CachedClasses>);
+
+/// The cache's contents.
+#[derive(Default)]
+struct CachedClasses {
+    /// Bumped by every invalidation, so that a list read before a write is not kept after it.
+    generation: u64,
+    /// The classes and when they were read.
+    read: Option<(std::time::Instant, std::sync::Arc<Vec<Value>>)>,
+}
+
+impl PriorityClassCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CachedClasses> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets what was read: called after every write to PriorityClasses through this
+    /// server, so that its next pod sees the change.
+    pub fn invalidate(&self) {
+        let mut c = self.lock();
+        c.generation += 1;
+        c.read = None;
+    }
+
+    /// Every PriorityClass, from the cache when it is fresh.
+    async fn all(&self, registry: &Registry) -> Result<std::sync::Arc<Vec<Value>>, ApiError> {
+        let generation = {
+            let c = self.lock();
+            if let Some((at, classes)) = &c.read {
+                if at.elapsed() < PRIORITY_CLASS_CACHE_TTL {
+                    return Ok(classes.clone());
+                }
+            }
+            c.generation
+        };
+        let classes = std::sync::Arc::new(list_priority_classes(registry).await?);
+        let mut c = self.lock();
+        if c.generation == generation {
+            c.read = Some((std::time::Instant::now(), classes.clone()));
+        }
+        Ok(classes)
+    }
+}
+
+fn priority_classes() -> Result<&'static Resource, ApiError> {
+    resources::find("scheduling.k8s.io", "v1", "priorityclasses").ok_or(ApiError::NoSuchResource)
+}
+
+/// Every PriorityClass in the store, in name order.
+async fn list_priority_classes(registry: &Registry) -> Result<Vec<Value>, ApiError> {
+    let page = registry
+        .list(
+            priority_classes()?,
+            None,
+            concord_cp_store::ReadAt::Latest,
+            0,
+            None,
+            None,
+        )
+        .await?;
+    Ok(page.items)
+}
+
+/// The Priority admission plugin on pod create: a pod that names a PriorityClass gets its
+/// value and preemption policy (a name with no class is 403 Forbidden, as is a `priority` or
+/// `preemptionPolicy` that disagrees with the class); a pod that names none gets the global
+/// default class, or priority 0. `name` is how kube-apiserver names the pod in its message:
+/// the requested name, else the `generateName` prefix (names are generated after admission).
+pub async fn admit_pod_priority(
+    registry: &Registry,
+    cache: &PriorityClassCache,
+    resource: &'static Resource,
+    obj: &mut Value,
+    name: &str,
+) -> Result<(), ApiError> {
+    if resource.kind != "Pod" || !resource.group.is_empty() {
+        return Ok(());
+    }
+    let forbidden = |detail: String| ApiError::Forbidden {
+        resource,
+        name: name.to_string(),
+        detail,
+    };
+    let class_name = obj["spec"]["priorityClassName"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let classes = cache.all(registry).await?;
+    let class = if class_name.is_empty() {
+        defaults::global_default_priority_class(&classes).cloned()
+    } else {
+        match classes
+            .iter()
+            .find(|c| c["metadata"]["name"] == class_name.as_str())
+        {
+            Some(c) => Some(c.clone()),
+            // Created through another API server since the cache was filled.
+            None => match registry.get(priority_classes()?, None, &class_name).await {
+                Ok(c) => Some(c),
+                Err(ApiError::NotFound { .. }) => {
+                    return Err(forbidden(format!(
+                        "no PriorityClass with name {class_name} was found"
+                    )))
+                }
+                Err(e) => return Err(e),
+            },
+        }
+    };
+    defaults::pod_priority_admission(obj, class.as_ref()).map_err(forbidden)
+}
+
+/// How kube-apiserver's admission plugins name an object being created in their messages:
+/// the name in the request, else its `generateName` (admission runs before names are
+/// generated), else `Unknown`.
+pub fn requested_name(obj: &Value) -> String {
+    ["name", "generateName"]
+        .iter()
+        .filter_map(|k| obj["metadata"][k].as_str())
+        .find(|s| !s.is_empty())
+        .unwrap_or("Unknown")
+        .to_string()
+}
+
+/// What the validating admission plugins read from the store before a write. An update is
+/// computed in a synchronous retry loop, so what it needs is read once, before it.
+#[derive(Debug, Default)]
+pub struct AdmissionState {
+    /// Every PriorityClass, when the write is to a PriorityClass.
+    priority_classes: Vec<Value>,
+}
+
+impl AdmissionState {
+    /// Reads what a write to `resource` needs (nothing for most resources).
+    pub async fn load(registry: &Registry, resource: &Resource) -> Result<Self, ApiError> {
+        let mut state = AdmissionState::default();
+        if resource.kind == "PriorityClass" {
+            state.priority_classes = list_priority_classes(registry).await?;
+        }
+        Ok(state)
+    }
+}
+
+/// The validating admission plugins, after validation (kube-apiserver runs them last): the
+/// Priority plugin refuses a second global default PriorityClass (403 Forbidden). Marking the
+/// class that already is the default again is allowed.
+pub fn admit_validating(
+    resource: &'static Resource,
+    obj: &Value,
+    old: Option<&Value>,
+    state: &AdmissionState,
+) -> Result<(), ApiError> {
+    if resource.kind != "PriorityClass" || obj["globalDefault"] != true {
+        return Ok(());
+    }
+    let name = obj["metadata"]["name"].as_str().unwrap_or("");
+    let Some(current) = defaults::global_default_priority_class(&state.priority_classes) else {
+        return Ok(());
+    };
+    let current_name = current["metadata"]["name"].as_str().unwrap_or("");
+    if old.is_none() || current_name != name {
+        return Err(ApiError::Forbidden {
+            resource,
+            name: name.to_string(),
+            detail: format!(
+                "PriorityClass {current_name} is already marked as default. Only one default can exist"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Deletions kube-apiserver refuses outright: the built-in PriorityClasses, which critical
+/// pods name (the PriorityClass storage's `Delete`; a collection delete does not go through
+/// it, there as here).
+pub fn check_delete(resource: &'static Resource, name: &str) -> Result<(), ApiError> {
+    if resource.kind == "PriorityClass"
+        && resources::SYSTEM_PRIORITY_CLASSES
+            .iter()
+            .any(|c| c.name == name)
+    {
+        return Err(ApiError::Forbidden {
+            resource,
+            name: name.to_string(),
+            detail: "this is a system priority class and cannot be deleted".to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Defaults and create-time fields, in kube-apiserver's order: the type's defaults, the
 /// registry's `PrepareForCreate` (a Pod `Pending`, a Namespace `Active` with the `kubernetes`
-/// finalizer, empty workload statuses), the pod admission plugins (service account, priority,
-/// default tolerations), and a Job's generated selector.
+/// finalizer, empty workload statuses), the pod admission plugins that need only the pod
+/// (service account, default tolerations; priority is [`admit_pod_priority`]), and a Job's
+/// generated selector.
 pub fn on_create(resource: &Resource, obj: &mut Value) {
     defaults::apply_defaults(resource.kind, obj);
     defaults::prepare_for_create(resource.kind, obj);
@@ -86,12 +287,17 @@ pub fn on_create(resource: &Resource, obj: &mut Value) {
     }
 }
 
-/// Defaults on update, and what the Service storage carries over from the stored object.
+/// Defaults on update, what the Service storage carries over from the stored object, and
+/// the Priority admission plugin's keeping of a pod's priority.
 pub fn on_update(resource: &Resource, obj: &mut Value, old: &Value) {
     defaults::apply_defaults(resource.kind, obj);
-    if resource.kind == "Service" {
-        defaults::service_update_defaults(obj, old);
-        defaults::service_ip_family_defaults(obj, Some(old));
+    match resource.kind {
+        "Service" => {
+            defaults::service_update_defaults(obj, old);
+            defaults::service_ip_family_defaults(obj, Some(old));
+        }
+        "Pod" => defaults::pod_priority_on_update(obj, old),
+        _ => {}
     }
 }
 

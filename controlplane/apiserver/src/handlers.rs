@@ -89,6 +89,19 @@ impl Call<'_> {
 
     /// Runs the request.
     pub async fn run(self) -> Result<Response, ApiError> {
+        let (Target::Collection { resource, .. } | Target::Item { resource, .. }) = &self.target;
+        let writes_priority_classes =
+            self.method != Method::GET && resource.kind == "PriorityClass";
+        let out = self.route().await;
+        if writes_priority_classes {
+            // Pods admitted from now on must see the change (even a failed request may have
+            // changed something before it failed).
+            self.server.priority_classes.invalidate();
+        }
+        out
+    }
+
+    async fn route(&self) -> Result<Response, ApiError> {
         let target = self.target.clone();
         match (&self.method, target) {
             (
@@ -259,6 +272,7 @@ impl Call<'_> {
         }
         let decoded = decode_body(resource, &self.headers, &self.body, validation)?;
         let mut obj = decoded.object;
+        let admission_name = admission::requested_name(&obj);
         meta::set_namespace(resource, &mut obj, ns)?;
         meta::prepare_create(resource, &mut obj)?;
         let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
@@ -273,7 +287,17 @@ impl Call<'_> {
             .await?;
         }
         admission::on_create(resource, &mut obj);
+        admission::admit_pod_priority(
+            self.registry(),
+            &self.server.priority_classes,
+            resource,
+            &mut obj,
+            &admission_name,
+        )
+        .await?;
         admission::validate(resource, &obj, None)?;
+        let admission_state = admission::AdmissionState::load(self.registry(), resource).await?;
+        admission::admit_validating(resource, &obj, None, &admission_state)?;
         if dry_run {
             return Ok(respond(StatusCode::CREATED, &obj, &decoded.unknown_fields));
         }
@@ -329,6 +353,10 @@ impl Call<'_> {
             .map(|d| d.unknown_fields.clone())
             .unwrap_or_default();
         let mut decode_warnings = Vec::new();
+        let admission_state = match sub_name {
+            None => admission::AdmissionState::load(self.registry(), resource).await?,
+            Some(_) => admission::AdmissionState::default(),
+        };
         let compute = |current: Value,
                        decode_warnings: &mut Vec<String>|
          -> Result<Update, ApiError> {
@@ -407,6 +435,7 @@ impl Call<'_> {
                 admission::on_update(resource, &mut new, &current);
             }
             admission::validate(resource, &new, Some(&current))?;
+            admission::admit_validating(resource, &new, Some(&current), &admission_state)?;
             // An object being deleted goes once its last finalizer is removed.
             let deleting = !new["metadata"]["deletionTimestamp"].is_null();
             let no_finalizers = new["metadata"]["finalizers"]
@@ -480,6 +509,7 @@ impl Call<'_> {
         ns: Option<&str>,
         name: &str,
     ) -> Result<Response, ApiError> {
+        admission::check_delete(resource, name)?;
         let opts = self.delete_options()?;
         let dry_run = self.query.dry_run()?
             || opts["dryRun"]

@@ -21,7 +21,7 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use concord_cp_store::Registry;
-use concord_cp_types::resources::{self, INITIAL_NAMESPACES};
+use concord_cp_types::resources::{self, INITIAL_NAMESPACES, SYSTEM_PRIORITY_CLASSES};
 use concord_cp_types::{meta, ApiError};
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -40,6 +40,8 @@ pub struct ApiServer {
     pub service_range: admission::IpRange,
     /// Namespaces recently seen active (NamespaceLifecycle admission).
     pub namespaces: admission::NamespaceCache,
+    /// PriorityClasses recently read (Priority admission).
+    pub priority_classes: admission::PriorityClassCache,
     /// One shared store watch per watched resource.
     pub watch_cache: watchcache::WatchCache,
 }
@@ -64,7 +66,9 @@ pub async fn run(
         .await
 }
 
-/// Creates the namespaces that exist from the start, if they do not yet.
+/// Creates what exists from the start, if it does not yet: the initial namespaces and the
+/// built-in PriorityClasses (`system-node-critical`, `system-cluster-critical`), which
+/// critical pods name. Existing ones are left as they are, as kube-apiserver does.
 pub async fn bootstrap(registry: &Registry) -> Result<(), ApiError> {
     let namespaces = resources::find("", "v1", "namespaces").ok_or(ApiError::NoSuchResource)?;
     for name in INITIAL_NAMESPACES {
@@ -72,12 +76,34 @@ pub async fn bootstrap(registry: &Registry) -> Result<(), ApiError> {
         meta::prepare_create(namespaces, &mut obj)?;
         admission::on_create(namespaces, &mut obj);
         obj["metadata"]["labels"] = json!({"kubernetes.io/metadata.name": name});
-        match registry.create(namespaces, obj).await {
-            Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
-            Err(e) => return Err(e),
-        }
+        create_if_absent(registry, namespaces, obj).await?;
+    }
+    let classes = resources::find("scheduling.k8s.io", "v1", "priorityclasses")
+        .ok_or(ApiError::NoSuchResource)?;
+    for class in SYSTEM_PRIORITY_CLASSES {
+        let mut obj = json!({
+            "apiVersion": classes.api_version(),
+            "kind": classes.kind,
+            "metadata": {"name": class.name},
+            "value": class.value,
+            "description": class.description,
+        });
+        meta::prepare_create(classes, &mut obj)?;
+        admission::on_create(classes, &mut obj);
+        create_if_absent(registry, classes, obj).await?;
     }
     Ok(())
+}
+
+async fn create_if_absent(
+    registry: &Registry,
+    resource: &'static resources::Resource,
+    obj: serde_json::Value,
+) -> Result<(), ApiError> {
+    match registry.create(resource, obj).await {
+        Ok(_) | Err(ApiError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 fn text(code: StatusCode, body: &'static str) -> Response {

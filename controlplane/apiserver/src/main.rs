@@ -68,9 +68,9 @@ async fn main() -> anyhow::Result<()> {
         )
     })?;
     let registry = Registry::new(client, &args.etcd_prefix);
-    bootstrap(&registry)
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the initial namespaces: {e}"))?;
+    bootstrap(&registry).await.map_err(|e| {
+        anyhow::anyhow!("creating the initial namespaces and priority classes: {e}")
+    })?;
     let listener = tokio::net::TcpListener::bind(&args.listen_address)
         .await
         .with_context(|| format!("listening on {}", args.listen_address))?;
@@ -83,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
         advertise_address: local.to_string(),
         service_range,
         namespaces: Default::default(),
+        priority_classes: Default::default(),
         watch_cache: Default::default(),
     });
     let shutdown = async {

@@ -2,7 +2,7 @@
 //! that gives every object one canonical JSON form, and the strict field check kubectl asks
 //! for with `fieldValidation=Strict`.
 
-use k8s_openapi::api::{apps, batch, coordination, core, discovery};
+use k8s_openapi::api::{apps, batch, coordination, core, discovery, scheduling};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -79,6 +79,7 @@ fn typed_round_trip(resource: &Resource, v: &Value) -> Result<Value, String> {
         ("batch", "CronJob") => round_trip::<batch::v1::CronJob>(v),
         ("discovery.k8s.io", "EndpointSlice") => round_trip::<discovery::v1::EndpointSlice>(v),
         ("coordination.k8s.io", "Lease") => round_trip::<coordination::v1::Lease>(v),
+        ("scheduling.k8s.io", "PriorityClass") => round_trip::<scheduling::v1::PriorityClass>(v),
         _ => Err(format!("no type for {}", resource.kind)),
     }
 }
@@ -353,6 +354,42 @@ mod tests {
             "{e}"
         );
         let e = decode_json(pods(), b"[1]", FieldValidation::Strict).unwrap_err();
+        assert_eq!(e.code(), 400);
+    }
+
+    #[test]
+    fn priority_classes_round_trip_through_their_type() {
+        let pcs = find("scheduling.k8s.io", "v1", "priorityclasses").expect("priorityclasses");
+        // `value` is optional in the type (Go's zero value): defaulting writes it.
+        let d = decode_value(
+            pcs,
+            json!({"apiVersion":"scheduling.k8s.io/v1","kind":"PriorityClass",
+                "metadata":{"name":"p"},"preemptionPolicy":"Never"}),
+            FieldValidation::Strict,
+        )
+        .expect("decodes");
+        assert_eq!(d.object["preemptionPolicy"], "Never");
+        assert!(d.object.get("value").is_none());
+        let e = decode_value(
+            pcs,
+            json!({"apiVersion":"scheduling.k8s.io/v1","kind":"PriorityClass",
+                "metadata":{"name":"p"},"value":1,"priority":2}),
+            FieldValidation::Strict,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "PriorityClass in version \"v1\" cannot be handled as a PriorityClass: \
+             strict decoding error: unknown field \"priority\""
+        );
+        // An int32 field.
+        let e = decode_value(
+            pcs,
+            json!({"apiVersion":"scheduling.k8s.io/v1","kind":"PriorityClass",
+                "metadata":{"name":"p"},"value":3_000_000_000_i64}),
+            FieldValidation::Strict,
+        )
+        .unwrap_err();
         assert_eq!(e.code(), 400);
     }
 }

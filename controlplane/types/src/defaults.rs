@@ -19,8 +19,11 @@
 //!   finalizer, workload statuses start empty);
 //! * [`job_selector_defaults`]: the Job strategy's generated selector and labels, which need
 //!   the new object's uid;
-//! * [`pod_admission_defaults`]: the pod mutations of the default admission plugins
-//!   (Priority, DefaultTolerationSeconds, ServiceAccount);
+//! * [`pod_admission_defaults`]: the pod mutations of the default admission plugins that
+//!   need nothing but the pod (DefaultTolerationSeconds, ServiceAccount);
+//! * [`pod_priority_admission`] and [`pod_priority_on_update`]: the Priority admission
+//!   plugin's pod mutations, given the PriorityClass the API server looked up
+//!   ([`global_default_priority_class`] picks the default one);
 //! * [`service_update_defaults`] and [`service_ip_family_defaults`]: the Service REST
 //!   storage's carry-over of allocated values and IP family initialisation (allocating
 //!   cluster IPs and node ports is not done here).
@@ -37,9 +40,9 @@ use crate::quantity::{canonical_milli, Quantity};
 
 /// Applies kube-apiserver's defaults for `kind` (group-qualified where ambiguous: "Pod",
 /// "Deployment", "ReplicaSet", "Job", "CronJob", "Service", "Node", "Namespace",
-/// "ConfigMap", "Secret", "Event", "Lease", "Endpoints", "EndpointSlice"; also
-/// "PodTemplate"). A kind may carry its group after a dot (`Deployment.apps`). Objects that
-/// are not JSON objects, and fields of unexpected types, are left alone.
+/// "ConfigMap", "Secret", "Event", "Lease", "Endpoints", "EndpointSlice", "PriorityClass";
+/// also "PodTemplate"). A kind may carry its group after a dot (`Deployment.apps`). Objects
+/// that are not JSON objects, and fields of unexpected types, are left alone.
 pub fn apply_defaults(kind: &str, obj: &mut Value) {
     let (kind, group) = kind.split_once('.').unwrap_or((kind, ""));
     let Some(o) = obj.as_object_mut() else {
@@ -62,6 +65,7 @@ pub fn apply_defaults(kind: &str, obj: &mut Value) {
         ("Node", "") => node(o),
         ("Endpoints", "") => endpoints(o),
         ("EndpointSlice", "" | "discovery.k8s.io") => endpoint_slice(o),
+        ("PriorityClass", "" | "scheduling.k8s.io") => priority_class(o),
         // ConfigMap: `SetDefaults_ConfigMap` makes `data` an empty map, which is omitted
         // again when serialised. Event and Lease have no defaults.
         _ => {}
@@ -737,6 +741,26 @@ fn node(o: &mut Map<String, Value>) {
     resource_list(status, "allocatable");
 }
 
+/// `SetDefaults_PriorityClass` (`preemptionPolicy: PreemptLowerPriority`), and how Go
+/// serialises the type: `value` is always written (0 when the client left it out), while
+/// `globalDefault: false` and an empty `description` are omitted (`omitempty`), so a class
+/// reads back the same whichever way the client spelled those.
+fn priority_class(o: &mut Map<String, Value>) {
+    default_ptr(o, "preemptionPolicy", json!("PreemptLowerPriority"));
+    default_ptr(o, "value", json!(0));
+    if matches!(
+        o.get("globalDefault"),
+        Some(Value::Bool(false) | Value::Null)
+    ) {
+        o.remove("globalDefault");
+    }
+    if matches!(o.get("description"), Some(Value::Null))
+        || o.get("description").and_then(Value::as_str) == Some("")
+    {
+        o.remove("description");
+    }
+}
+
 /// Standard base64 with padding.
 fn base64_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -767,9 +791,10 @@ fn base64_encode(bytes: &[u8]) -> String {
 /// condition for a pod with scheduling gates); a Namespace gets the `kubernetes` finalizer
 /// and `status.phase: Active`; Deployments, Jobs and CronJobs start with `status: {}`,
 /// ReplicaSets with `status: {replicas: 0}`, Services with `status: {loadBalancer: {}}`
-/// (Go's zero-value statuses as they serialise), and a Service's `clusterIPs` follows a
-/// `clusterIP` the client set alone (the Service storage's `normalizeClusterIPs`). Other
-/// kinds are left alone. Run it after [`apply_defaults`].
+/// (Go's zero-value statuses as they serialise), a PriorityClass starts at `generation` 1
+/// (its strategy sets it though the server does not track generations for the kind), and a
+/// Service's `clusterIPs` follows a `clusterIP` the client set alone (the Service storage's
+/// `normalizeClusterIPs`). Other kinds are left alone. Run it after [`apply_defaults`].
 pub fn prepare_for_create(kind: &str, obj: &mut Value) {
     let (kind, _) = kind.split_once('.').unwrap_or((kind, ""));
     let qos = if kind == "Pod" {
@@ -822,6 +847,11 @@ pub fn prepare_for_create(kind: &str, obj: &mut Value) {
         }
         "ReplicaSet" => {
             o.insert("status".into(), json!({"replicas": 0}));
+        }
+        "PriorityClass" => {
+            if let Some(meta) = ensure_obj(o, "metadata") {
+                meta.insert("generation".into(), json!(1));
+            }
         }
         "Service" => {
             if let Some(spec) = obj_at(o, "spec") {
@@ -901,12 +931,11 @@ pub fn qos_class(pod: &Value) -> &'static str {
     }
 }
 
-/// The pod mutations of kube-apiserver's default admission plugins, run on create:
+/// The pod mutations of kube-apiserver's default admission plugins that need nothing but the
+/// pod, run on create (the Priority plugin, which reads PriorityClasses, is
+/// [`pod_priority_admission`]):
 /// * ServiceAccount: `serviceAccountName` (and its `serviceAccount` alias) become `default`
 ///   when unset (the token volume it also mounts is not added here);
-/// * Priority: `priority` from the class (`0` without one, 2000001000 for
-///   `system-node-critical`, 2000000000 for `system-cluster-critical`) and
-///   `preemptionPolicy: PreemptLowerPriority`; other class names are left to the caller;
 /// * DefaultTolerationSeconds: tolerations of 300 s for the `not-ready` and `unreachable`
 ///   NoExecute taints, unless the pod already tolerates them.
 pub fn pod_admission_defaults(obj: &mut Value) {
@@ -916,16 +945,6 @@ pub fn pod_admission_defaults(obj: &mut Value) {
     if empty_str(spec, "serviceAccountName") {
         spec.insert("serviceAccountName".into(), json!("default"));
         spec.insert("serviceAccount".into(), json!("default"));
-    }
-    let priority = match str_at(spec, "priorityClassName") {
-        "" => Some(0),
-        "system-node-critical" => Some(2_000_001_000),
-        "system-cluster-critical" => Some(2_000_000_000),
-        _ => None,
-    };
-    if let Some(p) = priority {
-        default_ptr(spec, "priority", json!(p));
-        default_ptr(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
     }
     let tolerates = |spec: &Map<String, Value>, key: &str| {
         spec.get("tolerations")
@@ -953,6 +972,86 @@ pub fn pod_admission_defaults(obj: &mut Value) {
         }
         if let Some(Value::Array(t)) = spec.get_mut("tolerations") {
             t.extend(add);
+        }
+    }
+}
+
+/// The PriorityClass the Priority admission plugin gives a pod that names none: among the
+/// classes with `globalDefault`, the one with the lowest value (two defaults can only exist
+/// after a race between API servers, and the lowest is the safe pick); the first in `classes`
+/// order among equals. `None` when no class is the default.
+pub fn global_default_priority_class(classes: &[Value]) -> Option<&Value> {
+    let mut best: Option<&Value> = None;
+    for c in classes.iter().filter(|c| c["globalDefault"] == true) {
+        let lower = best.is_none_or(|b| b["value"].as_i64() > c["value"].as_i64());
+        if lower {
+            best = Some(c);
+        }
+    }
+    best
+}
+
+/// The Priority admission plugin on pod create (`plugin/pkg/admission/priority`): a pod's
+/// priority always comes from a PriorityClass, so that no client can pick its own number.
+///
+/// `class` is the PriorityClass the pod names in `spec.priorityClassName`, already looked up
+/// by the caller (which refuses a name that does not exist); for a pod that names none, it is
+/// the global default class ([`global_default_priority_class`]), if there is one. Then:
+/// * without a class name, the pod takes the default class's name, value and policy, or
+///   priority 0 and `PreemptLowerPriority` when there is no default;
+/// * with one, it takes the class's value and preemption policy;
+/// * a `spec.priority` or `spec.preemptionPolicy` the client set must equal what the class
+///   gives, else the pod is refused with the returned text (kube answers 403 Forbidden).
+pub fn pod_priority_admission(obj: &mut Value, class: Option<&Value>) -> Result<(), String> {
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    let named = !str_at(spec, "priorityClassName").is_empty();
+    let (priority, policy) = match class {
+        Some(c) => {
+            if !named {
+                let name = c["metadata"]["name"].as_str().unwrap_or("");
+                spec.insert("priorityClassName".into(), json!(name));
+            }
+            (
+                c["value"].as_i64().unwrap_or(0),
+                c["preemptionPolicy"].as_str().map(str::to_string),
+            )
+        }
+        None => (0, Some("PreemptLowerPriority".to_string())),
+    };
+    if let Some(given) = spec.get("priority").and_then(Value::as_i64) {
+        if given != priority {
+            return Err(format!(
+                "the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {priority} from the given PriorityClass name"
+            ));
+        }
+    }
+    spec.insert("priority".into(), json!(priority));
+    if let Some(policy) = policy {
+        if let Some(given) = spec.get("preemptionPolicy").and_then(Value::as_str) {
+            if given != policy {
+                return Err(format!(
+                    "the string value of PreemptionPolicy ({given}) must not be provided in pod spec; priority admission controller computed {policy} from the given PriorityClass name"
+                ));
+            }
+        }
+        spec.insert("preemptionPolicy".into(), json!(policy));
+    }
+    Ok(())
+}
+
+/// The Priority admission plugin on pod update: a client that sends the pod back without
+/// `priority` or `preemptionPolicy` (a `kubectl replace` of the original manifest) keeps the
+/// ones admission set, so that only a real change is refused by the immutable pod spec.
+pub fn pod_priority_on_update(obj: &mut Value, old: &Value) {
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for key in ["priority", "preemptionPolicy"] {
+        let old_value = &old["spec"][key];
+        if unset(spec, key) && !old_value.is_null() {
+            spec.insert(key.into(), old_value.clone());
         }
     }
 }

@@ -13,7 +13,7 @@
 //! `translateTimestampSince`, `metav1.FormatLabelSelector` and
 //! `labels.FormatLabels`. Kinds covered: Pod, Node, Namespace, Service,
 //! Endpoints, EndpointSlice, Event (core/v1 and events.k8s.io/v1 field names),
-//! ConfigMap, Secret, Deployment, ReplicaSet, Job, CronJob and Lease. Any other
+//! ConfigMap, Secret, Deployment, ReplicaSet, Job, CronJob, Lease and PriorityClass. Any other
 //! kind gets the table the apiextensions server serves for a custom resource
 //! without `additionalPrinterColumns`: `Name` plus an `Age` column of type
 //! `date`.
@@ -397,6 +397,32 @@ static LEASE_COLUMNS: [Column; 3] = [
     AGE,
 ];
 
+// PriorityClass: the descriptions are the API's field docs (SwaggerDoc), verbatim.
+static PRIORITY_CLASS_COLUMNS: [Column; 5] = [
+    NAME,
+    col(
+        "Value",
+        "integer",
+        0,
+        "value represents the integer value of this priority class. This is the actual priority that pods receive when they have the name of this class in their pod spec.",
+    ),
+    col(
+        "Global-Default",
+        "boolean",
+        0,
+        "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class. Only one PriorityClass can be marked as `globalDefault`. However, if more than one PriorityClasses exists with their `globalDefault` field set to true, the smallest value of such global default PriorityClasses will be used as the default priority.",
+    ),
+    AGE,
+    // Upstream declares it without a priority (so kubectl shows it without `-o wide`) and
+    // fills it only for wide output, which the server always asks for.
+    col(
+        "PreemptionPolicy",
+        "string",
+        0,
+        "preemptionPolicy is the Policy for preempting pods with lower priority. One of Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset.",
+    ),
+];
+
 static DEFAULT_COLUMNS: [Column; 2] = [NAME, col("Age", "date", 0, AGE_DESC)];
 
 /// The columns for `kind` (falls back to the default table).
@@ -419,6 +445,7 @@ pub fn columns(kind: &str) -> &'static [Column] {
         "Job" => &JOB_COLUMNS,
         "CronJob" => &CRON_JOB_COLUMNS,
         "Lease" => &LEASE_COLUMNS,
+        "PriorityClass" => &PRIORITY_CLASS_COLUMNS,
         _ => &DEFAULT_COLUMNS,
     }
 }
@@ -446,6 +473,7 @@ pub fn cells(kind: &str, obj: &Value, now_unix_secs: i64) -> Vec<Value> {
         "Job" => job_cells(obj, now),
         "CronJob" => cron_job_cells(obj, now),
         "Lease" => lease_cells(obj, now),
+        "PriorityClass" => priority_class_cells(obj, now),
         _ => default_cells(obj, now),
     }
 }
@@ -1215,6 +1243,18 @@ fn lease_cells(lease: &Value, now: i64) -> Vec<Value> {
         s(name_of(lease)),
         s(str_at(lease, &["spec", "holderIdentity"])),
         age_of(lease, now),
+    ]
+}
+
+/// `printPriorityClass`: the value as an integer, `globalDefault` as a boolean (false when
+/// unset) and an unset preemption policy as an empty cell.
+fn priority_class_cells(pc: &Value, now: i64) -> Vec<Value> {
+    vec![
+        s(name_of(pc)),
+        Value::from(int_at(pc, &["value"])),
+        Value::Bool(bool_at(pc, &["globalDefault"])),
+        age_of(pc, now),
+        s(str_at(pc, &["preemptionPolicy"])),
     ]
 }
 

@@ -255,6 +255,16 @@ pub static RESOURCES: &[Resource] = &[
         [],
         []
     ),
+    resource!(
+        "scheduling.k8s.io",
+        "PriorityClass",
+        "priorityclasses",
+        "priorityclass",
+        false,
+        ["pc"],
+        [],
+        []
+    ),
 ];
 
 /// The API groups, in discovery order (the core group first, as `""`).
@@ -295,6 +305,41 @@ pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static Resource> {
 pub const INITIAL_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
+/// A PriorityClass the API server creates at start-up (kube-apiserver's
+/// `scheduling/bootstrap-system-priority-classes` hook).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SystemPriorityClass {
+    /// The class name (it carries the reserved `system-` prefix).
+    pub name: &'static str,
+    /// Its priority value, above every value a user class may have.
+    pub value: i64,
+    /// Its `description`.
+    pub description: &'static str,
+}
+
+/// The prefix reserved for [`SYSTEM_PRIORITY_CLASSES`]: no other class may use it.
+pub const SYSTEM_PRIORITY_CLASS_PREFIX: &str = "system-";
+
+/// The highest value a user-defined PriorityClass may have; larger values are kept for the
+/// system classes so that no user workload can outrank the cluster's own components.
+pub const HIGHEST_USER_DEFINABLE_PRIORITY: i64 = 1_000_000_000;
+
+/// The built-in PriorityClasses (`pkg/apis/scheduling/v1/helpers.go`), in the order
+/// kube-apiserver lists them: validation accepts a `system-` class only when it is one of
+/// these, with this value and without `globalDefault`.
+pub const SYSTEM_PRIORITY_CLASSES: &[SystemPriorityClass] = &[
+    SystemPriorityClass {
+        name: "system-node-critical",
+        value: 2 * HIGHEST_USER_DEFINABLE_PRIORITY + 1000,
+        description: "Used for system critical pods that must not be moved from their current node.",
+    },
+    SystemPriorityClass {
+        name: "system-cluster-critical",
+        value: 2 * HIGHEST_USER_DEFINABLE_PRIORITY,
+        description: "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+    },
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,5 +363,28 @@ mod tests {
         assert_eq!(p.qualified_plural(), "pods");
         assert_eq!(p.api_version(), "v1");
         assert_eq!(p.subresource("eviction").map(|s| s.kind), Some("Eviction"));
+        let pc = find("scheduling.k8s.io", "v1", "priorityclasses").expect("priorityclasses");
+        assert_eq!(pc.qualified_plural(), "priorityclasses.scheduling.k8s.io");
+        assert_eq!(pc.qualified_kind(), "PriorityClass.scheduling.k8s.io");
+        assert!(!pc.namespaced);
+        assert_eq!(pc.short_names, &["pc"]);
+    }
+
+    #[test]
+    fn system_priority_classes_are_kube_apiservers() {
+        let values: Vec<(&str, i64)> = SYSTEM_PRIORITY_CLASSES
+            .iter()
+            .map(|c| (c.name, c.value))
+            .collect();
+        assert_eq!(
+            values,
+            [
+                ("system-node-critical", 2_000_001_000),
+                ("system-cluster-critical", 2_000_000_000)
+            ]
+        );
+        assert!(SYSTEM_PRIORITY_CLASSES
+            .iter()
+            .all(|c| c.name.starts_with(SYSTEM_PRIORITY_CLASS_PREFIX)));
     }
 }

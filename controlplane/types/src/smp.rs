@@ -63,8 +63,8 @@
 //!
 //! Kinds
 //! * Merge keys exist for Pod, Deployment, ReplicaSet, Job, CronJob, Service,
-//!   Node, Namespace, ConfigMap, Secret, Endpoints, EndpointSlice, Event and
-//!   Lease, plus DaemonSet, StatefulSet, ReplicationController, PodTemplate,
+//!   Node, Namespace, ConfigMap, Secret, Endpoints, EndpointSlice, Event,
+//!   Lease and PriorityClass, plus DaemonSet, StatefulSet, ReplicationController, PodTemplate,
 //!   ServiceAccount and PersistentVolumeClaim (see [`is_known_kind`]). The
 //!   pod template is found at `spec.template` (Deployment, ReplicaSet, Job,
 //!   DaemonSet, StatefulSet, ReplicationController), `template` (PodTemplate)
@@ -456,7 +456,7 @@ const NODE: &[Field] = &[
 ];
 /// Namespace and PersistentVolumeClaim.
 const METADATA_AND_CONDITIONS: &[Field] = &[METADATA, nested("status", CONDITIONS_STATUS)];
-/// ConfigMap, Secret, Endpoints, EndpointSlice, Event, Lease.
+/// ConfigMap, Secret, Endpoints, EndpointSlice, Event, Lease, PriorityClass.
 const METADATA_ONLY: &[Field] = &[METADATA];
 const POD_TEMPLATE: &[Field] = &[METADATA, nested("template", POD_TEMPLATE_SPEC)];
 const SERVICE_ACCOUNT: &[Field] = &[METADATA, merge_list("secrets", "name", Ty::Opaque)];
@@ -473,7 +473,8 @@ fn root_fields(kind: &str) -> Option<&'static [Field]> {
         "Service" => SERVICE,
         "Node" => NODE,
         "Namespace" | "PersistentVolumeClaim" => METADATA_AND_CONDITIONS,
-        "ConfigMap" | "Secret" | "Endpoints" | "EndpointSlice" | "Event" | "Lease" => METADATA_ONLY,
+        "ConfigMap" | "Secret" | "Endpoints" | "EndpointSlice" | "Event" | "Lease"
+        | "PriorityClass" => METADATA_ONLY,
         "PodTemplate" => POD_TEMPLATE,
         "ServiceAccount" => SERVICE_ACCOUNT,
         _ => return None,

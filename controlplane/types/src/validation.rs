@@ -47,6 +47,9 @@
 //!   upstream reports them), podCIDRs, podCIDR/providerID/externalID immutability,
 //!   capacity/allocatable quantities. **Endpoints**, **EndpointSlice**, core/v1 **Event**
 //!   (namespace agreement, reporting fields for new-style events), **Lease**.
+//! * **PriorityClass**: the reserved `system-` names (only the built-in classes, with their
+//!   values), the user maximum of 1000000000, preemptionPolicy; on update the immutable value
+//!   and preemptionPolicy. (Only one global default: the API server's Priority admission.)
 //!
 //! Not covered (accepted without error): affinity and topology spread constraints,
 //! ephemeral containers (forbidden on create only), resource claims, pod-level resources,
@@ -69,6 +72,7 @@ mod apps;
 mod batch;
 mod objects;
 mod pod;
+mod scheduling;
 mod service;
 
 /// Field errors for `obj` of `kind`; `old` is the stored object on update (None on create).
@@ -96,6 +100,9 @@ pub fn validate(kind: &str, obj: &Value, old: Option<&Value>) -> Vec<FieldError>
         ("EndpointSlice", "" | "discovery.k8s.io") => objects::validate_endpoint_slice(obj, old),
         ("Event", "") => objects::validate_event(obj),
         ("Lease", "" | "coordination.k8s.io") => objects::validate_lease(obj),
+        ("PriorityClass", "" | "scheduling.k8s.io") => {
+            scheduling::validate_priority_class(obj, old)
+        }
         _ => Vec::new(),
     };
     dedup(errs)

@@ -475,8 +475,8 @@ fn admission_defaults_for_pods() {
     pod_admission_defaults(&mut pod);
     assert_eq!(pod["spec"]["serviceAccountName"], "default");
     assert_eq!(pod["spec"]["serviceAccount"], "default");
-    assert_eq!(pod["spec"]["priority"], 0);
-    assert_eq!(pod["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+    // Priority is the Priority plugin's (pod_priority_admission), which reads classes.
+    assert!(pod["spec"].get("priority").is_none());
     assert_eq!(
         pod["spec"]["tolerations"],
         json!([{"key":"node.kubernetes.io/unreachable","operator":"Exists","effect":"NoExecute","tolerationSeconds":60},
@@ -484,7 +484,6 @@ fn admission_defaults_for_pods() {
     );
     let mut critical = json!({"spec":{"priorityClassName":"system-node-critical","tolerations":[{"operator":"Exists"}]}});
     pod_admission_defaults(&mut critical);
-    assert_eq!(critical["spec"]["priority"], 2000001000);
     assert_eq!(
         critical["spec"]["tolerations"],
         json!([{"operator":"Exists"}])
@@ -523,6 +522,7 @@ fn odd_json_never_panics() {
         "ConfigMap",
         "Event",
         "Lease",
+        "PriorityClass",
     ];
     for kind in kinds {
         for o in &odd {
@@ -530,10 +530,119 @@ fn odd_json_never_panics() {
             apply_defaults(kind, &mut v);
             prepare_for_create(kind, &mut v);
             pod_admission_defaults(&mut v);
+            let _ = pod_priority_admission(&mut v, Some(o));
+            let _ = pod_priority_admission(&mut v, None);
+            pod_priority_on_update(&mut v, o);
+            let _ = global_default_priority_class(std::slice::from_ref(o));
             job_selector_defaults(&mut v, "u");
             service_update_defaults(&mut v, o);
             service_ip_family_defaults(&mut v, Some(o));
             let _ = qos_class(&v);
         }
     }
+}
+
+#[test]
+fn priority_class_defaults() {
+    // SetDefaults_PriorityClass, and Go's encoding of value / globalDefault / description.
+    let pc = defaulted(
+        "PriorityClass",
+        json!({"metadata":{"name":"p"},"globalDefault":false,"description":""}),
+    );
+    assert_eq!(
+        pc,
+        json!({"metadata":{"name":"p"},"value":0,"preemptionPolicy":"PreemptLowerPriority"})
+    );
+    let pc = defaulted(
+        "PriorityClass.scheduling.k8s.io",
+        json!({"value":7,"globalDefault":true,"description":"x","preemptionPolicy":"Never"}),
+    );
+    assert_eq!(
+        pc,
+        json!({"value":7,"globalDefault":true,"description":"x","preemptionPolicy":"Never"})
+    );
+    let mut created = json!({"metadata":{"name":"p"},"value":1});
+    prepare_for_create("PriorityClass", &mut created);
+    assert_eq!(created["metadata"]["generation"], 1);
+}
+
+fn class(name: &str, value: i64, policy: &str, global_default: bool) -> Value {
+    let mut c = json!({"metadata":{"name":name},"value":value,"preemptionPolicy":policy});
+    if global_default {
+        c["globalDefault"] = json!(true);
+    }
+    c
+}
+
+#[test]
+fn the_global_default_class_is_the_lowest_default() {
+    let classes = [
+        class("a", 5, "PreemptLowerPriority", false),
+        class("b", 100, "PreemptLowerPriority", true),
+        class("c", 50, "Never", true),
+        class("d", 50, "Never", true),
+    ];
+    let d = global_default_priority_class(&classes).expect("a default");
+    assert_eq!(d["metadata"]["name"], "c");
+    assert!(global_default_priority_class(&classes[..1]).is_none());
+}
+
+#[test]
+fn pods_take_their_priority_from_the_class() {
+    // plugin/pkg/admission/priority/admission.go (admitPod).
+    let pod = |spec: Value| json!({"metadata":{"name":"p"},"spec":spec});
+    let high = class("high", 1000, "Never", false);
+
+    let mut p = pod(json!({"priorityClassName":"high","containers":[]}));
+    pod_priority_admission(&mut p, Some(&high)).expect("admitted");
+    assert_eq!(p["spec"]["priority"], 1000);
+    assert_eq!(p["spec"]["preemptionPolicy"], "Never");
+    assert_eq!(p["spec"]["priorityClassName"], "high");
+
+    // No class and no default: priority 0, PreemptLowerPriority, no class name.
+    let mut p = pod(json!({"containers":[]}));
+    pod_priority_admission(&mut p, None).expect("admitted");
+    assert_eq!(p["spec"]["priority"], 0);
+    assert_eq!(p["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+    assert!(p["spec"].get("priorityClassName").is_none());
+
+    // No class, a global default: the pod is given the class's name too.
+    let default = class("everyone", 10, "PreemptLowerPriority", true);
+    let mut p = pod(json!({"containers":[]}));
+    pod_priority_admission(&mut p, Some(&default)).expect("admitted");
+    assert_eq!(p["spec"]["priority"], 10);
+    assert_eq!(p["spec"]["priorityClassName"], "everyone");
+
+    // A priority or policy the client set must agree with the class.
+    let mut p = pod(json!({"priorityClassName":"high","priority":1000,"preemptionPolicy":"Never"}));
+    pod_priority_admission(&mut p, Some(&high)).expect("agreeing values are allowed");
+    let mut p = pod(json!({"priorityClassName":"high","priority":7}));
+    assert_eq!(
+        pod_priority_admission(&mut p, Some(&high)).unwrap_err(),
+        "the integer value of priority (7) must not be provided in pod spec; priority admission controller computed 1000 from the given PriorityClass name"
+    );
+    let mut p = pod(json!({"priority":3}));
+    assert_eq!(
+        pod_priority_admission(&mut p, None).unwrap_err(),
+        "the integer value of priority (3) must not be provided in pod spec; priority admission controller computed 0 from the given PriorityClass name"
+    );
+    let mut p = pod(json!({"priorityClassName":"high","preemptionPolicy":"PreemptLowerPriority"}));
+    assert_eq!(
+        pod_priority_admission(&mut p, Some(&high)).unwrap_err(),
+        "the string value of PreemptionPolicy (PreemptLowerPriority) must not be provided in pod spec; priority admission controller computed Never from the given PriorityClass name"
+    );
+}
+
+#[test]
+fn a_pod_update_keeps_the_admitted_priority() {
+    let old =
+        json!({"spec":{"priority":1000,"preemptionPolicy":"Never","priorityClassName":"high"}});
+    let mut new = json!({"spec":{"priorityClassName":"high"}});
+    pod_priority_on_update(&mut new, &old);
+    assert_eq!(new, old);
+    // A value the client sent is left for validation to judge.
+    let mut new = json!({"spec":{"priority":5}});
+    pod_priority_on_update(&mut new, &old);
+    assert_eq!(new["spec"]["priority"], 5);
+    assert_eq!(new["spec"]["preemptionPolicy"], "Never");
 }

@@ -624,6 +624,60 @@ fn namespace_configmap_secret_lease() {
 }
 
 // ---------------------------------------------------------------------------
+// PriorityClass
+// ---------------------------------------------------------------------------
+
+#[test]
+fn priority_class() {
+    // printPriorityClass: every column is shown by default (PreemptionPolicy has no wide
+    // priority upstream), the value is an integer and globalDefault a boolean.
+    assert_eq!(
+        names("PriorityClass"),
+        ["Name", "Value", "Global-Default", "Age", "PreemptionPolicy"]
+    );
+    assert!(wide("PriorityClass").is_empty());
+    let types: Vec<&str> = columns("PriorityClass").iter().map(|c| c.type_).collect();
+    assert_eq!(types, ["string", "integer", "boolean", "string", "string"]);
+    let pc = json!({"metadata": {"name": "system-node-critical", "creationTimestamp": ago(90)},
+        "value": 2_000_001_000, "preemptionPolicy": "PreemptLowerPriority",
+        "description": "Used for system critical pods that must not be moved from their current node."});
+    assert_eq!(
+        cells("PriorityClass", &pc, NOW),
+        vec![
+            json!("system-node-critical"),
+            json!(2_000_001_000),
+            json!(false),
+            json!("90s"),
+            json!("PreemptLowerPriority")
+        ]
+    );
+    let pc = json!({"metadata": {"name": "everyone", "creationTimestamp": ago(600)},
+        "value": -3, "globalDefault": true, "preemptionPolicy": "Never"});
+    assert_eq!(
+        cells("PriorityClass", &pc, NOW),
+        vec![
+            json!("everyone"),
+            json!(-3),
+            json!(true),
+            json!("10m"),
+            json!("Never")
+        ]
+    );
+    // No policy (never after defaulting): an empty cell; no value: 0.
+    let pc = json!({"metadata": {"name": "bare"}});
+    assert_eq!(
+        cells("PriorityClass", &pc, NOW),
+        vec![
+            json!("bare"),
+            json!(0),
+            json!(false),
+            json!("<unknown>"),
+            json!("")
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------
 // Service
 // ---------------------------------------------------------------------------
 
@@ -1313,6 +1367,7 @@ const KINDS: &[&str] = &[
     "Job",
     "CronJob",
     "Lease",
+    "PriorityClass",
     "SomethingElse",
 ];
 
@@ -1392,7 +1447,7 @@ fn malformed_objects_never_panic() {
                 assert_eq!(row.len(), width, "{kind} #{i}");
                 assert!(
                     row.iter()
-                        .all(|c| c.is_string() || c.is_i64() || c.is_null()),
+                        .all(|c| c.is_string() || c.is_i64() || c.is_boolean() || c.is_null()),
                     "{kind} #{i}: {row:?}"
                 );
             }

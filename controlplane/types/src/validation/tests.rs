@@ -1528,6 +1528,7 @@ fn odd_json_never_panics() {
         "ConfigMap",
         "Event",
         "Lease",
+        "PriorityClass",
         "Nope",
     ];
     for kind in kinds {
@@ -1555,4 +1556,108 @@ fn odd_json_never_panics() {
     ] {
         let _ = crate::cron::parse_standard(s);
     }
+}
+
+fn priority_class(name: &str, value: i64) -> Value {
+    json!({"apiVersion":"scheduling.k8s.io/v1","kind":"PriorityClass",
+        "metadata":{"name":name},"value":value,"description":"d"})
+}
+
+#[test]
+fn priority_classes_on_create() {
+    // Expected texts: pkg/apis/scheduling/validation/validation.go and
+    // pkg/apis/scheduling/v1/helpers.go (IsKnownSystemPriorityClass).
+    let pc = "PriorityClass";
+    assert!(create(pc, priority_class("high", 1000)).is_empty());
+    assert!(create(pc, priority_class("max", 1_000_000_000)).is_empty());
+    assert!(create(pc, priority_class("low", -5)).is_empty());
+    assert!(create(pc, without(priority_class("zero", 1), "/value")).is_empty());
+    assert_eq!(
+        create(pc, priority_class("huge", 1_000_000_001)),
+        ["value: Forbidden: maximum allowed value of a user defined priority is 1000000000"]
+    );
+    assert!(create(pc, priority_class("system-node-critical", 2_000_001_000)).is_empty());
+    assert!(create(pc, priority_class("system-cluster-critical", 2_000_000_000)).is_empty());
+    let reserved = "metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: ";
+    assert_eq!(
+        create(pc, priority_class("system-mine", 10)),
+        [format!(
+            "{reserved}system-mine is not a known system priority class"
+        )]
+    );
+    assert_eq!(
+        create(pc, priority_class("system-node-critical", 5)),
+        [format!(
+            "{reserved}value of system-node-critical PriorityClass must be 2000001000"
+        )]
+    );
+    assert_eq!(
+        create(
+            pc,
+            with(
+                priority_class("system-cluster-critical", 2_000_000_000),
+                "/globalDefault",
+                json!(true)
+            )
+        ),
+        [format!(
+            "{reserved}globalDefault of system-cluster-critical PriorityClass must be false"
+        )]
+    );
+    // A system- name is not also held to the user maximum.
+    assert_eq!(
+        create(pc, priority_class("system-x", 2_000_000_000)).len(),
+        1
+    );
+    assert_eq!(
+        create(
+            pc,
+            with(priority_class("p", 1), "/preemptionPolicy", json!("Sometimes"))
+        ),
+        ["preemptionPolicy: Unsupported value: \"Sometimes\": supported values: \"PreemptLowerPriority\", \"Never\""]
+    );
+    assert_eq!(
+        create(
+            pc,
+            with(priority_class("p", 1), "/preemptionPolicy", json!(""))
+        ),
+        ["preemptionPolicy: Required value"]
+    );
+    assert!(create(
+        pc,
+        with(priority_class("p", 1), "/preemptionPolicy", json!("Never"))
+    )
+    .is_empty());
+}
+
+#[test]
+fn priority_class_value_and_policy_are_immutable() {
+    let pc = "PriorityClass";
+    let old = priority_class("high", 1000);
+    // Description and globalDefault may change; the value and the policy may not.
+    let changed = with(
+        with(old.clone(), "/description", json!("other")),
+        "/globalDefault",
+        json!(true),
+    );
+    assert!(update(pc, changed, old.clone()).is_empty());
+    assert_eq!(
+        update(pc, priority_class("high", 2000), old.clone()),
+        ["value: Forbidden: may not be changed in an update."]
+    );
+    assert_eq!(
+        update(
+            pc,
+            with(old.clone(), "/preemptionPolicy", json!("Never")),
+            old.clone()
+        ),
+        ["preemptionPolicy: Invalid value: \"Never\": field is immutable"]
+    );
+    // Leaving the policy out defaults it again: no change.
+    let mut stored = old.clone();
+    apply_defaults(pc, &mut stored);
+    assert!(update(pc, old.clone(), stored).is_empty());
+    // Update does not re-check the create-time rules.
+    let sys = priority_class("system-mine", 7);
+    assert!(update(pc, sys.clone(), sys).is_empty());
 }
