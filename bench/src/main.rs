@@ -1,8 +1,11 @@
 //! `concord-bench`: load and measurements over etcd's v3 API only, so it measures Concord and
-//! etcd alike. Workloads: put, range, txn-put, mixed, lease keep-alive, and watch fan-out.
+//! etcd alike. Workloads: put, range, txn-put, mixed, lease keep-alive, and watch fan-out; and
+//! for the control plane, the API server's costs and the scheduler's throughput on hollow
+//! nodes.
 
 mod apiserver;
 mod load;
+mod scheduler;
 mod stats;
 mod table;
 mod watch;
@@ -52,6 +55,9 @@ enum Command {
     /// The Kubernetes API server (concord-apiserver): creates, lists and watch delay, beside
     /// the same objects written straight into the store.
     Apiserver(apiserver::Args),
+    /// The scheduler (concord-scheduler) on hollow nodes: pods bound per second,
+    /// creation-to-bind latency, its CPU per pod, and checks of every placement.
+    Scheduler(scheduler::Args),
     /// Prints bench/compare's side-by-side table from its JSON lines.
     Table {
         /// The results file.
@@ -71,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Put(c) => load::run("put", c, Op::Put).await,
         Command::Apiserver(a) => apiserver::run(a).await,
+        Command::Scheduler(a) => scheduler::run(a).await,
         Command::Range {
             common,
             consistency,
