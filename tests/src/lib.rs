@@ -20,6 +20,7 @@ pub mod nemesis;
 pub mod proxy;
 pub mod rng;
 pub mod robustness;
+pub mod scheduler;
 pub mod workload;
 
 use std::fs::File;

@@ -157,7 +157,18 @@ async fn main() -> anyhow::Result<()> {
         },
     ));
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        // SIGINT or SIGTERM: resign, so that another candidate takes over at once.
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(t) => { t.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
         stop_tx.send_replace(true);
     });
     let identity = args.identity.clone().unwrap_or_else(|| {

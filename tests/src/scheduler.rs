@@ -1,0 +1,167 @@
+//! Harness for `concord-scheduler`: the real binary against a member, with its metrics port,
+//! its log, and the signals a test needs (kill, pause, resume).
+//!
+//! The binary is `$CONCORD_SCHEDULER_BIN`, or `concord-scheduler` next to the `concord`
+//! binary ([`crate::concord_bin`]).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus};
+use std::time::{Duration, Instant};
+
+use crate::apiserver::http_get;
+use crate::{bind_free_on, concord_bin, kill_child, log_tail, read_log, signal, spawn_logged};
+
+/// Path of the `concord-scheduler` binary under test.
+pub fn scheduler_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CONCORD_SCHEDULER_BIN") {
+        return PathBuf::from(p);
+    }
+    concord_bin()
+        .parent()
+        .expect("directory of the concord binary")
+        .join("concord-scheduler")
+}
+
+/// A running `concord-scheduler`; killed when dropped.
+pub struct Scheduler {
+    child: Option<Child>,
+    /// `127.0.0.1:port` of its `/metrics` and `/healthz`.
+    pub metrics_addr: String,
+    log_path: PathBuf,
+    /// Its `--identity`.
+    pub identity: String,
+}
+
+impl Scheduler {
+    /// Starts a scheduler on the member at `etcd` with `args` added, logging into `dir`, and
+    /// waits (30 s) until its `/healthz` answers.
+    pub fn start(etcd: &str, dir: &Path, identity: &str, args: &[&str]) -> Scheduler {
+        let bin = scheduler_bin();
+        assert!(
+            bin.is_file(),
+            "{} not found: build it with `cargo build --release --workspace --bins` \
+             (or set CONCORD_SCHEDULER_BIN)",
+            bin.display()
+        );
+        // The port is bound here and released just before the scheduler binds it: the
+        // window is a few milliseconds, and a collision fails the start loudly.
+        let listener = bind_free_on(std::net::Ipv4Addr::LOCALHOST);
+        let port = listener.local_addr().expect("local addr").port();
+        drop(listener);
+        let log_path = dir.join(format!("scheduler-{identity}.log"));
+        let mut cmd = std::process::Command::new(&bin);
+        cmd.arg(format!("--etcd-servers={etcd}"))
+            .arg(format!("--port={port}"))
+            .arg(format!("--identity={identity}"))
+            .args(args);
+        let child =
+            spawn_logged(&mut cmd, &log_path, "concord-scheduler").expect("start scheduler");
+        let mut s = Scheduler {
+            child: Some(child),
+            metrics_addr: format!("127.0.0.1:{port}"),
+            log_path,
+            identity: identity.to_string(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = s.try_wait() {
+                panic!(
+                    "concord-scheduler exited during start-up ({status}); log:\n{}",
+                    s.log_tail()
+                );
+            }
+            if matches!(
+                http_get(&s.metrics_addr, "/healthz", Duration::from_secs(2)),
+                Ok((200, _))
+            ) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "concord-scheduler not healthy after 30 s; log:\n{}",
+                s.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        read_log(&self.log_path)
+    }
+
+    /// The last lines of its log.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log(), 40)
+    }
+
+    /// Its `/metrics` text.
+    pub fn metrics(&self) -> String {
+        match http_get(&self.metrics_addr, "/metrics", Duration::from_secs(5)) {
+            Ok((200, body)) => body,
+            other => panic!("GET /metrics: {other:?}"),
+        }
+    }
+
+    /// The value of one metric line (`name{labels}` exactly as printed), if present.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        self.metrics().lines().find_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            (k == series).then(|| v.parse().ok()).flatten()
+        })
+    }
+
+    /// Whether its `leader_election_master_status` is 1.
+    pub fn is_leader(&self) -> bool {
+        self.metric("leader_election_master_status{name=\"kube-scheduler\"}") == Some(1.0)
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Waits up to `timeout` for it to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(s) = self.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// `SIGKILL`.
+    pub fn kill(&mut self) {
+        if let Some(c) = self.child.take() {
+            kill_child(c);
+        }
+    }
+
+    /// `SIGSTOP`.
+    pub fn pause(&self) {
+        if let Some(c) = &self.child {
+            assert!(signal(c, libc::SIGSTOP), "SIGSTOP the scheduler");
+        }
+    }
+
+    /// `SIGCONT`.
+    pub fn resume(&self) {
+        if let Some(c) = &self.child {
+            assert!(signal(c, libc::SIGCONT), "SIGCONT the scheduler");
+        }
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.take() {
+            let _ = signal(&c, libc::SIGCONT);
+            kill_child(c);
+        }
+    }
+}
