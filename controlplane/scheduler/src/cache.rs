@@ -10,26 +10,32 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::node::NodeInfo;
+use crate::node::{has_pod_affinity, NodeInfo};
 use crate::pod::PodInfo;
 
 /// Where a pod is counted.
 #[derive(Debug, Clone)]
 struct Placement {
-    node: String,
+    slot: usize,
     /// Assumed by this scheduler, its bind not yet seen in the store.
     assumed: bool,
 }
 
 /// Nodes, the pods on them, and namespaces' labels (for pod affinity namespace selectors).
+///
+/// Nodes live in slots of a vector, found by name through an index: sampling walks the
+/// present nodes by position without hashing their names.
 #[derive(Debug, Default)]
 pub struct Cache {
-    nodes: HashMap<String, NodeInfo>,
-    /// Names of the nodes whose Node object exists, in the order they were added: the order
+    slots: Vec<NodeInfo>,
+    index: HashMap<String, usize>,
+    /// Slots of the nodes whose Node object exists, in the order they were added: the order
     /// node sampling walks.
-    order: Vec<String>,
+    order: Vec<usize>,
     placements: HashMap<String, Placement>,
     namespaces: HashMap<String, BTreeMap<String, String>>,
+    /// Pods with pod affinity or anti-affinity terms, over all nodes.
+    pods_with_affinity: usize,
 }
 
 impl Cache {
@@ -38,15 +44,32 @@ impl Cache {
         Cache::default()
     }
 
+    /// The slot of a node, made (absent) if the node is new. Slots are never freed: a
+    /// deleted node's slot stays, empty, for a node of that name to come back to.
+    fn slot_of(&mut self, name: &str) -> usize {
+        if let Some(i) = self.index.get(name) {
+            return *i;
+        }
+        self.slots.push(NodeInfo::absent(name));
+        self.index.insert(name.to_string(), self.slots.len() - 1);
+        self.slots.len() - 1
+    }
+
+    /// Counts a pod on a slot.
+    fn add_to(&mut self, slot: usize, pod: Arc<PodInfo>) {
+        if has_pod_affinity(&pod) {
+            self.pods_with_affinity += 1;
+        }
+        self.slots[slot].add_pod(pod);
+    }
+
     /// Adds or updates a node from its object. Returns whether anything scheduling looks at
     /// changed (a new node, labels, taints, cordon, allocatable): a heartbeat does not, so
     /// it does not send unschedulable pods back to the queue.
     pub fn set_node(&mut self, obj: &Value) -> bool {
-        let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let entry = self
-            .nodes
-            .entry(name.clone())
-            .or_insert_with(|| NodeInfo::absent(&name));
+        let name = obj["metadata"]["name"].as_str().unwrap_or("");
+        let slot = self.slot_of(name);
+        let entry = &mut self.slots[slot];
         let before = entry.present.then(|| {
             (
                 entry.labels.clone(),
@@ -55,28 +78,28 @@ impl Cache {
                 entry.allocatable.clone(),
             )
         });
-        if !entry.present {
-            self.order.push(name);
-        }
+        let added = !entry.present;
         entry.set_node(obj);
-        before.is_none_or(|(labels, taints, unschedulable, allocatable)| {
+        let changed = before.is_none_or(|(labels, taints, unschedulable, allocatable)| {
             labels != entry.labels
                 || taints != entry.taints
                 || unschedulable != entry.unschedulable
                 || allocatable != entry.allocatable
-        })
+        });
+        if added {
+            self.order.push(slot);
+        }
+        changed
     }
 
     /// Removes a node (its pods stay counted until they go).
     pub fn remove_node(&mut self, name: &str) {
-        if let Some(n) = self.nodes.get_mut(name) {
-            if n.present {
-                n.clear_node();
-                self.order.retain(|o| o != name);
-            }
-            if n.is_empty() {
-                self.nodes.remove(name);
-            }
+        let Some(&slot) = self.index.get(name) else {
+            return;
+        };
+        if self.slots[slot].present {
+            self.slots[slot].clear_node();
+            self.order.retain(|o| *o != slot);
         }
     }
 
@@ -84,18 +107,15 @@ impl Cache {
     /// before (an older state, or this scheduler's assumption).
     pub fn set_bound_pod(&mut self, pod: Arc<PodInfo>) {
         self.remove_pod(&pod.uid);
-        let node = pod.node_name.clone();
+        let slot = self.slot_of(&pod.node_name);
         self.placements.insert(
             pod.uid.clone(),
             Placement {
-                node: node.clone(),
+                slot,
                 assumed: false,
             },
         );
-        self.nodes
-            .entry(node.clone())
-            .or_insert_with(|| NodeInfo::absent(&node))
-            .add_pod(pod);
+        self.add_to(slot, pod);
     }
 
     /// Counts `pod` on `node` before its bind is confirmed, so that the next cycles see the
@@ -104,17 +124,15 @@ impl Cache {
         self.remove_pod(&pod.uid);
         let mut p = (*pod).clone();
         p.node_name = node.to_string();
+        let slot = self.slot_of(node);
         self.placements.insert(
             p.uid.clone(),
             Placement {
-                node: node.to_string(),
+                slot,
                 assumed: true,
             },
         );
-        self.nodes
-            .entry(node.to_string())
-            .or_insert_with(|| NodeInfo::absent(node))
-            .add_pod(Arc::new(p));
+        self.add_to(slot, Arc::new(p));
     }
 
     /// Drops an assumption whose bind failed. A pod the store already shows bound stays.
@@ -132,12 +150,17 @@ impl Cache {
     /// Stops counting a pod (deleted, finished, or replaced).
     pub fn remove_pod(&mut self, uid: &str) -> Option<Arc<PodInfo>> {
         let placement = self.placements.remove(uid)?;
-        let node = self.nodes.get_mut(&placement.node)?;
-        let pod = node.remove_pod(uid);
-        if node.is_empty() {
-            self.nodes.remove(&placement.node);
+        let pod = self.slots[placement.slot].remove_pod(uid)?;
+        if has_pod_affinity(&pod) {
+            self.pods_with_affinity -= 1;
         }
-        pod
+        Some(pod)
+    }
+
+    /// How many counted pods have pod affinity or anti-affinity terms: when none has and
+    /// the pod being scheduled has none either, inter-pod affinity has nothing to do.
+    pub fn pods_with_affinity(&self) -> usize {
+        self.pods_with_affinity
     }
 
     /// Sets a namespace's labels.
@@ -169,19 +192,22 @@ impl Cache {
         self.namespaces.iter()
     }
 
-    /// A node, present or not.
+    /// A node known by name: present, or absent with pods still counted on it.
     pub fn node(&self, name: &str) -> Option<&NodeInfo> {
-        self.nodes.get(name)
+        self.index
+            .get(name)
+            .map(|i| &self.slots[*i])
+            .filter(|n| n.present || !n.pods.is_empty())
     }
 
     /// The nodes whose Node object exists, in sampling order.
     pub fn nodes(&self) -> impl Iterator<Item = &NodeInfo> {
-        self.order.iter().filter_map(|n| self.nodes.get(n))
+        self.order.iter().map(|i| &self.slots[*i])
     }
 
     /// The `i`th node in sampling order.
     pub fn node_at(&self, i: usize) -> Option<&NodeInfo> {
-        self.order.get(i).and_then(|n| self.nodes.get(n))
+        self.order.get(i).map(|s| &self.slots[*s])
     }
 
     /// How many nodes exist.

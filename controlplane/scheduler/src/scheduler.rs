@@ -27,6 +27,9 @@ pub const DEFAULT_MAX_BINDS_IN_FLIGHT: usize = 256;
 /// How many informer events the loop applies before it schedules the next pod.
 const EVENTS_PER_CYCLE: usize = 512;
 
+/// How often the queue and cache gauges are refreshed.
+const GAUGE_INTERVAL: Duration = Duration::from_millis(250);
+
 /// Why the loop ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stopped {
@@ -120,6 +123,7 @@ pub async fn run(
     };
     let mut synced = [false; 3];
     let mut last_leftover_flush = Instant::now();
+    let mut last_gauges = Instant::now() - GAUGE_INTERVAL;
     loop {
         if *stop.borrow() {
             return Ok(Stopped::Shutdown);
@@ -149,13 +153,17 @@ pub async fn run(
             l.queue.flush_unschedulable_leftover(now);
             last_leftover_flush = now;
         }
-        l.metrics.set_depths(l.queue.depths());
-        l.metrics
-            .cache_nodes
-            .store(l.cache.node_count() as i64, Ordering::Relaxed);
-        l.metrics
-            .cache_pods
-            .store(l.cache.pod_count() as i64, Ordering::Relaxed);
+        // The gauges are sampled: counting the queue's parts walks it.
+        if now.duration_since(last_gauges) >= GAUGE_INTERVAL {
+            last_gauges = now;
+            l.metrics.set_depths(l.queue.depths());
+            l.metrics
+                .cache_nodes
+                .store(l.cache.node_count() as i64, Ordering::Relaxed);
+            l.metrics
+                .cache_pods
+                .store(l.cache.pod_count() as i64, Ordering::Relaxed);
+        }
         // Schedule only once every cache holds its full initial list: a pod placed before the
         // pods already bound are counted could over-commit a node.
         if synced.iter().all(|s| *s) && l.binds_in_flight < l.max_binds {

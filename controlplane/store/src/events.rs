@@ -484,21 +484,22 @@ impl Writer {
         }
     }
 
-    /// Remembers where an event went, forgetting events past the window (or, if there are
-    /// still too many, the oldest) to stay within [`MAX_REMEMBERED`].
+    /// Remembers where an event went. When [`MAX_REMEMBERED`] are remembered, forgets those
+    /// past the window, and if that is not enough, the oldest quarter: a burst of distinct
+    /// events (one per scheduled pod) then costs a scan every thousand events, not one per
+    /// event.
     fn remember(&mut self, key: AggregateKey, seen: Seen) {
         if self.seen.len() >= MAX_REMEMBERED {
             let window = self.config.aggregation_window;
-            self.seen.retain(|_, s| s.last.elapsed() < window);
-        }
-        if self.seen.len() >= MAX_REMEMBERED {
-            if let Some(oldest) = self
-                .seen
-                .iter()
-                .min_by_key(|(_, s)| s.last)
-                .map(|(k, _)| k.clone())
-            {
-                self.seen.remove(&oldest);
+            let now = Instant::now();
+            self.seen
+                .retain(|_, s| now.saturating_duration_since(s.last) < window);
+            if self.seen.len() >= MAX_REMEMBERED {
+                let mut times: Vec<Instant> = self.seen.values().map(|s| s.last).collect();
+                let quarter = times.len() / 4;
+                let (_, cutoff, _) = times.select_nth_unstable(quarter);
+                let cutoff = *cutoff;
+                self.seen.retain(|_, s| s.last > cutoff);
             }
         }
         self.seen.insert(key, seen);

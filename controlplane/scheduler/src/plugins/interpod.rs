@@ -370,6 +370,9 @@ impl ClusterFilter for AffinityFilter {
             namespace_labels: namespace_labels(cache, &pod.namespace),
         };
         let own_terms = !state.affinity.is_empty() || !state.anti.is_empty();
+        if !own_terms && cache.pods_with_affinity() == 0 {
+            return Ok(None);
+        }
         for node in cache.nodes() {
             // Without terms of its own, only the pods with affinity terms matter.
             if !own_terms && node.pods_with_affinity == 0 {
@@ -415,6 +418,9 @@ impl ClusterScore for AffinityScore {
         }
         let (preferred, preferred_anti) = preferred_terms(pod, cache);
         let own_terms = !preferred.is_empty() || !preferred_anti.is_empty();
+        if !own_terms && cache.pods_with_affinity() == 0 {
+            return None;
+        }
         let ns_labels = namespace_labels(cache, &pod.namespace);
         let mut scores = PairCounts::new();
         for node in cache.nodes() {
