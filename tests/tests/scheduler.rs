@@ -500,3 +500,108 @@ fn pods_and_nodes_that_go_away_mid_run_leave_a_consistent_state() {
     assert!(s.metrics().contains("scheduler_schedule_attempts_total"));
     assert!(!s.log().contains("panicked"), "{}", s.log_tail());
 }
+
+#[test]
+fn a_higher_priority_pod_preempts_gracefully_and_takes_the_room() {
+    let k = ApiServer::start();
+    k.apply_stdin(&node("n0", "2", &[], "  {}"), &[]);
+    k.apply_stdin(
+        "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: low}\nvalue: 10\n---\n\
+         apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: high}\nvalue: 1000\n",
+        &[],
+    );
+    let s = start_scheduler(&k, "s1", &[]);
+    let mut pods = pod("low-1", "800m", "", "  priorityClassName: low\n");
+    pods.push_str(&pod("low-2", "800m", "", "  priorityClassName: low\n"));
+    k.apply_stdin(&pods, &[]);
+    wait_placements(&k, &s, Duration::from_secs(20), "low pods bound", |p| {
+        p.len() == 2 && p.values().all(|n| n == "n0")
+    });
+    // A pod of equal priority does not preempt: it is explained and waits.
+    k.apply_stdin(&pod("peer", "1", "", "  priorityClassName: low\n"), &[]);
+    // The high-priority pod needs 1 core: evicting one low pod is enough.
+    k.apply_stdin(&pod("high", "1", "", "  priorityClassName: high\n"), &[]);
+    let nominated = |name: &str| {
+        k.kubectl_ok(&[
+            "get",
+            "pod",
+            name,
+            "-o",
+            "jsonpath={.status.nominatedNodeName}",
+        ])
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let victim = loop {
+        let terminating: Vec<String> = ["low-1", "low-2"]
+            .iter()
+            .filter(|n| {
+                !k.kubectl_ok(&[
+                    "get",
+                    "pod",
+                    n,
+                    "-o",
+                    "jsonpath={.metadata.deletionTimestamp}",
+                ])
+                .is_empty()
+            })
+            .map(|n| n.to_string())
+            .collect();
+        if !terminating.is_empty() {
+            assert_eq!(
+                terminating.len(),
+                1,
+                "one victim is enough: {terminating:?}"
+            );
+            break terminating[0].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no victim chosen; log:\n{}",
+            s.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Graceful: the victim keeps its grace period, and the preemptor waits, nominated.
+    let grace = k.kubectl_ok(&[
+        "get",
+        "pod",
+        &victim,
+        "-o",
+        "jsonpath={.metadata.deletionGracePeriodSeconds}",
+    ]);
+    assert_eq!(grace, "30");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while nominated("high") != "n0" {
+        assert!(
+            Instant::now() < deadline,
+            "high not nominated; log:\n{}",
+            s.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let describe = k.kubectl_ok(&["describe", "pod", &victim]);
+    assert!(describe.contains("Preempted"), "{describe}");
+    assert_eq!(
+        placements(&k)["high"],
+        "",
+        "bound before the victim is gone"
+    );
+    // The node's agent finishes the victim (here, the test does, as there is no agent).
+    k.kubectl_ok(&["delete", "pod", &victim, "--grace-period=0", "--force"]);
+    let p = wait_placements(&k, &s, Duration::from_secs(20), "high bound", |p| {
+        p.get("high").is_some_and(|n| !n.is_empty())
+    });
+    assert_eq!(p["high"], "n0");
+    assert_eq!(p["peer"], "", "the equal-priority pod still waits");
+    let peer = k.kubectl_ok(&[
+        "get",
+        "pod",
+        "peer",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"PodScheduled\")].message}",
+    ]);
+    assert!(
+        peer.starts_with("0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."),
+        "{peer}"
+    );
+}

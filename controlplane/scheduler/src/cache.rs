@@ -36,6 +36,11 @@ pub struct Cache {
     namespaces: HashMap<String, BTreeMap<String, String>>,
     /// Pods with pod affinity or anti-affinity terms, over all nodes.
     pods_with_affinity: usize,
+    /// Pending pods nominated to a node by preemption, by node: the room their victims free
+    /// is kept for them against pods of lower priority.
+    nominated: HashMap<String, Vec<Arc<PodInfo>>>,
+    /// The node each nominated pod is nominated to.
+    nominated_to: HashMap<String, String>,
 }
 
 impl Cache {
@@ -161,6 +166,45 @@ impl Cache {
     /// the pod being scheduled has none either, inter-pod affinity has nothing to do.
     pub fn pods_with_affinity(&self) -> usize {
         self.pods_with_affinity
+    }
+
+    /// Records that a pending pod is nominated to `node` (an empty name clears it).
+    pub fn nominate(&mut self, pod: &Arc<PodInfo>, node: &str) {
+        self.clear_nomination(&pod.uid);
+        if node.is_empty() {
+            return;
+        }
+        self.nominated_to.insert(pod.uid.clone(), node.to_string());
+        self.nominated
+            .entry(node.to_string())
+            .or_default()
+            .push(pod.clone());
+    }
+
+    /// Forgets a pod's nomination (it was bound or deleted).
+    pub fn clear_nomination(&mut self, uid: &str) {
+        if let Some(node) = self.nominated_to.remove(uid) {
+            if let Some(list) = self.nominated.get_mut(&node) {
+                list.retain(|p| p.uid != uid);
+                if list.is_empty() {
+                    self.nominated.remove(&node);
+                }
+            }
+        }
+    }
+
+    /// The pods nominated to `node` that `pod` must leave room for: other pods of equal or
+    /// higher priority (kube-scheduler's `addNominatedPods`).
+    pub fn nominated_for<'a>(
+        &'a self,
+        node: &str,
+        pod: &'a PodInfo,
+    ) -> impl Iterator<Item = &'a Arc<PodInfo>> + 'a {
+        self.nominated
+            .get(node)
+            .into_iter()
+            .flatten()
+            .filter(move |p| p.uid != pod.uid && p.priority >= pod.priority)
     }
 
     /// Sets a namespace's labels.

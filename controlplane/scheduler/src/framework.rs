@@ -298,6 +298,29 @@ pub fn filter_node(
     Ok(())
 }
 
+/// [`filter_node`], counting on the node the pods nominated to it that `pod` must leave room
+/// for, as kube-scheduler does: otherwise a pod of lower priority would take the room a
+/// preemption freed for a more important one.
+pub fn filter_with_nominated(
+    profile: &Profile,
+    state: &PreFiltered,
+    pod: &PodInfo,
+    node: &NodeInfo,
+    cache: &Cache,
+) -> Result<(), Unfit> {
+    let mut nominated = cache.nominated_for(&node.name, pod).peekable();
+    if nominated.peek().is_none() {
+        return filter_node(profile, state, pod, node);
+    }
+    let mut with = node.clone();
+    for p in nominated {
+        let mut placed = (**p).clone();
+        placed.node_name = node.name.clone();
+        with.add_pod(std::sync::Arc::new(placed));
+    }
+    filter_node(profile, state, pod, &with)
+}
+
 /// Picks a node for `pod`, or explains why none fits. `next_start` is the rotating index
 /// node sampling starts from; it advances past the nodes looked at.
 pub fn schedule(
@@ -323,7 +346,7 @@ pub fn schedule(
     // A node nominated by an earlier preemption is tried first, and taken if it fits.
     if !pod.nominated_node.is_empty() {
         if let Some(node) = cache.node(&pod.nominated_node).filter(|n| n.present) {
-            if filter_node(profile, &state, pod, node).is_ok() {
+            if filter_with_nominated(profile, &state, pod, node, cache).is_ok() {
                 return Ok(Placement {
                     node: node.name.clone(),
                     evaluated: 1,
@@ -345,7 +368,7 @@ pub fn schedule(
             continue;
         };
         evaluated += 1;
-        match filter_node(profile, &state, pod, node) {
+        match filter_with_nominated(profile, &state, pod, node, cache) {
             Ok(()) => feasible.push(node),
             Err(u) => unfit.push((node.name.clone(), u)),
         }
@@ -522,6 +545,26 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.message(), NO_NODES);
+    }
+
+    #[test]
+    fn room_kept_for_a_nominated_pod_is_not_given_to_a_lower_priority_one() {
+        let mut cache = Cache::new();
+        cache.set_node(&node("n", "2", json!({})));
+        let high = PodInfo::from_object(&json!({"metadata": {"namespace": "d", "name": "h", "uid": "h"},
+            "spec": {"priority": 100, "containers": [{"name": "c", "resources": {"requests": {"cpu": "2"}}}]}}))
+        .expect("pod");
+        cache.nominate(&high, "n");
+        let low = pod("1");
+        let err = schedule(&Profile::default(), &low, &cache, &mut 0, &mut 1).unwrap_err();
+        assert_eq!(
+            err.message(),
+            "0/1 nodes are available: 1 Insufficient cpu."
+        );
+        // The nominated pod itself fits, and so does a more important one.
+        assert!(schedule(&Profile::default(), &high, &cache, &mut 0, &mut 1).is_ok());
+        cache.clear_nomination("h");
+        assert!(schedule(&Profile::default(), &low, &cache, &mut 0, &mut 1).is_ok());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use crate::cache::Cache;
 use crate::framework::{filter_node, pre_filter, FitError, PreFiltered, Profile};
+
 use crate::node::NodeInfo;
 use crate::pod::PodInfo;
 

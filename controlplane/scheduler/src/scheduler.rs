@@ -245,6 +245,7 @@ impl Loop {
             InformerEvent::Deleted(obj) => {
                 let uid = obj["metadata"]["uid"].as_str().unwrap_or("");
                 self.queue.remove(uid);
+                self.cache.clear_nomination(uid);
                 if self.cache.remove_pod(uid).is_some() {
                     // Its node has room again.
                     self.queue.move_all_to_active_or_backoff(now);
@@ -264,6 +265,7 @@ impl Loop {
             }
         };
         if !pod.node_name.is_empty() {
+            self.cache.clear_nomination(&pod.uid);
             if !self.queue.is_in_flight(&pod.uid) {
                 self.queue.remove(&pod.uid);
             }
@@ -278,6 +280,7 @@ impl Loop {
         }
         let mine = pod.scheduler_name == self.profile.scheduler_name;
         if !mine || pod.deleting || pod.is_terminal() || pod.gated {
+            self.cache.clear_nomination(&pod.uid);
             if !self.queue.is_in_flight(&pod.uid) {
                 self.queue.remove(&pod.uid);
             }
@@ -286,6 +289,9 @@ impl Loop {
         if self.cache.is_assumed(&pod.uid) {
             // Its bind is in flight: the bind's result decides.
             return;
+        }
+        if !pod.nominated_node.is_empty() {
+            self.cache.nominate(&pod, &pod.nominated_node);
         }
         let relevant = prev.as_ref().is_none_or(|p| relevant_change(p, &obj));
         self.queue.add_or_update(pod, relevant, now);
@@ -297,6 +303,7 @@ impl Loop {
         match r.result {
             Ok(()) => {
                 self.queue.done(&r.uid);
+                self.cache.clear_nomination(&r.uid);
                 self.metrics.scheduled.fetch_add(1, Ordering::Relaxed);
                 self.metrics
                     .e2e_duration
@@ -358,6 +365,7 @@ impl Loop {
         self.metrics.attempt_duration.observe(started.elapsed());
         match result {
             Ok(placement) => {
+                self.cache.clear_nomination(&pod.uid);
                 self.cache.assume(pod.clone(), &placement.node);
                 self.binds_in_flight += 1;
                 bind::spawn(
@@ -378,6 +386,10 @@ impl Loop {
                     match preemption::preempt(&self.profile, &pod, &self.cache, &fit) {
                         Outcome::Preempt { node, victims } => {
                             self.evict(&pod, &node, victims);
+                            // Keep the room at once, before the status update comes back.
+                            let mut nominee = (*pod).clone();
+                            nominee.nominated_node = node.clone();
+                            self.cache.nominate(&Arc::new(nominee), &node);
                             nominated = Some(node);
                         }
                         Outcome::NotHelpful(msg) => fit.post_filter = Some(msg),
