@@ -51,7 +51,13 @@ fn reachable(graph: &BTreeMap<String, Vec<String>>, from: &str) -> BTreeSet<Stri
 fn the_control_plane_reaches_the_store_only_through_the_client() {
     let graph = lock_graph();
     assert!(graph.contains_key("concord-server"), "the lock file parses");
-    for krate in ["concord-apiserver", "concord-cp-store", "concord-cp-types"] {
+    for krate in [
+        "concord-apiserver",
+        "concord-cp-store",
+        "concord-cp-types",
+        "concord-scheduler",
+        "concord-agent",
+    ] {
         assert!(graph.contains_key(krate), "{krate} is in the lock file");
         let deps = reachable(&graph, krate);
         for forbidden in ["concord-server", "concord-mvcc", "concord-wal", "rocksdb"] {
