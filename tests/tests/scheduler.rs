@@ -605,3 +605,55 @@ fn a_higher_priority_pod_preempts_gracefully_and_takes_the_room() {
         "{peer}"
     );
 }
+
+#[test]
+fn two_schedulers_racing_for_the_same_pods_bind_each_once() {
+    let k = ApiServer::start();
+    let mut nodes = String::new();
+    for i in 0..4 {
+        nodes.push_str(&node(&format!("n{i}"), "64", &[], "  {}"));
+    }
+    k.apply_stdin(&nodes, &[]);
+    // No election: both schedule every pod, and the store's compare-and-swap decides.
+    let a = start_scheduler(&k, "a", &["--leader-elect=false"]);
+    let b = start_scheduler(&k, "b", &["--leader-elect=false"]);
+    let mut pods = String::new();
+    for i in 0..150 {
+        pods.push_str(&pod(&format!("p{i}"), "100m", "", ""));
+    }
+    k.apply_stdin(&pods, &[]);
+    wait_placements(&k, &a, Duration::from_secs(60), "all pods bound", |p| {
+        p.len() == 150 && p.values().all(|n| !n.is_empty())
+    });
+    assert_eq!(assert_bound_once(&k), 150);
+    // Each successful bind is counted by the scheduler that made it: exactly one per pod.
+    let scheduled = |s: &Scheduler| {
+        s.metric(
+            "scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"scheduled\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while scheduled(&a) + scheduled(&b) < 150.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        scheduled(&a) + scheduled(&b),
+        150.0,
+        "a: {}\nb: {}",
+        a.metrics(),
+        b.metrics()
+    );
+    // Neither keeps retrying pods the other bound.
+    std::thread::sleep(Duration::from_secs(2));
+    for s in [&a, &b] {
+        let pending: f64 = ["active", "backoff", "unschedulable"]
+            .iter()
+            .map(|q| {
+                s.metric(&format!("scheduler_pending_pods{{queue=\"{q}\"}}"))
+                    .unwrap_or(0.0)
+            })
+            .sum();
+        assert_eq!(pending, 0.0, "{}", s.metrics());
+    }
+}

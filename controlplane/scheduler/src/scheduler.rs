@@ -327,8 +327,22 @@ impl Loop {
                     return;
                 }
                 self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                let meta = &r.object["metadata"];
+                let bound_elsewhere = self
+                    .pods
+                    .get(
+                        meta["namespace"].as_str(),
+                        meta["name"].as_str().unwrap_or(""),
+                    )
+                    .is_some_and(|o| {
+                        o["spec"]["nodeName"]
+                            .as_str()
+                            .is_some_and(|n| !n.is_empty())
+                    });
                 match e {
+                    // Gone, or another scheduler won the race: its bind stands.
                     ApiError::NotFound { .. } => self.queue.remove(&r.uid),
+                    _ if bound_elsewhere => self.queue.remove(&r.uid),
                     e => {
                         self.queue.failed(&r.uid, false, now);
                         self.events.record_for(
@@ -350,7 +364,13 @@ impl Loop {
             self.queue.remove(&pod.uid);
             return;
         };
-        if object["metadata"]["uid"].as_str() != Some(pod.uid.as_str()) {
+        // Replaced, or bound meanwhile (by another scheduler, or an event this loop has not
+        // applied yet): nothing to do.
+        if object["metadata"]["uid"].as_str() != Some(pod.uid.as_str())
+            || object["spec"]["nodeName"]
+                .as_str()
+                .is_some_and(|n| !n.is_empty())
+        {
             self.queue.remove(&pod.uid);
             return;
         }
