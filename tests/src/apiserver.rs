@@ -16,7 +16,9 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::{concord_bin, free_port, kill_child, log_tail, read_log, spawn_logged, Concord};
+use crate::{
+    concord_bin, kill_child, log_tail, read_log, spawn_logged, wait_address_file, Concord,
+};
 
 /// The kubectl version `scripts/install-deps.sh --test` installs.
 pub const KUBECTL_VERSION: &str = "1.36.4";
@@ -199,12 +201,14 @@ impl ApiServer {
         let log_path = dir.path().join("apiserver.log");
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(&kubeconfig, "").expect("write empty kubeconfig");
-        let addr = format!("127.0.0.1:{}", free_port());
+        let addr_file = dir.path().join("apiserver.addr");
         let mut cmd = Command::new(&bin);
         cmd.arg(format!("--etcd-servers={}", etcd.endpoint()))
-            .arg(format!("--listen-address={addr}"));
-        let child =
+            .arg("--listen-address=127.0.0.1:0")
+            .arg(format!("--listen-address-file={}", addr_file.display()));
+        let mut child =
             spawn_logged(&mut cmd, &log_path, "concord-apiserver").expect("start apiserver");
+        let addr = wait_address_file(&addr_file, &mut child, &log_path, "concord-apiserver");
         let mut s = ApiServer {
             etcd,
             child: Some(child),
@@ -416,16 +420,16 @@ impl ApiServer {
     /// Starts another `concord-apiserver` on the same member (the API server keeps no state,
     /// so several serve one cluster) and waits until it is healthy.
     pub fn start_peer(&self) -> PeerApiServer {
-        let addr = format!("127.0.0.1:{}", free_port());
-        let log_path = self
-            .dir
-            .path()
-            .join(format!("apiserver-{}.log", addr.replace(':', "-")));
+        let n = PEERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log_path = self.dir.path().join(format!("apiserver-peer-{n}.log"));
+        let addr_file = self.dir.path().join(format!("apiserver-peer-{n}.addr"));
         let mut cmd = Command::new(apiserver_bin());
         cmd.arg(format!("--etcd-servers={}", self.etcd.endpoint()))
-            .arg(format!("--listen-address={addr}"));
-        let child = spawn_logged(&mut cmd, &log_path, "concord-apiserver (peer)")
+            .arg("--listen-address=127.0.0.1:0")
+            .arg(format!("--listen-address-file={}", addr_file.display()));
+        let mut child = spawn_logged(&mut cmd, &log_path, "concord-apiserver (peer)")
             .expect("start a second apiserver");
+        let addr = wait_address_file(&addr_file, &mut child, &log_path, "the second apiserver");
         let deadline = Instant::now() + Duration::from_secs(30);
         while !matches!(
             http_get(&addr, "/healthz", Duration::from_secs(2)),
@@ -458,6 +462,9 @@ impl ApiServer {
         KubectlLines::spawn(self.kubectl_command(args))
     }
 }
+
+/// Numbers the second API servers' files.
+static PEERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A second `concord-apiserver` on a harness's member; killed when dropped.
 pub struct PeerApiServer {

@@ -175,6 +175,34 @@ pub fn spawn_logged(cmd: &mut Command, log_path: &Path, banner: &str) -> Result<
         .with_context(|| format!("spawning {:?}", cmd.get_program()))
 }
 
+/// Waits (30 s) for a child started with port 0 to write the address it bound to `path`
+/// (the API server's `--listen-address-file`, the scheduler's `--address-file`), and returns
+/// it. Panics with the log's tail if the child exits first or the file never appears: no port
+/// is probed and released, so no other process can take it in between.
+pub fn wait_address_file(path: &Path, child: &mut Child, log_path: &Path, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(addr) = std::fs::read_to_string(path) {
+            if !addr.trim().is_empty() {
+                return addr.trim().to_string();
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "{what} exited during start-up ({status}); log:\n{}",
+                log_tail(&read_log(log_path), 40)
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} wrote no address to {} in 30 s; log:\n{}",
+            path.display(),
+            log_tail(&read_log(log_path), 40)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// SIGKILLs a child and reaps it.
 pub fn kill_child(mut child: Child) {
     let _ = child.kill();

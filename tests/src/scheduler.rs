@@ -9,7 +9,7 @@ use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 use crate::apiserver::http_get;
-use crate::{bind_free_on, concord_bin, kill_child, log_tail, read_log, signal, spawn_logged};
+use crate::{concord_bin, kill_child, log_tail, read_log, signal, spawn_logged, wait_address_file};
 
 /// Path of the `concord-scheduler` binary under test.
 pub fn scheduler_bin() -> PathBuf {
@@ -43,22 +43,22 @@ impl Scheduler {
              (or set CONCORD_SCHEDULER_BIN)",
             bin.display()
         );
-        // The port is bound here and released just before the scheduler binds it: the
-        // window is a few milliseconds, and a collision fails the start loudly.
-        let listener = bind_free_on(std::net::Ipv4Addr::LOCALHOST);
-        let port = listener.local_addr().expect("local addr").port();
-        drop(listener);
         let log_path = dir.join(format!("scheduler-{identity}.log"));
+        let addr_file = dir.join(format!("scheduler-{identity}.addr"));
+        let _ = std::fs::remove_file(&addr_file);
         let mut cmd = std::process::Command::new(&bin);
         cmd.arg(format!("--etcd-servers={etcd}"))
-            .arg(format!("--port={port}"))
+            .arg("--port=0")
+            .arg(format!("--address-file={}", addr_file.display()))
             .arg(format!("--identity={identity}"))
             .args(args);
-        let child =
+        let mut child =
             spawn_logged(&mut cmd, &log_path, "concord-scheduler").expect("start scheduler");
+        let metrics_addr =
+            wait_address_file(&addr_file, &mut child, &log_path, "concord-scheduler");
         let mut s = Scheduler {
             child: Some(child),
-            metrics_addr: format!("127.0.0.1:{port}"),
+            metrics_addr,
             log_path,
             identity: identity.to_string(),
         };

@@ -33,6 +33,11 @@ struct Args {
     /// The most requests (other than watches) served at once; more get 429.
     #[arg(long, env = "CONCORD_MAX_REQUESTS_INFLIGHT", default_value_t = 400)]
     max_requests_inflight: usize,
+    /// After binding, write the address listened on (`127.0.0.1:PORT`) to this file, through a
+    /// temporary name and a rename: with port 0 in --listen-address, this is how a supervisor
+    /// or a test learns the port picked.
+    #[arg(long, env = "CONCORD_LISTEN_ADDRESS_FILE")]
+    listen_address_file: Option<std::path::PathBuf>,
     /// The IPv4 range Services get their cluster IPs from.
     #[arg(
         long,
@@ -75,6 +80,10 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen_address))?;
     let local = listener.local_addr()?;
+    if let Some(path) = &args.listen_address_file {
+        write_address_file(path, &local.to_string())
+            .with_context(|| format!("writing --listen-address-file {}", path.display()))?;
+    }
     tracing::info!(address = %local, "serving the Kubernetes API");
     let server = Arc::new(ApiServer {
         registry,
@@ -91,4 +100,11 @@ async fn main() -> anyhow::Result<()> {
     };
     run(listener, server, shutdown).await?;
     Ok(())
+}
+
+/// Writes `address` to `path` whole or not at all (a temporary file, then a rename).
+fn write_address_file(path: &std::path::Path, address: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, address)?;
+    std::fs::rename(&tmp, path)
 }

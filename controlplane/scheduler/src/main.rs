@@ -69,6 +69,11 @@ struct Args {
     /// The port to serve /metrics and /healthz on; 0 picks a free one (logged).
     #[arg(long, default_value_t = 10251)]
     port: u16,
+    /// After binding, write the /metrics address (`127.0.0.1:PORT`) to this file, through a
+    /// temporary name and a rename: with `--port=0`, this is how a supervisor or a test
+    /// learns the port picked.
+    #[arg(long)]
+    address_file: Option<std::path::PathBuf>,
     /// Binds in flight at most.
     #[arg(long, default_value_t = DEFAULT_MAX_BINDS_IN_FLIGHT)]
     max_binds_in_flight: usize,
@@ -145,7 +150,14 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((args.bind_address.as_str(), args.port))
         .await
         .with_context(|| format!("listening on {}:{}", args.bind_address, args.port))?;
-    tracing::info!(address = %listener.local_addr()?, "serving /metrics and /healthz");
+    let local = listener.local_addr()?;
+    if let Some(path) = &args.address_file {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, local.to_string())
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .with_context(|| format!("writing --address-file {}", path.display()))?;
+    }
+    tracing::info!(address = %local, "serving /metrics and /healthz");
     let profile_name = config.profile.scheduler_name.clone();
     let mut metrics_stop = stop.clone();
     tokio::spawn(metrics::serve(
