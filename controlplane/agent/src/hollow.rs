@@ -467,17 +467,6 @@ async fn register_node(
     }
 }
 
-/// Now as a `metav1.MicroTime` (`2006-01-02T15:04:05.000000Z`), the type of a Lease's times.
-fn micro_now() -> String {
-    use concord_cp_types::k8s_openapi::jiff::Timestamp;
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0);
-    let t = Timestamp::from_microsecond(micros).unwrap_or(Timestamp::UNIX_EPOCH);
-    format!("{t:.6}")
-}
-
 /// A node's Lease as its kubelet creates it: held by the node, owned by the Node object (so
 /// the garbage collector removes it with the node).
 fn lease_object(name: &str, node_uid: &str, duration: i32, renew_time: &str) -> Value {
@@ -518,7 +507,7 @@ async fn ensure_lease(
     node_uid: &str,
     duration: i32,
 ) -> Result<Value, ApiError> {
-    let now = micro_now();
+    let now = concord_cp_types::meta::now_micro_rfc3339();
     let mut obj = lease_object(name, node_uid, duration, &now);
     let owners = obj["metadata"]["ownerReferences"].clone();
     meta::prepare_create(leases, &mut obj)?;
@@ -580,7 +569,7 @@ async fn renew_one(shared: &Shared, i: usize) {
     let node = &shared.nodes[i];
     let duration = shared.config.lease_duration_seconds;
     let cached = node.lease.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let now = micro_now();
+    let now = concord_cp_types::meta::now_micro_rfc3339();
     let result = match cached {
         Some(c) => {
             let r = shared
@@ -1023,7 +1012,7 @@ mod tests {
 
     #[test]
     fn leases_are_held_by_their_node_with_micro_times() {
-        let t = micro_now();
+        let t = concord_cp_types::meta::now_micro_rfc3339();
         // 2026-12-01T12:00:00.123456Z
         assert_eq!(t.len(), 27, "{t}");
         assert_eq!(&t[19..20], ".");

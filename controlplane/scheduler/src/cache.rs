@@ -210,15 +210,8 @@ impl Cache {
     /// Sets a namespace's labels.
     pub fn set_namespace(&mut self, obj: &Value) {
         let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let labels = obj["metadata"]["labels"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        self.namespaces.insert(name, labels);
+        self.namespaces
+            .insert(name, concord_cp_types::meta::labels(obj));
     }
 
     /// Forgets a namespace.

@@ -52,14 +52,7 @@ impl NodeInfo {
         let meta = &obj["metadata"];
         self.name = meta["name"].as_str().unwrap_or("").to_string();
         self.present = true;
-        self.labels = meta["labels"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        self.labels = concord_cp_types::meta::labels(obj);
         let spec = NodeSpec::deserialize(&obj["spec"]).unwrap_or_default();
         self.taints = spec.taints.unwrap_or_default();
         self.unschedulable = spec.unschedulable.unwrap_or(false);

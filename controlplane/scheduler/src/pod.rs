@@ -221,14 +221,7 @@ impl PodInfo {
             name: name.clone(),
             error: e.to_string(),
         })?;
-        let labels = meta["labels"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let labels = concord_cp_types::meta::labels(obj);
         let (requests, non_zero) = pod_requests(&spec);
         let host_ports = spec
             .containers

@@ -239,17 +239,6 @@ fn leases() -> Result<&'static Resource, ApiError> {
         .ok_or_else(|| ApiError::Internal("the resource table has no leases".into()))
 }
 
-/// Now as a `metav1.MicroTime` (`2006-01-02T15:04:05.000000Z`).
-fn micro_now() -> String {
-    use concord_cp_types::k8s_openapi::jiff::Timestamp;
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0);
-    let t = Timestamp::from_microsecond(micros).unwrap_or(Timestamp::UNIX_EPOCH);
-    format!("{t:.6}")
-}
-
 /// How one term (one session) ended.
 enum Ended {
     /// Leadership (or the candidacy) was lost; campaign again.
@@ -510,7 +499,7 @@ async fn write_lease_object(
 ) -> Result<(), ApiError> {
     let leases = leases()?;
     loop {
-        let now = micro_now();
+        let now = concord_cp_types::meta::now_micro_rfc3339();
         let updated = fenced
             .guaranteed_update(leases, Some(&config.namespace), &config.name, |current| {
                 Ok(Update::Put(with_spec(current, |spec| {
@@ -564,7 +553,7 @@ async fn write_lease_object(
 /// Marks the Lease object released (best effort, bounded).
 async fn release_lease_object(fenced: &Registry, config: &ElectionConfig) {
     let Ok(leases) = leases() else { return };
-    let now = micro_now();
+    let now = concord_cp_types::meta::now_micro_rfc3339();
     let released =
         fenced.guaranteed_update(leases, Some(&config.namespace), &config.name, |current| {
             Ok(Update::Put(with_spec(current, |spec| {
@@ -630,7 +619,7 @@ mod tests {
 
     #[test]
     fn micro_times_have_six_fractional_digits() {
-        let t = micro_now();
+        let t = concord_cp_types::meta::now_micro_rfc3339();
         assert_eq!(t.len(), "2006-01-02T15:04:05.000000Z".len(), "{t}");
         assert!(t.ends_with('Z') && t.as_bytes()[19] == b'.', "{t}");
     }

@@ -268,6 +268,29 @@ pub fn now_rfc3339() -> String {
     format_rfc3339(unix_now())
 }
 
+/// Now as a `metav1.MicroTime` (`2006-01-02T15:04:05.000000Z`), the type of a Lease's times.
+pub fn now_micro_rfc3339() -> String {
+    use k8s_openapi::jiff::Timestamp;
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    let t = Timestamp::from_microsecond(micros).unwrap_or(Timestamp::UNIX_EPOCH);
+    format!("{t:.6}")
+}
+
+/// An object's `metadata.labels` as a map (values that are not strings read as empty).
+pub fn labels(obj: &Value) -> std::collections::BTreeMap<String, String> {
+    obj["metadata"]["labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Seconds since the Unix epoch, now.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
