@@ -96,7 +96,7 @@ impl Call<'_> {
         if writes_priority_classes {
             // Pods admitted from now on must see the change (even a failed request may have
             // changed something before it failed).
-            self.server.priority_classes.invalidate();
+            self.server.admission.priority_classes.invalidate();
         }
         out
     }
@@ -271,42 +271,16 @@ impl Call<'_> {
             return Err(ApiError::MethodNotAllowed);
         }
         let decoded = decode_body(resource, &self.headers, &self.body, validation)?;
-        let mut obj = decoded.object;
-        let admission_name = admission::requested_name(&obj);
-        meta::set_namespace(resource, &mut obj, ns)?;
-        meta::prepare_create(resource, &mut obj)?;
-        let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
-        if let Some(ns) = ns {
-            admission::check_namespace(
-                self.registry(),
-                &self.server.namespaces,
-                resource,
-                ns,
-                &name,
-            )
-            .await?;
-        }
-        admission::on_create(resource, &mut obj);
-        admission::admit_pod_priority(
+        let stored = admission::create_object(
             self.registry(),
-            &self.server.priority_classes,
+            &self.server.admission,
             resource,
-            &mut obj,
-            &admission_name,
+            ns,
+            decoded.object,
+            dry_run,
+            Some(self.server.service_range),
         )
         .await?;
-        admission::validate(resource, &obj, None)?;
-        let admission_state = admission::AdmissionState::load(self.registry(), resource).await?;
-        admission::admit_validating(resource, &obj, None, &admission_state)?;
-        if dry_run {
-            return Ok(respond(StatusCode::CREATED, &obj, &decoded.unknown_fields));
-        }
-        let stored = if resource.kind == "Service" {
-            admission::create_service(self.registry(), resource, obj, self.server.service_range)
-                .await?
-        } else {
-            self.registry().create(resource, obj).await?
-        };
         Ok(respond(
             StatusCode::CREATED,
             &stored,
@@ -515,7 +489,8 @@ impl Call<'_> {
             || opts["dryRun"]
                 .as_array()
                 .is_some_and(|a| a.iter().any(|v| v == "All"));
-        let obj = delete_object(self.registry(), resource, ns, name, &opts, dry_run).await?;
+        let obj =
+            admission::delete_object(self.registry(), resource, ns, name, &opts, dry_run).await?;
         Ok(http::json(StatusCode::OK, &obj))
     }
 
@@ -535,7 +510,7 @@ impl Call<'_> {
         let mut deleted = Vec::new();
         for item in page.items {
             let (ins, iname) = concord_cp_store::registry::names(&item);
-            match delete_object(
+            match admission::delete_object(
                 self.registry(),
                 resource,
                 ins.as_deref(),
@@ -592,7 +567,7 @@ impl Call<'_> {
     ) -> Result<Response, ApiError> {
         let body = parse_json(&self.body)?;
         let opts = body.get("deleteOptions").cloned().unwrap_or(json!({}));
-        delete_object(
+        admission::delete_object(
             self.registry(),
             resource,
             ns,
@@ -703,107 +678,6 @@ fn read_at(query: &Query, has_continue: bool) -> Result<ReadAt, ApiError> {
             "resourceVersionMatch: Unsupported value: {m:?}: supported values: \"Exact\", \"NotOlderThan\", \"\""
         ))),
     }
-}
-
-/// Deletes one object as kube-apiserver does: preconditions, finalizers (the object stays with
-/// a `deletionTimestamp` until they are removed), graceful deletion of pods on a node, and
-/// namespaces (which turn `Terminating` until the namespace controller empties them).
-pub async fn delete_object(
-    registry: &Registry,
-    resource: &'static Resource,
-    ns: Option<&str>,
-    name: &str,
-    opts: &Value,
-    dry_run: bool,
-) -> Result<Value, ApiError> {
-    let want_uid = opts["preconditions"]["uid"].as_str().map(str::to_string);
-    let want_rv = opts["preconditions"]["resourceVersion"]
-        .as_str()
-        .map(str::to_string);
-    let grace = opts["gracePeriodSeconds"].as_i64();
-    let policy = opts["propagationPolicy"].as_str().map(str::to_string);
-    let decide = |current: Value| -> Result<Update, ApiError> {
-        let m = &current["metadata"];
-        if let Some(u) = &want_uid {
-            let have = m["uid"].as_str().unwrap_or("");
-            if u != have {
-                return Err(ApiError::Conflict {
-                    resource,
-                    name: name.to_string(),
-                    detail: format!(
-                        "Precondition failed: UID in precondition: {u}, UID in object meta: {have}"
-                    ),
-                });
-            }
-        }
-        if let Some(r) = &want_rv {
-            let have = m["resourceVersion"].as_str().unwrap_or("");
-            if r != have {
-                return Err(ApiError::Conflict {
-                    resource,
-                    name: name.to_string(),
-                    detail: format!("Precondition failed: ResourceVersion in precondition: {r}, ResourceVersion in object meta: {have}"),
-                });
-            }
-        }
-        let mut finalizers: Vec<Value> = m["finalizers"].as_array().cloned().unwrap_or_default();
-        let already_deleting = !m["deletionTimestamp"].is_null();
-        // Propagation policies other than Background are carried out by the garbage
-        // collector, through finalizers.
-        for (p, f) in [("Foreground", "foregroundDeletion"), ("Orphan", "orphan")] {
-            if policy.as_deref() == Some(p)
-                && !finalizers.iter().any(|x| x == f)
-                && !already_deleting
-            {
-                finalizers.push(json!(f));
-            }
-        }
-        let mut n = current.clone();
-        if resource.kind == "Namespace" {
-            if n["metadata"]["deletionTimestamp"].is_null() {
-                n["metadata"]["deletionTimestamp"] = json!(meta::now_rfc3339());
-                n["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-            }
-            n["status"]["phase"] = json!("Terminating");
-            if !finalizers.is_empty() {
-                n["metadata"]["finalizers"] = json!(finalizers);
-            }
-            return Ok(Update::Put(n));
-        }
-        if resource.kind == "Pod" {
-            if let Some(mut n) = concord_cp_store::pods::graceful_deletion(&n, grace) {
-                if !finalizers.is_empty() {
-                    n["metadata"]["finalizers"] = json!(finalizers);
-                }
-                return Ok(Update::Put(n));
-            }
-        }
-        if finalizers.is_empty() {
-            if resource.kind == "Service" {
-                return Ok(Update::DeleteReleasing(admission::service_claims(
-                    registry, &current,
-                )));
-            }
-            return Ok(Update::Delete);
-        }
-        if n["metadata"]["deletionTimestamp"].is_null() {
-            n["metadata"]["deletionTimestamp"] = json!(meta::now_rfc3339());
-            n["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-        }
-        n["metadata"]["finalizers"] = json!(finalizers);
-        Ok(Update::Put(n))
-    };
-    if dry_run {
-        let current = registry.get(resource, ns, name).await?;
-        return Ok(match decide(current.clone())? {
-            Update::Put(n) => n,
-            Update::Delete | Update::DeleteReleasing(_) => current,
-        });
-    }
-    let (obj, _) = registry
-        .guaranteed_update(resource, ns, name, decide)
-        .await?;
-    Ok(obj)
 }
 
 /// A patch that cannot be applied to the object: 422 Invalid, as kube-apiserver answers.

@@ -4,7 +4,7 @@
 //!
 //! Entry point: [`run`] serves [`router`] on a listener until a shutdown signal.
 
-pub mod admission;
+pub use concord_cp_store::admission;
 pub mod discovery;
 pub mod handlers;
 pub mod http;
@@ -38,10 +38,8 @@ pub struct ApiServer {
     pub advertise_address: String,
     /// Where Services get their cluster IPs (`--service-cluster-ip-range`).
     pub service_range: admission::IpRange,
-    /// Namespaces recently seen active (NamespaceLifecycle admission).
-    pub namespaces: admission::NamespaceCache,
-    /// PriorityClasses recently read (Priority admission).
-    pub priority_classes: admission::PriorityClassCache,
+    /// What the admission plugins read through (namespaces, PriorityClasses).
+    pub admission: admission::Admission,
     /// One shared store watch per watched resource.
     pub watch_cache: watchcache::WatchCache,
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use concord_apiserver::{bootstrap, run, ApiServer, DEFAULT_MAX_BODY_BYTES};
-use concord_cp_store::{Registry, DEFAULT_PREFIX};
+use concord_cp_store::cli::{self, StoreArgs};
 
 // The request path builds and drops many small JSON values: with glibc's allocator, malloc and
 // free were about a third of the instructions of a pod create (callgrind).
@@ -16,17 +16,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Debug)]
 #[command(name = "concord-apiserver", version)]
 struct Args {
-    /// The Concord (or etcd) client URLs, comma-separated.
-    #[arg(
-        long,
-        env = "CONCORD_ETCD_SERVERS",
-        value_delimiter = ',',
-        default_value = "http://127.0.0.1:2379"
-    )]
-    etcd_servers: Vec<String>,
-    /// The key prefix of every object.
-    #[arg(long, env = "CONCORD_ETCD_PREFIX", default_value = DEFAULT_PREFIX)]
-    etcd_prefix: String,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Where to serve plain HTTP.
     #[arg(long, env = "CONCORD_LISTEN_ADDRESS", default_value = "127.0.0.1:8080")]
     listen_address: String,
@@ -52,17 +43,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CONCORD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    cli::init_logging();
     let args = Args::parse();
-    let client = concord_client::Client::connect(&args.etcd_servers)
-        .await
-        .context("connecting to the store (--etcd-servers)")?;
     let service_range = concord_apiserver::admission::IpRange::parse(
         &args.service_cluster_ip_range,
     )
@@ -72,7 +54,11 @@ async fn main() -> anyhow::Result<()> {
             args.service_cluster_ip_range
         )
     })?;
-    let registry = Registry::new(client, &args.etcd_prefix);
+    let registry = args
+        .store
+        .registry()
+        .await
+        .context("connecting to the store (--etcd-servers)")?;
     bootstrap(&registry).await.map_err(|e| {
         anyhow::anyhow!("creating the initial namespaces and priority classes: {e}")
     })?;
@@ -81,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", args.listen_address))?;
     let local = listener.local_addr()?;
     if let Some(path) = &args.listen_address_file {
-        write_address_file(path, &local.to_string())
+        cli::write_address_file(path, &local.to_string())
             .with_context(|| format!("writing --listen-address-file {}", path.display()))?;
     }
     tracing::info!(address = %local, "serving the Kubernetes API");
@@ -91,8 +77,7 @@ async fn main() -> anyhow::Result<()> {
         inflight: tokio::sync::Semaphore::new(args.max_requests_inflight.max(1)),
         advertise_address: local.to_string(),
         service_range,
-        namespaces: Default::default(),
-        priority_classes: Default::default(),
+        admission: Default::default(),
         watch_cache: Default::default(),
     });
     let shutdown = async {
@@ -100,11 +85,4 @@ async fn main() -> anyhow::Result<()> {
     };
     run(listener, server, shutdown).await?;
     Ok(())
-}
-
-/// Writes `address` to `path` whole or not at all (a temporary file, then a rename).
-fn write_address_file(path: &std::path::Path, address: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, address)?;
-    std::fs::rename(&tmp, path)
 }

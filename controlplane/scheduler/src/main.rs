@@ -5,14 +5,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use concord_cp_store::{
-    ElectionConfig, EventRecorder, LeaderElector, Leadership, RecorderConfig, Registry,
-    DEFAULT_PREFIX,
-};
+use concord_cp_store::cli::{self, ElectArgs, Led, StoreArgs};
+use concord_cp_store::{EventRecorder, RecorderConfig};
 use concord_scheduler::config::Config;
 use concord_scheduler::metrics::{self, Metrics};
 use concord_scheduler::scheduler::{self, Options, Stopped, DEFAULT_MAX_BINDS_IN_FLIGHT};
-use tokio::sync::watch;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -21,42 +18,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Debug)]
 #[command(name = "concord-scheduler", version)]
 struct Args {
-    /// The Concord (or etcd) client URLs, comma-separated.
-    #[arg(
-        long,
-        env = "CONCORD_ETCD_SERVERS",
-        value_delimiter = ',',
-        default_value = "http://127.0.0.1:2379"
-    )]
-    etcd_servers: Vec<String>,
-    /// The key prefix of every object (the API server's `--etcd-prefix`).
-    #[arg(long, env = "CONCORD_ETCD_PREFIX", default_value = DEFAULT_PREFIX)]
-    etcd_prefix: String,
+    #[command(flatten)]
+    store: StoreArgs,
     /// A KubeSchedulerConfiguration file (YAML or JSON): profile, plugins, weights.
     #[arg(long)]
     config: Option<std::path::PathBuf>,
-    /// Campaign for leadership before scheduling; only the leader schedules, and its
-    /// writes are fenced by its leadership.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    leader_elect: bool,
-    /// How long a crashed leader keeps leadership.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
-    leader_elect_lease_duration: Duration,
-    /// How long the leader may fail to renew before it steps down.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    leader_elect_renew_deadline: Duration,
-    /// How long a candidate waits between attempts.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    leader_elect_retry_period: Duration,
-    /// The election's name (and its Lease object's).
-    #[arg(long, default_value = "kube-scheduler")]
-    leader_elect_resource_name: String,
-    /// The namespace of the election's Lease object.
-    #[arg(long, default_value = "kube-system")]
-    leader_elect_resource_namespace: String,
-    /// This candidate's identity; default: the host name and a random suffix.
-    #[arg(long)]
-    identity: Option<String>,
+    #[command(flatten)]
+    elect: ElectArgs,
     /// The first retry delay of a pod that failed (overrides the configuration file).
     #[arg(long)]
     pod_initial_backoff_seconds: Option<u64>,
@@ -79,48 +47,9 @@ struct Args {
     max_binds_in_flight: usize,
 }
 
-/// Go's duration syntax for the flags kube-scheduler takes as durations: `15s`, `500ms`,
-/// `1m30s`, `2h`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad =
-        || format!("invalid duration {s:?}: expected a number with a unit (ms, s, m, h), e.g. 15s");
-    let mut total = Duration::ZERO;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let (num, tail) = rest.split_at(digits);
-        let n: f64 = num.parse().map_err(|_| bad())?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        let secs = match unit {
-            "ms" => n / 1000.0,
-            "s" => n,
-            "m" => n * 60.0,
-            "h" => n * 3600.0,
-            _ => return Err(bad()),
-        };
-        total += Duration::from_secs_f64(secs);
-        rest = next;
-    }
-    Ok(total)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CONCORD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    cli::init_logging();
     let args = Args::parse();
     let mut config = match &args.config {
         Some(path) => {
@@ -141,20 +70,19 @@ async fn main() -> anyhow::Result<()> {
             "--pod-max-backoff-seconds must not be less than --pod-initial-backoff-seconds"
         );
     }
-    let client = concord_client::Client::connect(&args.etcd_servers)
+    let registry = args
+        .store
+        .registry()
         .await
         .context("connecting to the store (--etcd-servers)")?;
-    let registry = Registry::new(client, &args.etcd_prefix);
     let metrics = Metrics::new();
-    let (stop_tx, stop) = watch::channel(false);
+    let stop = cli::shutdown_signal();
     let listener = tokio::net::TcpListener::bind((args.bind_address.as_str(), args.port))
         .await
         .with_context(|| format!("listening on {}:{}", args.bind_address, args.port))?;
     let local = listener.local_addr()?;
     if let Some(path) = &args.address_file {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, local.to_string())
-            .and_then(|()| std::fs::rename(&tmp, path))
+        cli::write_address_file(path, &local.to_string())
             .with_context(|| format!("writing --address-file {}", path.display()))?;
     }
     tracing::info!(address = %local, "serving /metrics and /healthz");
@@ -168,75 +96,29 @@ async fn main() -> anyhow::Result<()> {
             let _ = metrics_stop.wait_for(|s| *s).await;
         },
     ));
-    tokio::spawn(async move {
-        // SIGINT or SIGTERM: resign, so that another candidate takes over at once.
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async {
-                match term.as_mut() {
-                    Some(t) => { t.recv().await; }
-                    None => std::future::pending::<()>().await,
-                }
-            } => {}
-        }
-        stop_tx.send_replace(true);
-    });
-    let identity = args.identity.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "scheduler".into());
-        format!("{host}_{}", concord_cp_types::meta::new_uid())
-    });
+    let identity = args.elect.identity("scheduler");
     let options = Options {
         config,
         max_binds_in_flight: args.max_binds_in_flight,
     };
 
-    let (elector, fenced, leading) = if args.leader_elect {
-        let mut election =
-            ElectionConfig::new(args.leader_elect_resource_name.clone(), identity.clone());
-        election.namespace = args.leader_elect_resource_namespace.clone();
-        election.lease_duration = args.leader_elect_lease_duration;
-        election.renew_deadline = args.leader_elect_renew_deadline;
-        election.retry_period = args.leader_elect_retry_period;
-        election.renew_interval =
-            (args.leader_elect_retry_period).min(args.leader_elect_renew_deadline / 2);
-        let elector = LeaderElector::start(registry.clone(), election)
-            .map_err(|e| anyhow::anyhow!("--leader-elect-*: {e}"))?;
-        tracing::info!(identity = %identity, "campaigning for leadership");
-        let mut stop_wait = stop.clone();
-        let fence = tokio::select! {
-            f = elector.leading() => f,
-            _ = stop_wait.wait_for(|s| *s) => None,
-        };
-        let Some(fence) = fence else {
-            elector.resign().await;
-            return Ok(());
-        };
-        tracing::info!("leading: scheduling");
-        // Leading while the elector says so, for this fence.
-        let (lead_tx, leading) = watch::channel(true);
-        let mut states = elector.subscribe();
-        let held = fence.clone();
-        tokio::spawn(async move {
-            loop {
-                let still =
-                    matches!(&*states.borrow_and_update(), Leadership::Leading(f) if *f == held);
-                lead_tx.send_replace(still);
-                if !still || states.changed().await.is_err() {
-                    lead_tx.send_replace(false);
-                    return;
-                }
-            }
-        });
-        (Some(elector), registry.fenced(fence), leading)
-    } else {
-        let (_tx, leading) = watch::channel(true);
-        std::mem::forget(_tx);
-        (None, registry.clone(), leading)
+    let Some(Led {
+        elector,
+        registry: fenced,
+        leading,
+    }) = cli::campaign(
+        &registry,
+        &args.elect,
+        "kube-scheduler",
+        &identity,
+        stop.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("--leader-elect-*: {e}"))?
+    else {
+        return Ok(());
     };
+    tracing::info!("leading: scheduling");
     metrics
         .leader
         .store(1, std::sync::atomic::Ordering::Relaxed);
@@ -269,20 +151,5 @@ async fn main() -> anyhow::Result<()> {
             anyhow::bail!("leadership lost")
         }
         Err(e) => Err(e).context("scheduling"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn go_durations_parse() {
-        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert!(parse_duration("15").is_err());
-        assert!(parse_duration("").is_err());
     }
 }

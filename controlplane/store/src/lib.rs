@@ -11,6 +11,8 @@
 //!   leader's writes fail in the store, mirrored into a `coordination.k8s.io/v1` Lease;
 //! - [`events`]: a non-blocking recorder of core/v1 Events, aggregated like client-go's and
 //!   kept for an hour on an etcd lease.
+pub mod admission;
+pub mod cli;
 pub mod election;
 pub mod events;
 pub mod informer;

@@ -3,7 +3,8 @@
 //! plugin (pods get their priority from a PriorityClass; one class at most is the global
 //! default; the built-in classes cannot be deleted), and validation.
 
-use concord_cp_store::Registry;
+use crate::registry::Update;
+use crate::Registry;
 use concord_cp_types::resources::{self, Resource};
 use concord_cp_types::{defaults, meta, validation, ApiError, FieldError};
 use serde_json::{json, Value};
@@ -134,7 +135,7 @@ async fn list_priority_classes(registry: &Registry) -> Result<Vec<Value>, ApiErr
         .list(
             priority_classes()?,
             None,
-            concord_cp_store::ReadAt::Latest,
+            crate::ReadAt::Latest,
             0,
             None,
             None,
@@ -473,8 +474,8 @@ pub async fn create_service(
         let claims = [(ip_claim_key(registry, &ip), claim.to_string().into_bytes())];
         match registry.create_claiming(resource, candidate, &claims).await {
             Ok(v) => return Ok(v),
-            Err(concord_cp_store::ClaimError::Api(e)) => return Err(e),
-            Err(concord_cp_store::ClaimError::Taken(_)) if fixed => {
+            Err(crate::ClaimError::Api(e)) => return Err(e),
+            Err(crate::ClaimError::Taken(_)) if fixed => {
                 return Err(ip_invalid(
                     resource,
                     &name,
@@ -482,10 +483,167 @@ pub async fn create_service(
                     format!("failed to allocate IP {asked}: provided IP is already allocated"),
                 ))
             }
-            Err(concord_cp_store::ClaimError::Taken(_)) => continue,
+            Err(crate::ClaimError::Taken(_)) => continue,
         }
     }
     Err(ApiError::Internal(format!(
         "failed to allocate a serviceIP: range {range} is full"
     )))
+}
+
+/// Deletes one object as kube-apiserver does: preconditions, finalizers (the object stays with
+/// a `deletionTimestamp` until they are removed), graceful deletion of pods on a node, and
+/// namespaces (which turn `Terminating` until the namespace controller empties them).
+pub async fn delete_object(
+    registry: &Registry,
+    resource: &'static Resource,
+    ns: Option<&str>,
+    name: &str,
+    opts: &Value,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
+    let want_uid = opts["preconditions"]["uid"].as_str().map(str::to_string);
+    let want_rv = opts["preconditions"]["resourceVersion"]
+        .as_str()
+        .map(str::to_string);
+    let grace = opts["gracePeriodSeconds"].as_i64();
+    let policy = opts["propagationPolicy"].as_str().map(str::to_string);
+    let decide = |current: Value| -> Result<Update, ApiError> {
+        let m = &current["metadata"];
+        if let Some(u) = &want_uid {
+            let have = m["uid"].as_str().unwrap_or("");
+            if u != have {
+                return Err(ApiError::Conflict {
+                    resource,
+                    name: name.to_string(),
+                    detail: format!(
+                        "Precondition failed: UID in precondition: {u}, UID in object meta: {have}"
+                    ),
+                });
+            }
+        }
+        if let Some(r) = &want_rv {
+            let have = m["resourceVersion"].as_str().unwrap_or("");
+            if r != have {
+                return Err(ApiError::Conflict {
+                    resource,
+                    name: name.to_string(),
+                    detail: format!("Precondition failed: ResourceVersion in precondition: {r}, ResourceVersion in object meta: {have}"),
+                });
+            }
+        }
+        let mut finalizers: Vec<Value> = m["finalizers"].as_array().cloned().unwrap_or_default();
+        let already_deleting = !m["deletionTimestamp"].is_null();
+        // Propagation policies other than Background are carried out by the garbage
+        // collector, through finalizers.
+        for (p, f) in [("Foreground", "foregroundDeletion"), ("Orphan", "orphan")] {
+            if policy.as_deref() == Some(p)
+                && !finalizers.iter().any(|x| x == f)
+                && !already_deleting
+            {
+                finalizers.push(json!(f));
+            }
+        }
+        let mut n = current.clone();
+        if resource.kind == "Namespace" {
+            if n["metadata"]["deletionTimestamp"].is_null() {
+                n["metadata"]["deletionTimestamp"] = json!(meta::now_rfc3339());
+                n["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            }
+            n["status"]["phase"] = json!("Terminating");
+            if !finalizers.is_empty() {
+                n["metadata"]["finalizers"] = json!(finalizers);
+            }
+            return Ok(Update::Put(n));
+        }
+        if resource.kind == "Pod" {
+            if let Some(mut n) = crate::pods::graceful_deletion(&n, grace) {
+                if !finalizers.is_empty() {
+                    n["metadata"]["finalizers"] = json!(finalizers);
+                }
+                return Ok(Update::Put(n));
+            }
+        }
+        if finalizers.is_empty() {
+            if resource.kind == "Service" {
+                return Ok(Update::DeleteReleasing(service_claims(registry, &current)));
+            }
+            return Ok(Update::Delete);
+        }
+        if n["metadata"]["deletionTimestamp"].is_null() {
+            n["metadata"]["deletionTimestamp"] = json!(meta::now_rfc3339());
+            n["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        }
+        n["metadata"]["finalizers"] = json!(finalizers);
+        Ok(Update::Put(n))
+    };
+    if dry_run {
+        let current = registry.get(resource, ns, name).await?;
+        return Ok(match decide(current.clone())? {
+            Update::Put(n) => n,
+            Update::Delete | Update::DeleteReleasing(_) => current,
+        });
+    }
+    let (obj, _) = registry
+        .guaranteed_update(resource, ns, name, decide)
+        .await?;
+    Ok(obj)
+}
+
+/// The caches the admission plugins read through: one per process, shared by every write.
+#[derive(Default)]
+pub struct Admission {
+    /// Namespaces recently seen active (NamespaceLifecycle).
+    pub namespaces: NamespaceCache,
+    /// PriorityClasses recently read (Priority).
+    pub priority_classes: PriorityClassCache,
+}
+
+/// Creates an object as kube-apiserver's create handler does after decoding: the namespace
+/// from `namespace` (or the object's own), create-time metadata (uid, `generateName`),
+/// NamespaceLifecycle, defaults, Priority, validation and the validating plugins, then the
+/// store's create (a Service's with a cluster IP from `service_range`). With `dry_run`,
+/// everything but the write.
+pub async fn create_object(
+    registry: &Registry,
+    admission: &Admission,
+    resource: &'static Resource,
+    namespace: Option<&str>,
+    mut obj: Value,
+    dry_run: bool,
+    service_range: Option<IpRange>,
+) -> Result<Value, ApiError> {
+    let admission_name = requested_name(&obj);
+    let namespace = match namespace {
+        Some(ns) => Some(ns.to_string()),
+        None if resource.namespaced => obj["metadata"]["namespace"].as_str().map(str::to_string),
+        None => None,
+    };
+    meta::set_namespace(resource, &mut obj, namespace.as_deref())?;
+    meta::prepare_create(resource, &mut obj)?;
+    let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+    if let Some(ns) = &namespace {
+        check_namespace(registry, &admission.namespaces, resource, ns, &name).await?;
+    }
+    on_create(resource, &mut obj);
+    admit_pod_priority(
+        registry,
+        &admission.priority_classes,
+        resource,
+        &mut obj,
+        &admission_name,
+    )
+    .await?;
+    validate(resource, &obj, None)?;
+    let state = AdmissionState::load(registry, resource).await?;
+    admit_validating(resource, &obj, None, &state)?;
+    if dry_run {
+        return Ok(obj);
+    }
+    match service_range {
+        Some(range) if resource.kind == "Service" => {
+            create_service(registry, resource, obj, range).await
+        }
+        _ => registry.create(resource, obj).await,
+    }
 }
