@@ -16,11 +16,14 @@
 
 pub mod apiserver;
 pub mod cluster;
+pub mod component;
+pub mod controlplane;
 pub mod nemesis;
 pub mod proxy;
 pub mod rng;
 pub mod robustness;
-pub mod scheduler;
+/// The scheduler's harness, by its old name.
+pub use component as scheduler;
 pub mod workload;
 
 use std::fs::File;

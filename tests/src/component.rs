@@ -1,8 +1,10 @@
-//! Harness for `concord-scheduler`: the real binary against a member, with its metrics port,
-//! its log, and the signals a test needs (kill, pause, resume).
+//! Harness for the control-plane components that campaign for leadership and serve
+//! `/metrics` on `--port` (`concord-scheduler`, `concord-controller-manager`): the real
+//! binary against a member, with its metrics port, its log, and the signals a test needs
+//! (kill, pause, resume).
 //!
-//! The binary is `$CONCORD_SCHEDULER_BIN`, or `concord-scheduler` next to the `concord`
-//! binary ([`crate::concord_bin`]).
+//! A binary is `$CONCORD_SCHEDULER_BIN` / `$CONCORD_CONTROLLER_MANAGER_BIN`, or found next to
+//! the `concord` binary ([`crate::concord_bin`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
@@ -11,19 +13,57 @@ use std::time::{Duration, Instant};
 use crate::apiserver::http_get;
 use crate::{concord_bin, kill_child, log_tail, read_log, signal, spawn_logged, wait_address_file};
 
-/// Path of the `concord-scheduler` binary under test.
-pub fn scheduler_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("CONCORD_SCHEDULER_BIN") {
+/// Path of a component's binary under test: `$env`, or `name` next to `concord`.
+pub fn component_bin(name: &str, env: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
         return PathBuf::from(p);
     }
     concord_bin()
         .parent()
         .expect("directory of the concord binary")
-        .join("concord-scheduler")
+        .join(name)
 }
 
-/// A running `concord-scheduler`; killed when dropped.
-pub struct Scheduler {
+/// Which component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `concord-scheduler` (election `kube-scheduler`).
+    Scheduler,
+    /// `concord-controller-manager` (election `kube-controller-manager`).
+    ControllerManager,
+}
+
+impl Kind {
+    /// The binary's file name.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Kind::Scheduler => "concord-scheduler",
+            Kind::ControllerManager => "concord-controller-manager",
+        }
+    }
+
+    fn env(self) -> &'static str {
+        match self {
+            Kind::Scheduler => "CONCORD_SCHEDULER_BIN",
+            Kind::ControllerManager => "CONCORD_CONTROLLER_MANAGER_BIN",
+        }
+    }
+
+    /// The default election (and Lease) name.
+    pub fn election(self) -> &'static str {
+        match self {
+            Kind::Scheduler => "kube-scheduler",
+            Kind::ControllerManager => "kube-controller-manager",
+        }
+    }
+}
+
+/// A running `concord-scheduler`.
+pub type Scheduler = Component;
+
+/// A running component; killed when dropped.
+pub struct Component {
+    kind: Kind,
     child: Option<Child>,
     /// `127.0.0.1:port` of its `/metrics` and `/healthz`.
     pub metrics_addr: String,
@@ -32,19 +72,37 @@ pub struct Scheduler {
     pub identity: String,
 }
 
-impl Scheduler {
+impl Component {
     /// Starts a scheduler on the member at `etcd` with `args` added, logging into `dir`, and
     /// waits (30 s) until its `/healthz` answers.
-    pub fn start(etcd: &str, dir: &Path, identity: &str, args: &[&str]) -> Scheduler {
-        let bin = scheduler_bin();
+    pub fn start(etcd: &str, dir: &Path, identity: &str, args: &[&str]) -> Component {
+        Component::start_kind(Kind::Scheduler, etcd, dir, identity, args)
+    }
+
+    /// Starts a controller-manager, as [`Component::start`] does a scheduler.
+    pub fn controller_manager(etcd: &str, dir: &Path, identity: &str, args: &[&str]) -> Component {
+        Component::start_kind(Kind::ControllerManager, etcd, dir, identity, args)
+    }
+
+    /// Starts a component of `kind`.
+    pub fn start_kind(
+        kind: Kind,
+        etcd: &str,
+        dir: &Path,
+        identity: &str,
+        args: &[&str],
+    ) -> Component {
+        let name = kind.binary();
+        let bin = component_bin(name, kind.env());
         assert!(
             bin.is_file(),
             "{} not found: build it with `cargo build --release --workspace --bins` \
-             (or set CONCORD_SCHEDULER_BIN)",
-            bin.display()
+             (or set {})",
+            bin.display(),
+            kind.env()
         );
-        let log_path = dir.join(format!("scheduler-{identity}.log"));
-        let addr_file = dir.join(format!("scheduler-{identity}.addr"));
+        let log_path = dir.join(format!("{name}-{identity}.log"));
+        let addr_file = dir.join(format!("{name}-{identity}.addr"));
         let _ = std::fs::remove_file(&addr_file);
         let mut cmd = std::process::Command::new(&bin);
         cmd.arg(format!("--etcd-servers={etcd}"))
@@ -53,10 +111,10 @@ impl Scheduler {
             .arg(format!("--identity={identity}"))
             .args(args);
         let mut child =
-            spawn_logged(&mut cmd, &log_path, "concord-scheduler").expect("start scheduler");
-        let metrics_addr =
-            wait_address_file(&addr_file, &mut child, &log_path, "concord-scheduler");
-        let mut s = Scheduler {
+            spawn_logged(&mut cmd, &log_path, name).unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let metrics_addr = wait_address_file(&addr_file, &mut child, &log_path, name);
+        let mut s = Component {
+            kind,
             child: Some(child),
             metrics_addr,
             log_path,
@@ -66,7 +124,7 @@ impl Scheduler {
         loop {
             if let Some(status) = s.try_wait() {
                 panic!(
-                    "concord-scheduler exited during start-up ({status}); log:\n{}",
+                    "{name} exited during start-up ({status}); log:\n{}",
                     s.log_tail()
                 );
             }
@@ -78,7 +136,7 @@ impl Scheduler {
             }
             assert!(
                 Instant::now() < deadline,
-                "concord-scheduler not healthy after 30 s; log:\n{}",
+                "{name} not healthy after 30 s; log:\n{}",
                 s.log_tail()
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -113,7 +171,10 @@ impl Scheduler {
 
     /// Whether its `leader_election_master_status` is 1.
     pub fn is_leader(&self) -> bool {
-        self.metric("leader_election_master_status{name=\"kube-scheduler\"}") == Some(1.0)
+        self.metric(&format!(
+            "leader_election_master_status{{name=\"{}\"}}",
+            self.kind.election()
+        )) == Some(1.0)
     }
 
     /// Its exit status, if it has exited.
@@ -145,19 +206,19 @@ impl Scheduler {
     /// `SIGSTOP`.
     pub fn pause(&self) {
         if let Some(c) = &self.child {
-            assert!(signal(c, libc::SIGSTOP), "SIGSTOP the scheduler");
+            assert!(signal(c, libc::SIGSTOP), "SIGSTOP {}", self.kind.binary());
         }
     }
 
     /// `SIGCONT`.
     pub fn resume(&self) {
         if let Some(c) = &self.child {
-            assert!(signal(c, libc::SIGCONT), "SIGCONT the scheduler");
+            assert!(signal(c, libc::SIGCONT), "SIGCONT {}", self.kind.binary());
         }
     }
 }
 
-impl Drop for Scheduler {
+impl Drop for Component {
     fn drop(&mut self) {
         if let Some(c) = self.child.take() {
             let _ = signal(&c, libc::SIGCONT);
