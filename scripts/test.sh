@@ -22,7 +22,8 @@ status=0
 # The crates that do not link RocksDB are tested with overflow checks on (profile `ci`);
 # the rest in release.
 no_rocksdb=(concord-wal concord-netio concord-proto concord-checker concord-client
-    concord-cp-types concord-cp-store concord-apiserver concord-scheduler concord-agent)
+    concord-cp-types concord-cp-store concord-apiserver concord-scheduler concord-agent
+    concord-controllers)
 cargo test --profile ci "${no_rocksdb[@]/#/--package=}" -- --test-threads=2 2>&1 | tee "$log" ||
     status=$?
 cargo test --release --workspace "${no_rocksdb[@]/#/--exclude=}" -- --test-threads=2 2>&1 |

@@ -4,6 +4,7 @@
 //! nodes.
 
 mod apiserver;
+mod controllers;
 mod load;
 mod scheduler;
 mod stats;
@@ -58,6 +59,10 @@ enum Command {
     /// The scheduler (concord-scheduler) on hollow nodes: pods bound per second,
     /// creation-to-bind latency, its CPU per pod, and checks of every placement.
     Scheduler(scheduler::Args),
+    /// The controller-manager (concord-controller-manager) with the scheduler on hollow
+    /// nodes: a Deployment's scale-up, a rolling update with its invariants checked, and a
+    /// node failure.
+    Controllers(controllers::Args),
     /// Prints bench/compare's side-by-side table from its JSON lines.
     Table {
         /// The results file.
@@ -78,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Put(c) => load::run("put", c, Op::Put).await,
         Command::Apiserver(a) => apiserver::run(a).await,
         Command::Scheduler(a) => scheduler::run(a).await,
+        Command::Controllers(a) => controllers::run(a).await,
         Command::Range {
             common,
             consistency,

@@ -147,14 +147,14 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(120);
 // Child processes.
 
 /// A child process with its log; killed when dropped.
-struct Proc {
+pub(crate) struct Proc {
     name: &'static str,
     child: Child,
-    log: PathBuf,
+    pub(crate) log: PathBuf,
 }
 
 impl Proc {
-    fn spawn(name: &'static str, cmd: &mut Command, log: PathBuf) -> Result<Proc> {
+    pub(crate) fn spawn(name: &'static str, cmd: &mut Command, log: PathBuf) -> Result<Proc> {
         let file =
             std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         // A bench that is killed (a test's timeout) takes its children with it.
@@ -176,12 +176,12 @@ impl Proc {
         Ok(Proc { name, child, log })
     }
 
-    fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.child.id()
     }
 
     /// Signals the process, waits up to [`STOP_GRACE`], then kills it.
-    async fn stop(mut self, signal: libc::c_int) {
+    pub(crate) async fn stop(mut self, signal: libc::c_int) {
         if let Some(pid) = self.child.id() {
             // SAFETY: kill(2) on our own child's pid; no memory is involved.
             unsafe {
@@ -198,7 +198,7 @@ impl Proc {
     }
 
     /// The last `n` lines of its log.
-    fn log_tail(&self, n: usize) -> String {
+    pub(crate) fn log_tail(&self, n: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
@@ -206,14 +206,14 @@ impl Proc {
 }
 
 /// A binary next to this one.
-fn sibling(name: &str) -> Result<PathBuf> {
+pub(crate) fn sibling(name: &str) -> Result<PathBuf> {
     Ok(std::env::current_exe()
         .context("locating concord-bench")?
         .with_file_name(name))
 }
 
 /// CPU time (user + system) a process has used.
-fn cpu_time(pid: u32) -> Result<Duration> {
+pub(crate) fn cpu_time(pid: u32) -> Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
     // The fields after the command (which may hold spaces) in parentheses: state is field 3,
@@ -236,7 +236,11 @@ fn cpu_time(pid: u32) -> Result<Duration> {
 }
 
 /// Starts a single Concord member on ports the system picks, in `dir`.
-async fn start_concord(bin: &Path, dir: &Path, deadline: Instant) -> Result<(Proc, String)> {
+pub(crate) async fn start_concord(
+    bin: &Path,
+    dir: &Path,
+    deadline: Instant,
+) -> Result<(Proc, String)> {
     let addresses = dir.join("listen-addresses.json");
     let url = "http://127.0.0.1:0";
     let proc = Proc::spawn(
@@ -272,7 +276,7 @@ async fn start_concord(bin: &Path, dir: &Path, deadline: Instant) -> Result<(Pro
 }
 
 /// Connects to the store, retrying while a new member elects itself.
-async fn connect(endpoint: &str, deadline: Instant) -> Result<Registry> {
+pub(crate) async fn connect(endpoint: &str, deadline: Instant) -> Result<Registry> {
     loop {
         let attempt = async {
             let client = concord_client::Client::connect([endpoint]).await?;
@@ -293,15 +297,15 @@ async fn connect(endpoint: &str, deadline: Instant) -> Result<Registry> {
 // ---------------------------------------------------------------------------------------
 // Objects.
 
-fn resource(group: &str, plural: &str) -> Result<&'static Resource> {
+pub(crate) fn resource(group: &str, plural: &str) -> Result<&'static Resource> {
     resources::find(group, "v1", plural).ok_or_else(|| anyhow!("no {plural} in the table"))
 }
 
-fn api(e: ApiError) -> anyhow::Error {
+pub(crate) fn api(e: ApiError) -> anyhow::Error {
     anyhow!("{e}")
 }
 
-async fn ensure_namespace(registry: &Registry, name: &str) -> Result<()> {
+pub(crate) async fn ensure_namespace(registry: &Registry, name: &str) -> Result<()> {
     let namespaces = resource("", "namespaces")?;
     let mut ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
     defaults::apply_defaults("Namespace", &mut ns);
@@ -980,7 +984,7 @@ fn check_node_selector(pods: &[Value], nodes: &[Value]) -> Check {
 // The run.
 
 /// Fails with "timed out while `what`" past the deadline.
-async fn within<T>(
+pub(crate) async fn within<T>(
     deadline: Instant,
     what: &str,
     f: impl std::future::Future<Output = Result<T>>,

@@ -57,6 +57,7 @@ fn the_control_plane_reaches_the_store_only_through_the_client() {
         "concord-cp-types",
         "concord-scheduler",
         "concord-agent",
+        "concord-controllers",
     ] {
         assert!(graph.contains_key(krate), "{krate} is in the lock file");
         let deps = reachable(&graph, krate);
