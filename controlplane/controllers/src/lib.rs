@@ -33,12 +33,15 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+/// How a controller is started.
+type Start = fn(Arc<runtime::Ctx>) -> JoinHandle<()>;
+
 /// Starts every controller `--controllers` enables (each subscribes to the informers it
 /// needs), then the informers. Returns the controllers' tasks.
 pub fn spawn_enabled(ctx: &Arc<runtime::Ctx>) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     let o = &ctx.options;
-    let starts: [(&str, fn(Arc<runtime::Ctx>) -> JoinHandle<()>); 9] = [
+    let starts: [(&str, Start); 9] = [
         ("replicaset", replicaset::spawn),
         ("deployment", deployment::spawn),
         ("job", job::spawn),
