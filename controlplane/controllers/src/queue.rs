@@ -111,9 +111,6 @@ impl WorkQueue {
         if s.shut_down || s.dirty.contains(&key) {
             return;
         }
-        if let Some(at) = s.due.remove(&key) {
-            s.delayed.remove(&at);
-        }
         s.dirty.insert(key.clone());
         if !s.processing.contains(&key) {
             s.queue.push_back(key);
@@ -123,6 +120,8 @@ impl WorkQueue {
     }
 
     /// Queues `key` after `delay` (at once for a zero delay). An earlier pending time wins.
+    /// As client-go's delaying queue, the wake-up is kept whatever happens to the key
+    /// meanwhile: being queued or processed now does not cancel it.
     pub fn add_after(&self, key: impl Into<Key>, delay: Duration) {
         let key = key.into();
         if delay.is_zero() {
@@ -130,7 +129,7 @@ impl WorkQueue {
         }
         let at = Instant::now() + delay;
         let mut s = self.lock();
-        if s.shut_down || s.dirty.contains(&key) {
+        if s.shut_down {
             return;
         }
         if let Some(old) = s.due.get(&key).copied() {
@@ -315,6 +314,18 @@ mod tests {
         );
         q.forget("f");
         assert_eq!(q.failures("f"), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wake_up_survives_the_key_being_processed_meanwhile() {
+        let q = WorkQueue::default();
+        q.add_after("a", Duration::from_secs(5));
+        q.add("a");
+        let k = q.get().await.expect("key");
+        q.done(&k);
+        let start = Instant::now();
+        assert_eq!(q.get().await.as_deref(), Some("a"));
+        assert!(start.elapsed() >= Duration::from_secs(4));
     }
 
     #[tokio::test]
