@@ -411,18 +411,7 @@ impl Call<'_> {
             admission::validate(resource, &new, Some(&current))?;
             admission::admit_validating(resource, &new, Some(&current), &admission_state)?;
             // An object being deleted goes once its last finalizer is removed.
-            let deleting = !new["metadata"]["deletionTimestamp"].is_null();
-            let no_finalizers = new["metadata"]["finalizers"]
-                .as_array()
-                .is_none_or(Vec::is_empty);
-            let namespace_done = resource.kind != "Namespace"
-                || new["spec"]["finalizers"]
-                    .as_array()
-                    .is_none_or(Vec::is_empty);
-            if deleting && no_finalizers && namespace_done {
-                return Ok(Update::Delete);
-            }
-            Ok(Update::Put(new))
+            Ok(admission::put_or_delete(self.registry(), resource, new))
         };
         let (obj, _) = if dry_run {
             let current = self.registry().get(resource, ns, name).await?;

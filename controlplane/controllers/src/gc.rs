@@ -20,6 +20,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use concord_cp_store::admission::{self, finalized};
 use concord_cp_store::registry::Update;
 use concord_cp_store::{EventType, InformerEvent, InformerHandle, Registry};
 use concord_cp_types::resources::{self, Resource};
@@ -717,13 +718,6 @@ pub fn without_finalizer(current: &Value, uid: &str, finalizer: &str) -> Finaliz
         .as_array()
         .map(|f| f.iter().filter(|x| *x != finalizer).cloned().collect())
         .unwrap_or_default();
-    let namespace_done = current["kind"] != "Namespace"
-        || current["spec"]["finalizers"]
-            .as_array()
-            .is_none_or(Vec::is_empty);
-    if left.is_empty() && owner::deleting(current) && namespace_done {
-        return Finalized::Delete;
-    }
     if left.is_empty() {
         if let Some(m) = n["metadata"].as_object_mut() {
             m.remove("finalizers");
@@ -731,18 +725,10 @@ pub fn without_finalizer(current: &Value, uid: &str, finalizer: &str) -> Finaliz
     } else {
         n["metadata"]["finalizers"] = json!(left);
     }
-    Finalized::Put(n)
-}
-
-/// The store update that deletes `current` (a Service also releases its IP claims).
-pub fn delete_update(registry: &Registry, resource: &Resource, current: &Value) -> Update {
-    if resource.kind == "Service" {
-        Update::DeleteReleasing(concord_cp_store::admission::service_claims(
-            registry, current,
-        ))
-    } else {
-        Update::Delete
+    if finalized(&n) {
+        return Finalized::Delete;
     }
+    Finalized::Put(n)
 }
 
 /// Removes `finalizer` from the object `namespace/name` if it still has `uid`, deleting it
@@ -760,7 +746,7 @@ pub async fn remove_finalizer(
             Ok(match without_finalizer(&current, uid, finalizer) {
                 Finalized::Unchanged => Update::Put(current),
                 Finalized::Put(n) => Update::Put(n),
-                Finalized::Delete => delete_update(registry, resource, &current),
+                Finalized::Delete => admission::delete_update(registry, resource, &current),
             })
         })
         .await;

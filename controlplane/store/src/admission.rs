@@ -590,6 +590,37 @@ pub async fn delete_object(
     Ok(obj)
 }
 
+/// Whether an object about to be written goes instead: it is being deleted and its last
+/// finalizer is gone (a Namespace also needs an empty `spec.finalizers`), as kube-apiserver's
+/// update decides.
+pub fn finalized(obj: &Value) -> bool {
+    let m = &obj["metadata"];
+    !m["deletionTimestamp"].is_null()
+        && m["finalizers"].as_array().is_none_or(Vec::is_empty)
+        && (obj["kind"] != "Namespace"
+            || obj["spec"]["finalizers"]
+                .as_array()
+                .is_none_or(Vec::is_empty))
+}
+
+/// The store update that deletes `current`: a Service also releases its cluster IP claims.
+pub fn delete_update(registry: &Registry, resource: &Resource, current: &Value) -> Update {
+    if resource.kind == "Service" {
+        Update::DeleteReleasing(service_claims(registry, current))
+    } else {
+        Update::Delete
+    }
+}
+
+/// Writes `new`, or deletes the object when `new` is [`finalized`].
+pub fn put_or_delete(registry: &Registry, resource: &Resource, new: Value) -> Update {
+    if finalized(&new) {
+        delete_update(registry, resource, &new)
+    } else {
+        Update::Put(new)
+    }
+}
+
 /// The caches the admission plugins read through: one per process, shared by every write.
 #[derive(Default)]
 pub struct Admission {
