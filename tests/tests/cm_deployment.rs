@@ -82,13 +82,10 @@ fn wait_for<T>(
     }
 }
 
-/// kubectl with client-go's WatchListClient off: the API server does not implement
-/// `sendInitialEvents` streaming yet, and a watch-list reflector would wait for its
-/// bookmark forever instead of listing.
+/// kubectl as installed: its watch-list reflector (client-go's WatchListClient) streams
+/// the initial state with `sendInitialEvents` and waits for the end bookmark.
 fn kubectl_listing(cp: &ControlPlane, args: &[&str]) -> std::process::Output {
-    let mut cmd = cp.api.kubectl_command(args);
-    cmd.env("KUBE_FEATURE_WatchListClient", "false");
-    cp.api.kubectl_with(cmd, args, None)
+    cp.api.kubectl(args)
 }
 
 fn rollout_status(cp: &ControlPlane) -> String {

@@ -188,7 +188,6 @@ fn orphan_deletion_keeps_dependents_without_the_reference() {
         "-n",
         "or",
         "--cascade=orphan",
-        "--wait=false",
     ]);
     wait_until(
         &cp,
@@ -479,7 +478,7 @@ fn foreground_deletion_of_a_deployment_removes_its_replicasets_and_pods_first() 
         names(&get_json(&cp, &["replicasets", "-n", "dep"])).len(),
         1
     );
-    // (`--wait=false`: the API server does not serve kubectl's watch-list request yet.)
+    // In the background (`--wait=false`), to watch the order the objects go in.
     cp.api.kubectl_ok(&[
         "delete",
         "deployment",
@@ -529,4 +528,43 @@ fn foreground_deletion_of_a_deployment_removes_its_replicasets_and_pods_first() 
         },
         |(d, rs, pods)| d.is_none() && rs.is_empty() && pods.is_empty(),
     );
+}
+
+/// `kubectl delete --cascade=foreground` as typed, waiting: kubectl watches the Deployment
+/// through a watch-list (`sendInitialEvents`, then the initial-events-end bookmark) and
+/// returns once it is gone, which foreground deletion allows only after its ReplicaSet and
+/// pods.
+#[test]
+fn kubectl_delete_cascade_foreground_returns_after_the_dependents() {
+    let cp = start();
+    cp.api.kubectl_ok(&["create", "namespace", "dep"]);
+    cp.api.apply_stdin(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: dep\n\
+         spec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    \
+         metadata:\n      labels: {app: web}\n    spec:\n      terminationGracePeriodSeconds: 1\n      \
+         containers:\n      - name: c\n        image: registry.k8s.io/pause:3.10\n",
+        &[],
+    );
+    wait_until(
+        &cp,
+        GC_TIMEOUT,
+        "the deployment's pods run",
+        || names(&get_json(&cp, &["pods", "-n", "dep"])).len(),
+        |n| *n == 2,
+    );
+    let started = std::time::Instant::now();
+    let out = cp.api.kubectl_ok(&[
+        "delete",
+        "deployment",
+        "web",
+        "-n",
+        "dep",
+        "--cascade=foreground",
+        "--timeout=30s",
+    ]);
+    assert!(out.contains("deployment.apps \"web\" deleted"), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(try_get(&cp, "dep", "deployment", "web").is_none());
+    assert!(names(&get_json(&cp, &["replicasets", "-n", "dep"])).is_empty());
+    assert!(names(&get_json(&cp, &["pods", "-n", "dep"])).is_empty());
 }

@@ -327,7 +327,7 @@ fn replicaset_settles_after_a_storm_of_deletions() {
         // One pod, or every other turn two in one request (some may already be gone).
         let mut args = vec!["delete", "pod", "--wait=false"];
         args.push(&live[i % live.len()]);
-        if i % 2 == 0 && live.len() > 1 {
+        if i.is_multiple_of(2) && live.len() > 1 {
             args.push(&live[(i + 1) % live.len()]);
         }
         let out = cp.api.kubectl(&args);

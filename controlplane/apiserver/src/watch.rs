@@ -10,6 +10,10 @@
 //! - With a Table `Accept`, each event's object is a one-row Table (column definitions in
 //!   the first one only).
 //! - `allowWatchBookmarks=true` turns the store's progress notifications into `BOOKMARK`s.
+//! - `sendInitialEvents=true` (a streaming list, which kubectl's WatchListClient uses, e.g.
+//!   while `kubectl delete` waits): `ADDED` events for the current state whatever the
+//!   `resourceVersion`, then a `BOOKMARK` annotated `k8s.io/initial-events-end: "true"` at
+//!   the list's revision, then changes.
 //! - The stream ends after `timeoutSeconds`, or 30 to 60 minutes without it.
 
 use std::convert::Infallible;
@@ -127,12 +131,35 @@ pub async fn serve(
         _ => Duration::from_secs(1800 + meta::random_u64() % 1800),
     };
     let rv = query.0.get("resourceVersion").cloned().unwrap_or_default();
+    let send_initial = query.0.get("sendInitialEvents").map(String::as_str) == Some("true");
+    if send_initial && !bookmarks {
+        return Err(ApiError::BadRequest(
+            "allowWatchBookmarks: Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true".into(),
+        ));
+    }
     let matches = {
         let (labels, fields) = (labels.clone(), fields.clone());
         move |o: &Value| labels.matches_object(o) && fields.matches(o)
     };
     let mut initial = Vec::new();
+    let mut initial_end = None;
     let from = match rv.as_str() {
+        _ if send_initial => {
+            let page = server
+                .registry
+                .list(resource, ns, ReadAt::Latest, 0, None, Some(&matches))
+                .await?;
+            if let Ok(asked) = rv.parse::<i64>() {
+                if asked > page.revision {
+                    return Err(ApiError::Timeout(
+                        "Too large resource version: the store has not reached it yet".into(),
+                    ));
+                }
+            }
+            initial = page.items;
+            initial_end = Some(page.revision);
+            page.revision + 1
+        }
         "" | "0" => {
             let at = if rv.is_empty() {
                 ReadAt::Latest
@@ -181,6 +208,14 @@ pub async fn serve(
     tokio::spawn(async move {
         for o in &initial {
             if tx.send(encoder.line("ADDED", o)).await.is_err() {
+                return;
+            }
+        }
+        if let Some(rev) = initial_end {
+            let end = json!({"kind": kind_api.0, "apiVersion": kind_api.1,
+                             "metadata": {"resourceVersion": rev.to_string(),
+                                          "annotations": {"k8s.io/initial-events-end": "true"}}});
+            if tx.send(encoder.line("BOOKMARK", &end)).await.is_err() {
                 return;
             }
         }

@@ -688,7 +688,7 @@ impl CronJobController {
         let opts = json!({"propagationPolicy": "Background", "preconditions": {"uid": uid}});
         match self.ctx.delete(self.jobs_res, Some(ns), name, &opts).await {
             Ok(_) => {
-                self.ctx.events.record_for(
+                self.ctx.events.of("cronjob-controller").record_for(
                     cj,
                     EventType::Normal,
                     "SuccessfulDelete",
@@ -698,7 +698,7 @@ impl CronJobController {
             }
             Err(ApiError::NotFound { .. }) => Ok(()),
             Err(e) => {
-                self.ctx.events.record_for(
+                self.ctx.events.of("cronjob-controller").record_for(
                     cj,
                     EventType::Warning,
                     "FailedDelete",
@@ -742,7 +742,7 @@ impl CronJobController {
             let finished = job_finished(j);
             let jname = j["metadata"]["name"].as_str().unwrap_or("");
             match finished {
-                None if !listed => self.ctx.events.record_for(
+                None if !listed => self.ctx.events.of("cronjob-controller").record_for(
                     &cj,
                     EventType::Warning,
                     "UnexpectedJob",
@@ -750,7 +750,7 @@ impl CronJobController {
                 ),
                 Some(cond) if listed => {
                     active.retain(|r| r["uid"] != juid);
-                    self.ctx.events.record_for(
+                    self.ctx.events.of("cronjob-controller").record_for(
                         &cj,
                         EventType::Normal,
                         "SawCompletedJob",
@@ -788,7 +788,7 @@ impl CronJobController {
         }
         for m in &missing {
             if let Some(r) = active.iter().find(|r| r["uid"] == m.as_str()) {
-                self.ctx.events.record_for(
+                self.ctx.events.of("cronjob-controller").record_for(
                     &cj,
                     EventType::Normal,
                     "MissingJob",
@@ -855,7 +855,7 @@ impl CronJobController {
         let (schedule, tz_in_schedule) = match parse_schedule(&spec_schedule) {
             Ok(s) => s,
             Err(e) => {
-                self.ctx.events.record_for(
+                self.ctx.events.of("cronjob-controller").record_for(
                     cj,
                     EventType::Warning,
                     "InvalidSchedule",
@@ -865,7 +865,7 @@ impl CronJobController {
             }
         };
         if tz_in_schedule.is_some() {
-            self.ctx.events.record_for(
+            self.ctx.events.of("cronjob-controller").record_for(
                 cj,
                 EventType::Warning,
                 "UnsupportedSchedule",
@@ -879,7 +879,7 @@ impl CronJobController {
         let tz = match self.zone(tz_name.as_deref()).await {
             Ok(tz) => tz,
             Err(e) => {
-                self.ctx.events.record_for(
+                self.ctx.events.of("cronjob-controller").record_for(
                     cj,
                     EventType::Warning,
                     "UnknownTimeZone",
@@ -896,7 +896,7 @@ impl CronJobController {
             Err(_) => return Ok(None),
         };
         if missed > TOO_MANY_MISSED {
-            self.ctx.events.record_for(
+            self.ctx.events.of("cronjob-controller").record_for(
                 cj,
                 EventType::Warning,
                 "TooManyMissedTimes",
@@ -907,7 +907,7 @@ impl CronJobController {
         let (scheduled, replace) = match decision {
             Decision::Nothing | Decision::AlreadyStarted(_) => return Ok(next(cj)),
             Decision::TooLate(t) => {
-                self.ctx.events.record_for(
+                self.ctx.events.of("cronjob-controller").record_for(
                     cj,
                     EventType::Warning,
                     "MissSchedule",
@@ -916,7 +916,7 @@ impl CronJobController {
                 return Ok(next(cj));
             }
             Decision::Forbidden(_) => {
-                self.ctx.events.record_for(
+                self.ctx.events.of("cronjob-controller").record_for(
                     cj,
                     EventType::Normal,
                     "JobAlreadyActive",
@@ -941,7 +941,7 @@ impl CronJobController {
         let created = match self.ctx.create(self.jobs_res, job).await {
             Ok(j) => {
                 let jname = j["metadata"]["name"].as_str().unwrap_or("");
-                self.ctx.events.record_for(
+                self.ctx.events.of("cronjob-controller").record_for(
                     cj,
                     EventType::Normal,
                     "SuccessfulCreate",
@@ -966,7 +966,7 @@ impl CronJobController {
                 existing
             }
             Err(e) => {
-                self.ctx.events.record_for(
+                self.ctx.events.of("cronjob-controller").record_for(
                     cj,
                     EventType::Warning,
                     "FailedCreate",

@@ -211,7 +211,7 @@ impl Controller {
         let mut d: Value = (*cached).clone();
         let selector = LabelSelector::from_object(&d["spec"]["selector"]);
         if selector.as_ref().is_none_or(|s| s.is_empty()) {
-            self.ctx.events.record_for(
+            self.ctx.events.of("deployment-controller").record_for(
                 &d,
                 EventType::Warning,
                 "SelectingAll",
@@ -671,9 +671,12 @@ impl Controller {
             }
             Err(e) => {
                 let msg = format!("Failed to create new replica set \"{rs_name}\": {e}");
-                self.ctx
-                    .events
-                    .record_for(d, EventType::Warning, util::FAILED_RS_CREATE, &msg);
+                self.ctx.events.of("deployment-controller").record_for(
+                    d,
+                    EventType::Warning,
+                    util::FAILED_RS_CREATE,
+                    &msg,
+                );
                 if util::progress_deadline(d).is_some() {
                     let mut status = d["status"].clone();
                     if !status.is_object() {
@@ -695,7 +698,7 @@ impl Controller {
             }
         };
         if replicas > 0 {
-            self.ctx.events.record_for(
+            self.ctx.events.of("deployment-controller").record_for(
                 d,
                 EventType::Normal,
                 "ScalingReplicaSet",
@@ -773,7 +776,7 @@ impl Controller {
             .await?;
         if old_size != size {
             let op = if old_size < size { "up" } else { "down" };
-            self.ctx.events.record_for(
+            self.ctx.events.of("deployment-controller").record_for(
                 d,
                 EventType::Normal,
                 "ScalingReplicaSet",

@@ -771,7 +771,7 @@ impl EndpointsCtl {
                     Err(ApiError::Forbidden { .. }) => return Ok(Action::Done),
                     Err(e) => {
                         let ns = ns.unwrap_or("");
-                        self.ctx.events.record_for(
+                        self.ctx.events.of("endpoint-controller").record_for(
                             &obj,
                             EventType::Warning,
                             "FailedToCreateEndpoint",
@@ -818,7 +818,7 @@ impl EndpointsCtl {
                     Err(ApiError::NotFound { .. }) => {}
                     Err(e) => {
                         let ns = ns.unwrap_or("");
-                        self.ctx.events.record_for(
+                        self.ctx.events.of("endpoint-controller").record_for(
                             &cur,
                             EventType::Warning,
                             "FailedToUpdateEndpoint",
@@ -1037,7 +1037,7 @@ impl SlicesCtl {
             self.written().insert(key.to_string(), written);
         }
         if let Err(e) = &result {
-            self.ctx.events.record_for(
+            self.ctx.events.of("endpoint-slice-controller").record_for(
                 &svc,
                 EventType::Warning,
                 "FailedToUpdateEndpointSlices",

@@ -851,15 +851,18 @@ impl Gc {
                 "kind": dep.kind,
                 "metadata": {"name": dep.name, "namespace": dep.namespace, "uid": dep.uid},
             });
-            self.ctx.events.record_for(
-                &obj,
-                EventType::Warning,
-                "OwnerRefInvalidNamespace",
-                &format!(
-                    "ownerRef {owner_ref} does not exist in namespace {:?}",
-                    dep.namespace
-                ),
-            );
+            self.ctx
+                .events
+                .of("garbage-collector-controller")
+                .record_for(
+                    &obj,
+                    EventType::Warning,
+                    "OwnerRefInvalidNamespace",
+                    &format!(
+                        "ownerRef {owner_ref} does not exist in namespace {:?}",
+                        dep.namespace
+                    ),
+                );
         }
     }
 

@@ -446,7 +446,7 @@ impl JobController {
         let opts = json!({"preconditions": {"uid": pod["metadata"]["uid"]}});
         match self.ctx.delete(self.pods_res, Some(ns), name, &opts).await {
             Ok(_) => {
-                self.ctx.events.record_for(
+                self.ctx.events.of("job-controller").record_for(
                     job,
                     EventType::Normal,
                     "SuccessfulDelete",
@@ -460,7 +460,7 @@ impl JobController {
             }
             Err(e) => {
                 self.expectations.deletion_observed(key, &key_of(pod));
-                self.ctx.events.record_for(
+                self.ctx.events.of("job-controller").record_for(
                     job,
                     EventType::Warning,
                     "FailedDelete",
@@ -731,7 +731,10 @@ impl JobController {
                             format!("Error creating: {e}"),
                         ));
                         for (t, r, m) in &events {
-                            self.ctx.events.record_for(&job, *t, r, m);
+                            self.ctx
+                                .events
+                                .of("job-controller")
+                                .record_for(&job, *t, r, m);
                         }
                         return Err(e);
                     }
@@ -759,7 +762,10 @@ impl JobController {
         }
         let written = self.write_status(&job, status).await?;
         for (t, r, m) in &events {
-            self.ctx.events.record_for(&written, *t, r, m);
+            self.ctx
+                .events
+                .of("job-controller")
+                .record_for(&written, *t, r, m);
         }
         if finished(&written) {
             return self.ttl_after_finished(&written, now).await;

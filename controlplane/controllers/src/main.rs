@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use concord_controllers::runtime::{Ctx, Informers};
+use concord_controllers::runtime::{Ctx, Informers, Recorders};
 use concord_controllers::Options;
 use concord_cp_store::cli::{self, parse_duration, ElectArgs, Led, StoreArgs};
-use concord_cp_store::{EventRecorder, RecorderConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[global_allocator]
@@ -196,16 +195,12 @@ async fn main() -> anyhow::Result<()> {
     };
     not_leading_tx.send_replace(true);
     tracing::info!("leading: starting controllers");
-    let events = EventRecorder::start(
-        fenced.clone(),
-        RecorderConfig::new("kube-controller-manager", identity.clone()),
-    );
     // Stop the controllers on shutdown or on leadership loss.
     let (ctl_stop_tx, ctl_stop) = tokio::sync::watch::channel(false);
     let ctx = Arc::new(Ctx {
         registry: fenced.clone(),
         admission: Default::default(),
-        events: events.clone(),
+        events: Recorders::new(fenced.clone(), identity.clone()),
         informers: Informers::new(fenced),
         options,
         stop: ctl_stop,
@@ -221,7 +216,7 @@ async fn main() -> anyhow::Result<()> {
         t.abort();
     }
     health.abort();
-    events.flush().await;
+    ctx.events.flush().await;
     if lost {
         // As kube-controller-manager: a controller-manager that lost its leadership exits,
         // and its supervisor starts it again as a candidate.

@@ -648,7 +648,7 @@ impl Shared {
         match r {
             Ok((pod, true)) => {
                 tracing::debug!(pod = key, "marked not ready");
-                self.ctx.events.record(
+                self.ctx.events.of("node-controller").record(
                     &pod_ref(&pod),
                     EventType::Warning,
                     "NodeNotReady",
@@ -776,7 +776,7 @@ impl Monitor {
             let name = name_of(n);
             if self.known.insert(name.to_string()) {
                 tracing::debug!(node = name, "observed a new node");
-                self.shared.ctx.events.record(
+                self.shared.ctx.events.of("node-controller").record(
                     &node_ref(n),
                     EventType::Normal,
                     "RegisteredNode",
@@ -803,7 +803,7 @@ impl Monitor {
                 uid: String::new(),
                 resource_version: String::new(),
             };
-            self.shared.ctx.events.record(
+            self.shared.ctx.events.of("node-controller").record(
                 &r,
                 EventType::Normal,
                 "RemovingNode",
@@ -853,7 +853,7 @@ impl Monitor {
             let needs_retry = self.retry.contains(&name);
             let transition = current != "True" && observed == "True";
             if transition {
-                self.shared.ctx.events.record(
+                self.shared.ctx.events.of("node-controller").record(
                     &node_ref(&node),
                     EventType::Normal,
                     "NodeNotReady",
@@ -1214,7 +1214,7 @@ async fn sync_eviction(shared: &Shared, key: &str) -> Result<Action, ApiError> {
                 uid: String::new(),
                 resource_version: String::new(),
             };
-            shared.ctx.events.record(
+            shared.ctx.events.of("node-controller").record(
                 &r,
                 EventType::Normal,
                 "TaintManagerEviction",
@@ -1279,7 +1279,7 @@ async fn sync_eviction(shared: &Shared, key: &str) -> Result<Action, ApiError> {
 async fn evict(shared: &Shared, pod: &Value, key: &str) -> Result<(), ApiError> {
     let (ns, name) = split_key(key);
     tracing::debug!(pod = key, "taint manager: deleting pod");
-    shared.ctx.events.record(
+    shared.ctx.events.of("node-controller").record(
         &pod_ref(pod),
         EventType::Normal,
         "TaintManagerEviction",

@@ -869,7 +869,7 @@ impl Controller {
                             .await;
                         match res {
                             Ok(_) => {
-                                c.ctx.events.record_for(
+                                c.ctx.events.of("replicaset-controller").record_for(
                                     &rs,
                                     EventType::Normal,
                                     "SuccessfulDelete",
@@ -883,7 +883,7 @@ impl Controller {
                                 if is_not_found(&e) {
                                     return Ok(());
                                 }
-                                c.ctx.events.record_for(
+                                c.ctx.events.of("replicaset-controller").record_for(
                                     &rs,
                                     EventType::Warning,
                                     "FailedDelete",
@@ -965,7 +965,7 @@ impl Controller {
         match self.ctx.create(pods_resource(), pod).await {
             Ok(created) => {
                 let pod_name = created["metadata"]["name"].as_str().unwrap_or("");
-                self.ctx.events.record_for(
+                self.ctx.events.of("replicaset-controller").record_for(
                     rs,
                     EventType::Normal,
                     "SuccessfulCreate",
@@ -974,7 +974,7 @@ impl Controller {
                 Ok(())
             }
             Err(e) => {
-                self.ctx.events.record_for(
+                self.ctx.events.of("replicaset-controller").record_for(
                     rs,
                     EventType::Warning,
                     "FailedCreate",

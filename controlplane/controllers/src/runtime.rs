@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use concord_cp_store::admission::Admission;
-use concord_cp_store::{EventRecorder, Informer, InformerEvent, InformerHandle, Registry};
+use concord_cp_store::{
+    EventRecorder, Informer, InformerEvent, InformerHandle, RecorderConfig, Registry,
+};
 use concord_cp_types::resources::{self, Resource};
 use concord_cp_types::ApiError;
 use tokio::sync::{mpsc, watch};
@@ -108,6 +110,51 @@ pub fn resource(group: &str, version: &str, plural: &str) -> &'static Resource {
         .unwrap_or_else(|| panic!("built-in resource {group}/{version} {plural} is missing"))
 }
 
+/// One events recorder per component, started on first use.
+pub struct Recorders {
+    registry: Registry,
+    instance: String,
+    map: Mutex<HashMap<&'static str, EventRecorder>>,
+}
+
+impl Recorders {
+    /// Recorders writing through `registry`, as `instance` (`reportingInstance`).
+    pub fn new(registry: Registry, instance: impl Into<String>) -> Recorders {
+        Recorders {
+            registry,
+            instance: instance.into(),
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The recorder of `component` (`replicaset-controller`, `node-controller`, …).
+    pub fn of(&self, component: &'static str) -> EventRecorder {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(component)
+            .or_insert_with(|| {
+                let mut config = RecorderConfig::new(component, self.instance.clone());
+                // A node controller's start-up records one event per node.
+                config.queue = 10_000;
+                EventRecorder::start(self.registry.clone(), config)
+            })
+            .clone()
+    }
+
+    /// Writes out what every recorder has queued.
+    pub async fn flush(&self) {
+        let all: Vec<EventRecorder> = self
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for r in all {
+            r.flush().await;
+        }
+    }
+}
+
 /// What every controller gets.
 pub struct Ctx {
     /// The registry, fenced by this process's leadership: a deposed controller-manager's
@@ -115,8 +162,9 @@ pub struct Ctx {
     pub registry: Registry,
     /// The admission caches, for creating objects as the API server would.
     pub admission: Admission,
-    /// The events recorder (component `<controller>-controller`, as Kubernetes' own).
-    pub events: EventRecorder,
+    /// The events recorders, one per controller (`events.of("replicaset-controller")`), so
+    /// that `kubectl describe` shows the component Kubernetes' own controller would be.
+    pub events: Recorders,
     /// The shared informers.
     pub informers: Informers,
     /// The flags.
