@@ -466,7 +466,7 @@ impl Controller {
                 replicas
             } else {
                 let all = all_of(Some(&new_rs), &old);
-                util::new_rs_new_replicas(d, &all, &new_rs)
+                util::new_rs_new_replicas(d, &all, &new_rs, &|rs| self.live_pods_of(rs))
             };
             if target != size {
                 self.scale_rs(d, &mut new_rs, target).await?;
@@ -524,6 +524,16 @@ impl Controller {
             self.cleanup(d, &old).await?;
         }
         self.sync_rollout_status(d, new_rs.as_ref(), &old).await
+    }
+
+    /// The pods `rs` controls that the pod cache shows not finished and not being deleted.
+    fn live_pods_of(&self, rs: &Value) -> i64 {
+        let uid = owner::uid(rs);
+        self.pods
+            .list()
+            .iter()
+            .filter(|p| owner::controlled_by(p, uid) && owner::pod_active(p))
+            .count() as i64
     }
 
     /// Whether an old ReplicaSet still has pods that are not finished (being deleted
@@ -636,7 +646,7 @@ impl Controller {
         util::set_new_rs_annotations(d, &mut rs, new_revision, false);
         let replicas = {
             let all = all_of(Some(&rs), &old);
-            util::new_rs_new_replicas(d, &all, &rs)
+            util::new_rs_new_replicas(d, &all, &rs, &|rs| self.live_pods_of(rs))
         };
         rs["spec"]["replicas"] = json!(replicas);
         let created = match self.ctx.create(self.rs_res, rs).await {

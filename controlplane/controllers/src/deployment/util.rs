@@ -427,10 +427,17 @@ pub fn status_total(rss: &[&Value], field: &str) -> i64 {
 /// Recreate: the Deployment's replicas.
 ///
 /// Unlike Kubernetes, which counts only the ReplicaSets' `spec.replicas`, each ReplicaSet
-/// counts for the larger of its `spec.replicas` and `status.replicas`: an old ReplicaSet
-/// just scaled down still has its pods until the ReplicaSet controller deletes them, and
-/// counting only the spec lets the pods briefly exceed replicas + surge.
-pub fn new_rs_new_replicas(d: &Value, all: &[&Value], new_rs: &Value) -> i64 {
+/// counts for the largest of its `spec.replicas`, its `status.replicas` and `live(rs)`, the
+/// pods it controls that this controller's pod cache shows running or pending: an old
+/// ReplicaSet just scaled down still has its pods until the ReplicaSet controller deletes
+/// them, and counting only the spec lets the pods briefly exceed replicas + surge. (A cache
+/// lags the store, so it shows at least the pods the store still has, never fewer.)
+pub fn new_rs_new_replicas(
+    d: &Value,
+    all: &[&Value],
+    new_rs: &Value,
+    live: &dyn Fn(&Value) -> i64,
+) -> i64 {
     let replicas = spec_replicas(d);
     let current = spec_replicas(new_rs);
     if !is_rolling(d) {
@@ -439,7 +446,11 @@ pub fn new_rs_new_replicas(d: &Value, all: &[&Value], new_rs: &Value) -> i64 {
     let max_total = replicas + max_surge(d);
     let pods: i64 = all
         .iter()
-        .map(|rs| spec_replicas(rs).max(status_of(rs, "replicas")))
+        .map(|rs| {
+            spec_replicas(rs)
+                .max(status_of(rs, "replicas"))
+                .max(live(rs))
+        })
         .sum();
     if pods >= max_total {
         return current;

@@ -68,20 +68,29 @@ fn rolling_scale_up_respects_surge() {
     let old = rs("old", 1, 10, 10);
     let new = rs("new", 2, 0, 0);
     // 10 + 3 surge: the new RS may get 3.
-    assert_eq!(new_rs_new_replicas(&d, &[&old, &new], &new), 3);
+    assert_eq!(new_rs_new_replicas(&d, &[&old, &new], &new, &|_| 0), 3);
     // Already at 13 pods: nothing more.
     let new3 = rs("new", 2, 3, 0);
-    assert_eq!(new_rs_new_replicas(&d, &[&old, &new3], &new3), 3);
+    assert_eq!(new_rs_new_replicas(&d, &[&old, &new3], &new3, &|_| 0), 3);
     // Old shrunk to 6: up to 7, never past replicas.
     let old6 = rs("old", 1, 6, 6);
-    assert_eq!(new_rs_new_replicas(&d, &[&old6, &new3], &new3), 7);
+    assert_eq!(new_rs_new_replicas(&d, &[&old6, &new3], &new3, &|_| 0), 7);
     // Old scaled to 6 but its 10 pods not yet deleted: no growth until they go.
     let mut lagging = rs("old", 1, 6, 6);
     lagging["status"]["replicas"] = json!(10);
-    assert_eq!(new_rs_new_replicas(&d, &[&lagging, &new3], &new3), 3);
+    assert_eq!(
+        new_rs_new_replicas(&d, &[&lagging, &new3], &new3, &|_| 0),
+        3
+    );
     let old0 = rs("old", 1, 0, 0);
     let new8 = rs("new", 2, 8, 8);
-    assert_eq!(new_rs_new_replicas(&d, &[&old0, &new8], &new8), 10);
+    assert_eq!(new_rs_new_replicas(&d, &[&old0, &new8], &new8, &|_| 0), 10);
+    // Pods the cache still shows for an old ReplicaSet count even when its spec and status
+    // say fewer.
+    let live = |rs: &Value| if rs == &old0 { 5 } else { 0 };
+    assert_eq!(new_rs_new_replicas(&d, &[&old0, &new8], &new8, &live), 8);
+    let live = |rs: &Value| if rs == &old0 { 4 } else { 0 };
+    assert_eq!(new_rs_new_replicas(&d, &[&old0, &new8], &new8, &live), 9);
 }
 
 #[test]
