@@ -91,6 +91,7 @@ const NAME: &str = "bench";
 /// What the pod watch keeps per pod.
 #[derive(Debug, Clone)]
 struct PodState {
+    owner: String,
     node: String,
     image: String,
     ready: bool,
@@ -104,6 +105,10 @@ impl PodState {
                 .any(|c| c["type"] == "Ready" && c["status"] == "True")
         });
         PodState {
+            owner: pod["metadata"]["ownerReferences"][0]["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
             node: pod["spec"]["nodeName"].as_str().unwrap_or("").to_string(),
             image: pod["spec"]["containers"][0]["image"]
                 .as_str()
@@ -120,6 +125,8 @@ impl PodState {
 #[derive(Default)]
 struct Pods {
     pods: HashMap<String, PodState>,
+    /// The ReplicaSets, to show with a violation.
+    replica_sets: Option<concord_cp_store::InformerHandle>,
     /// Past this, pods not terminating count against replicas + maxSurge.
     max_live: usize,
     /// Below this, available pods count against replicas − maxUnavailable.
@@ -151,8 +158,25 @@ impl Pods {
             self.observed_max_live = self.observed_max_live.max(live);
             self.observed_min_available = self.observed_min_available.min(available);
             if live > self.max_live && self.violations.len() < 10 {
+                let mut by_owner: std::collections::BTreeMap<&str, usize> = Default::default();
+                for p in self.pods.values().filter(|p| !p.terminating) {
+                    *by_owner.entry(p.owner.as_str()).or_default() += 1;
+                }
+                let specs: Vec<String> = self
+                    .replica_sets
+                    .iter()
+                    .flat_map(|c| c.list())
+                    .map(|r| {
+                        format!(
+                            "{} spec {} status {}",
+                            r["metadata"]["name"].as_str().unwrap_or(""),
+                            r["spec"]["replicas"],
+                            r["status"]["replicas"]
+                        )
+                    })
+                    .collect();
                 self.violations.push(format!(
-                    "{live} live pods > {} (replicas + maxSurge)",
+                    "{live} live pods > {} (replicas + maxSurge), pods by ReplicaSet {by_owner:?}, ReplicaSets (a watch, maybe behind) {specs:?}",
                     self.max_live
                 ));
             }
@@ -404,7 +428,18 @@ async fn run_with(args: &Args, work_dir: &Path, running: &mut Running) -> Result
 
     let pods_resource = resource("", "pods")?;
     let (_cache, mut events) = Informer::start(registry.clone(), pods_resource, Some(ns), None);
-    let mut pods = Pods::default();
+    let (rs_cache, mut rs_events) = Informer::start(
+        registry.clone(),
+        resource("apps", "replicasets")?,
+        Some(ns),
+        None,
+    );
+    // The cache is what is wanted; the events are drained so the informer never waits.
+    tokio::spawn(async move { while rs_events.recv().await.is_some() {} });
+    let mut pods = Pods {
+        replica_sets: Some(rs_cache),
+        ..Pods::default()
+    };
 
     let initial = match args.workload {
         Workload::ScaleUp => 0,

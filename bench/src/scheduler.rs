@@ -242,6 +242,8 @@ pub(crate) async fn start_concord(
     deadline: Instant,
 ) -> Result<(Proc, String)> {
     let addresses = dir.join("listen-addresses.json");
+    // A file left by an earlier run in the same --work-dir would name ports no longer bound.
+    let _ = std::fs::remove_file(&addresses);
     let url = "http://127.0.0.1:0";
     let proc = Proc::spawn(
         "concord",
