@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use concord_cp_store::{ObjectEvent, ReadAt, Registry};
 use concord_cp_types::resources::{self, Resource};
+use concord_tests::component::Component;
 use concord_tests::controlplane::ControlPlane;
 use serde_json::Value;
 
@@ -556,4 +557,76 @@ fn revision_history_limit_deletes_old_replica_sets() {
         .filter(|w| w.chars().all(|c| c.is_ascii_digit()))
         .collect();
     assert_eq!(revs, ["3", "4"], "{hist}");
+}
+
+/// Short leader-election timings, so a standby controller-manager leads within seconds.
+const FAST_ELECTION: &[&str] = &[
+    "--leader-elect-lease-duration=3s",
+    "--leader-elect-renew-deadline=2s",
+    "--leader-elect-retry-period=500ms",
+];
+
+/// The leading controller-manager is killed in the middle of a rolling update; the standby
+/// takes over and finishes it. Once it settles, nothing is lost and nothing is extra: exactly
+/// the replicas, all of the new template, the old ReplicaSet at 0.
+#[test]
+fn controller_manager_failover_in_the_middle_of_a_rolling_update() {
+    let mut cp = ControlPlane::start(FAST_ELECTION);
+    cp.add_named_nodes("n", 3);
+    let reg = cp.registry();
+    let etcd = cp.api.etcd.endpoint();
+    let standby = Component::controller_manager(&etcd, cp.api.dir(), "cm2", FAST_ELECTION);
+    // 10 replicas, one at a time, each new pod counted after 2 s of readiness: about 20 s.
+    let surge_1: &str =
+        "    type: RollingUpdate\n    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}\n";
+    cp.api.apply_stdin(
+        &deployment(10, surge_1, "nginx:1", "  minReadySeconds: 2\n"),
+        &[],
+    );
+    wait_for(
+        &cp,
+        Duration::from_secs(40),
+        "10 pods of nginx:1 run",
+        || (running_with(&cp, &reg, "nginx:1") == 10).then_some(()),
+    );
+    cp.api
+        .kubectl_ok(&["set", "image", "deployment/web", "c=nginx:2"]);
+    wait_for(
+        &cp,
+        Duration::from_secs(40),
+        "the rollout is under way",
+        || (running_with(&cp, &reg, "nginx:2") >= 2).then_some(()),
+    );
+    assert!(
+        running_with(&cp, &reg, "nginx:1") >= 5,
+        "the rollout should still be in the middle"
+    );
+    cp.controller_manager.kill();
+    let mut standby = standby;
+    wait_for(&cp, Duration::from_secs(20), "the standby leads", || {
+        standby.is_leader().then_some(())
+    });
+    let out = rollout_status(&cp);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    // Settled: no extra pods, none lost, for 3 s.
+    std::thread::sleep(Duration::from_secs(3));
+    let pods: Vec<Value> = list(&cp, &reg, res("", "pods"))
+        .into_iter()
+        .filter(|p| live(p))
+        .collect();
+    assert_eq!(
+        pods.len(),
+        10,
+        "pods after the failover: {:?}\nstandby log:\n{}",
+        pods.iter()
+            .map(|p| (image(p).to_string(), p["metadata"]["name"].clone()))
+            .collect::<Vec<_>>(),
+        standby.log_tail()
+    );
+    assert!(pods.iter().all(|p| image(p) == "nginx:2" && ready(p)));
+    let sizes = rs_sizes(&cp, &reg);
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+    assert_eq!(sizes.iter().map(|(_, n)| n).sum::<i64>(), 10, "{sizes:?}");
+    assert!(sizes.iter().any(|(_, n)| *n == 0), "{sizes:?}");
+    assert!(standby.try_wait().is_none(), "the standby keeps running");
 }
