@@ -612,7 +612,7 @@ fn controller_manager_failover_in_the_middle_of_a_rolling_update() {
     std::thread::sleep(Duration::from_secs(3));
     let pods: Vec<Value> = list(&cp, &reg, res("", "pods"))
         .into_iter()
-        .filter(|p| live(p))
+        .filter(live)
         .collect();
     assert_eq!(
         pods.len(),
