@@ -398,6 +398,13 @@ impl Runner {
         }
     }
 
+    fn stale_event(&self) {
+        tracing::warn!(
+            resource = self.resource.plural,
+            "informer: dropped a watch event older than the cached object"
+        );
+    }
+
     async fn emit(&self, event: InformerEvent) {
         // A dropped receiver only ends the events; the cache goes on.
         if !self.tx.is_closed() {
@@ -488,7 +495,9 @@ impl Runner {
         }
     }
 
-    /// Applies one watch event to the cache and reports it, through the selector.
+    /// Applies one watch event to the cache and reports it, through the selector. An event
+    /// older than the cached state of its object is dropped (and counted in a warning): a
+    /// cache never goes back in time, whatever a watch delivers.
     async fn apply(&mut self, event: ObjectEvent) {
         match event {
             ObjectEvent::Bookmark(revision) => self.shared.bump(revision),
@@ -498,6 +507,11 @@ impl Runner {
                 let matches = self.matches(&object);
                 let out = {
                     let mut cache = self.shared.write();
+                    if stale(cache.get(&key).map(|v| &**v), revision) {
+                        drop(cache);
+                        self.stale_event();
+                        return;
+                    }
                     if matches {
                         let object = Arc::new(object);
                         match cache.insert(key, object.clone()) {
@@ -521,7 +535,16 @@ impl Runner {
             }
             ObjectEvent::Deleted(object) => {
                 let revision = resource_version(&object);
-                let removed = self.shared.write().remove(&obj_key(&object));
+                let removed = {
+                    let mut cache = self.shared.write();
+                    let key = obj_key(&object);
+                    if stale(cache.get(&key).map(|v| &**v), revision) {
+                        drop(cache);
+                        self.stale_event();
+                        return;
+                    }
+                    cache.remove(&key)
+                };
                 self.shared.bump(revision);
                 if removed.is_some() {
                     self.emit(InformerEvent::Deleted(Arc::new(object))).await;
@@ -529,6 +552,12 @@ impl Runner {
             }
         }
     }
+}
+
+/// Whether an event at `revision` is older than the cached state of its object (both
+/// known): applying it would take the cache back in time.
+fn stale(cached: Option<&Value>, revision: i64) -> bool {
+    revision > 0 && cached.is_some_and(|c| resource_version(c) > revision)
 }
 
 /// The events that take a consumer from `old` to `new`: Added and Modified in `new`'s order,
@@ -566,6 +595,17 @@ mod tests {
             "metadata": {"namespace": "demo", "name": name, "resourceVersion": rv.to_string(),
                          "labels": {"app": app}},
         }))
+    }
+
+    #[test]
+    fn events_older_than_the_cache_are_stale() {
+        let cached = obj("a", 10, "x");
+        assert!(stale(Some(&cached), 9));
+        assert!(!stale(Some(&cached), 10));
+        assert!(!stale(Some(&cached), 11));
+        assert!(!stale(None, 9));
+        // An event without a revision is applied.
+        assert!(!stale(Some(&cached), 0));
     }
 
     #[test]

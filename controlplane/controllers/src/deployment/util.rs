@@ -512,7 +512,9 @@ pub fn plan_old_scale_down(
         if cleaned >= max_scaled_down {
             break;
         }
-        if *size == 0 || *size == *available {
+        // More available pods than its size (pods it is still deleting): nothing unhealthy
+        // to clean, and never a resize upwards.
+        if *size == 0 || *size <= *available {
             continue;
         }
         let n = (max_scaled_down - cleaned).min(*size - *available);
@@ -520,8 +522,13 @@ pub fn plan_old_scale_down(
         cleaned += n;
         plan.push((name.clone(), *size));
     }
-    // Then healthy ones, keeping the minimum availability.
-    let available_total = status_total(all, "availableReplicas");
+    // Then healthy ones, keeping the minimum availability. A ReplicaSet counts for at most
+    // its size: pods past it are about to be deleted (its controller may pick available
+    // ones), and its status may not say so yet.
+    let available_total: i64 = all
+        .iter()
+        .map(|rs| status_of(rs, "availableReplicas").min(spec_replicas(rs)))
+        .sum();
     if available_total > min_available {
         let want = available_total - min_available;
         let mut done = 0;

@@ -122,6 +122,26 @@ fn rolling_scale_down_keeps_min_available_and_cleans_unhealthy_first() {
     );
 }
 
+/// An old ReplicaSet scaled below the pods it still has (its controller has not deleted
+/// them yet) has more available pods than its size: the cleanup must not take that for
+/// unhealthy pods and scale it back up to them. (It did: the old ReplicaSet went 566 → 719
+/// → 477 → 669 in the store, and the surge bound broke by up to 211 pods.)
+#[test]
+fn an_old_replica_set_with_more_available_pods_than_its_size_is_never_scaled_up() {
+    let d = deploy(1000, json!("25%"), json!("25%"));
+    let mut old = rs("old", 1, 566, 750);
+    old["status"]["replicas"] = json!(750);
+    let new = rs("new", 2, 500, 500);
+    let plan = plan_old_scale_down(&d, &[&old, &new], &[&old], &new);
+    assert!(
+        plan.iter().all(|(_, size)| *size <= 566),
+        "a scale-down plan grew the old ReplicaSet: {plan:?}"
+    );
+    // Available at most 566 + 500 (the old one counts for its size), minimum 750: 316 more
+    // may go.
+    assert_eq!(plan, vec![("old".to_string(), 250)]);
+}
+
 #[test]
 fn proportional_scaling_mid_rollout() {
     // Deployment scaled 10 -> 20 while old has 8 and new 5 (max-replicas was 13).
