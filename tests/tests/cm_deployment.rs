@@ -194,27 +194,6 @@ fn apply_rollout_and_rolling_update_within_bounds() {
         }
         let live_pods: Vec<&Value> = pods.values().filter(|p| live(p)).collect();
         let ready_n = live_pods.iter().filter(|p| ready(p)).count();
-        if live_pods.len() > 7 && std::env::var_os("DEBUG_SURGE").is_some() {
-            for p in &live_pods {
-                eprintln!(
-                    "  {} owner={} img={} ready={} rv={} node={} phase={}",
-                    p["metadata"]["name"],
-                    p["metadata"]["ownerReferences"][0]["name"],
-                    image(p),
-                    ready(p),
-                    p["metadata"]["resourceVersion"],
-                    p["spec"]["nodeName"],
-                    p["status"]["phase"]
-                );
-            }
-            let rss = list(&cp, &reg, res("apps", "replicasets"));
-            for r in &rss {
-                eprintln!(
-                    "  rs {} spec={} status={}",
-                    r["metadata"]["name"], r["spec"]["replicas"], r["status"]
-                );
-            }
-        }
         max_pods = max_pods.max(live_pods.len());
         min_ready = min_ready.min(ready_n);
         steps += 1;

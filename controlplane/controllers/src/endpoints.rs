@@ -833,6 +833,27 @@ impl EndpointsCtl {
     }
 }
 
+/// What both controllers do with Service and pod events: a Service's own key, and for a pod
+/// the Services that select it.
+fn pump_services_and_pods(
+    services_events: tokio::sync::mpsc::UnboundedReceiver<InformerEvent>,
+    pods_events: tokio::sync::mpsc::UnboundedReceiver<InformerEvent>,
+    queue: &WorkQueue,
+    services: &InformerHandle,
+) -> Vec<JoinHandle<()>> {
+    let q = queue.clone();
+    let svc = tokio::spawn(pump(services_events, move |ev| {
+        if let Some(k) = service_event_key(&ev) {
+            q.add(k);
+        }
+    }));
+    let (q, services) = (queue.clone(), services.clone());
+    let pods = tokio::spawn(pump(pods_events, move |ev| {
+        on_pod_event(&services, &q, &ev);
+    }));
+    vec![svc, pods]
+}
+
 /// Starts the Endpoints controller.
 pub fn spawn_endpoints(ctx: Arc<Ctx>) -> JoinHandle<()> {
     let services_r = resource("", "v1", "services");
@@ -851,17 +872,8 @@ pub fn spawn_endpoints(ctx: Arc<Ctx>) -> JoinHandle<()> {
     });
     let queue = WorkQueue::default();
     tokio::spawn(async move {
-        let mut tasks = Vec::new();
-        let q = queue.clone();
-        tasks.push(tokio::spawn(pump(svc_sub.events, move |ev| {
-            if let Some(k) = service_event_key(&ev) {
-                q.add(k);
-            }
-        })));
-        let (q, services) = (queue.clone(), ctl.services.clone());
-        tasks.push(tokio::spawn(pump(pod_sub.events, move |ev| {
-            on_pod_event(&services, &q, &ev);
-        })));
+        let mut tasks =
+            pump_services_and_pods(svc_sub.events, pod_sub.events, &queue, &ctl.services);
         let q = queue.clone();
         tasks.push(tokio::spawn(pump(ep_sub.events, move |ev| {
             if let InformerEvent::Deleted(e) = &ev {
@@ -1129,17 +1141,8 @@ pub fn spawn_endpoint_slices(ctx: Arc<Ctx>) -> JoinHandle<()> {
     });
     let queue = WorkQueue::default();
     tokio::spawn(async move {
-        let mut tasks = Vec::new();
-        let q = queue.clone();
-        tasks.push(tokio::spawn(pump(svc_sub.events, move |ev| {
-            if let Some(k) = service_event_key(&ev) {
-                q.add(k);
-            }
-        })));
-        let (q, services) = (queue.clone(), ctl.services.clone());
-        tasks.push(tokio::spawn(pump(pod_sub.events, move |ev| {
-            on_pod_event(&services, &q, &ev);
-        })));
+        let mut tasks =
+            pump_services_and_pods(svc_sub.events, pod_sub.events, &queue, &ctl.services);
         let q = queue.clone();
         tasks.push(tokio::spawn(pump(slice_sub.events, move |ev| {
             let s = match &ev {

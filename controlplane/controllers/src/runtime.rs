@@ -264,8 +264,7 @@ where
     }
 }
 
-/// Feeds a subscription's events to `on_event` until the stream ends, and shuts the queue
-/// down then.
+/// Feeds a subscription's events to `on_event` until the stream ends.
 pub async fn pump(
     mut sub: mpsc::UnboundedReceiver<InformerEvent>,
     mut on_event: impl FnMut(InformerEvent) + Send,
