@@ -5,7 +5,7 @@
 # GNU time.
 set -euo pipefail
 
-packages=(build-essential clang libclang-dev pkg-config)
+packages=(build-essential clang libclang-dev pkg-config python3)
 kubectl=""
 for arg in "$@"; do
   case "$arg" in

@@ -14,6 +14,7 @@
 //! The binary is `$CONCORD_BIN`, or `concord` next to the test executable's `deps/` directory
 //! (build it first: `cargo build --release --workspace --bins`).
 
+pub mod agent;
 pub mod apiserver;
 pub mod cluster;
 pub mod component;

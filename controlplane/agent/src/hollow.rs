@@ -72,6 +72,9 @@ pub struct HollowConfig {
     /// Remove the pods on these nodes that have a `deletionTimestamp` (and no finalizers), as
     /// a kubelet does once their containers stopped.
     pub finish_terminating: bool,
+    /// Report the running pods of Jobs Succeeded (their containers exited 0), as kwok does,
+    /// so that Jobs finish on hollow nodes.
+    pub complete_job_pods: bool,
 }
 
 impl Default for HollowConfig {
@@ -89,6 +92,7 @@ impl Default for HollowConfig {
             renew_interval: Duration::from_secs(10),
             mark_running: true,
             finish_terminating: true,
+            complete_job_pods: false,
         }
     }
 }
@@ -184,7 +188,7 @@ impl std::fmt::Debug for HollowNodes {
     }
 }
 
-fn find(group: &str, plural: &str) -> Result<&'static Resource, ApiError> {
+pub(crate) fn find(group: &str, plural: &str) -> Result<&'static Resource, ApiError> {
     resources::find(group, "v1", plural)
         .ok_or_else(|| ApiError::Internal(format!("the resource table has no {plural}")))
 }
@@ -314,7 +318,7 @@ impl Drop for HollowNodes {
 
 /// Creates a namespace unless it exists, as the API server's bootstrap creates
 /// `kube-node-lease`.
-async fn ensure_namespace(registry: &Registry, name: &str) -> Result<(), ApiError> {
+pub(crate) async fn ensure_namespace(registry: &Registry, name: &str) -> Result<(), ApiError> {
     let namespaces = find("", "namespaces")?;
     let mut ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
     defaults::apply_defaults("Namespace", &mut ns);
@@ -408,7 +412,7 @@ fn node_object(config: &HollowConfig, i: usize, now: &str) -> Value {
 
 /// A node that exists already, as re-registered: its labels with ours on top, our taints and
 /// pod CIDR, and our status; everything else (uid, annotations others set, cordon) kept.
-fn reregistered(current: Value, desired: &Value) -> Value {
+pub(crate) fn reregistered(current: Value, desired: &Value) -> Value {
     let mut n = current;
     let labels = n["metadata"]["labels"]
         .as_object()
@@ -469,7 +473,7 @@ async fn register_node(
 
 /// A node's Lease as its kubelet creates it: held by the node, owned by the Node object (so
 /// the garbage collector removes it with the node).
-fn lease_object(name: &str, node_uid: &str, duration: i32, renew_time: &str) -> Value {
+pub(crate) fn lease_object(name: &str, node_uid: &str, duration: i32, renew_time: &str) -> Value {
     let mut lease = json!({
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
@@ -488,7 +492,7 @@ fn lease_object(name: &str, node_uid: &str, duration: i32, renew_time: &str) -> 
 }
 
 /// A lease renewed at `renew_time` by node `name` (taken over if someone else held it).
-fn renewed(current: Value, name: &str, duration: i32, renew_time: &str) -> Value {
+pub(crate) fn renewed(current: Value, name: &str, duration: i32, renew_time: &str) -> Value {
     let mut l = current;
     if !l["spec"].is_object() {
         l["spec"] = json!({});
@@ -500,7 +504,7 @@ fn renewed(current: Value, name: &str, duration: i32, renew_time: &str) -> Value
 }
 
 /// Creates node `name`'s lease, or renews it when it exists (with the node's uid as owner).
-async fn ensure_lease(
+pub(crate) async fn ensure_lease(
     registry: &Registry,
     leases: &'static Resource,
     name: &str,
@@ -626,6 +630,9 @@ enum PodAction {
     Nothing,
     /// Report it Running and Ready.
     Run,
+    /// Report it Succeeded, its containers completed: a running pod of a Job (kwok's
+    /// default for Jobs, so that Jobs finish on hollow nodes).
+    Complete,
     /// Remove it: it is being deleted and its (pretend) containers have stopped.
     Remove,
 }
@@ -638,8 +645,44 @@ fn is_running(pod: &Value) -> bool {
             .is_some_and(|ip| !ip.is_empty())
 }
 
+/// Whether a Job controls `pod`.
+fn is_job_pod(pod: &Value) -> bool {
+    pod["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|o| o["kind"] == "Job" && o["controller"] == true)
+}
+
+/// `pod` finished: phase Succeeded, not ready, every container terminated with exit code 0.
+fn completed_pod(pod: Value, now: &str) -> Value {
+    let mut p = pod;
+    let status = &mut p["status"];
+    status["phase"] = json!("Succeeded");
+    if let Some(conds) = status["conditions"].as_array_mut() {
+        for kind in ["Ready", "ContainersReady", "PodReadyToStartContainers"] {
+            set_condition(conds, kind, "False", "PodCompleted", now);
+        }
+    }
+    if let Some(cs) = status["containerStatuses"].as_array_mut() {
+        for c in cs {
+            let started = c["state"]["running"]["startedAt"].clone();
+            c["state"] = json!({"terminated": {"exitCode": 0, "reason": "Completed",
+                "startedAt": started, "finishedAt": now, "containerID": c["containerID"]}});
+            c["ready"] = json!(false);
+            c["started"] = json!(false);
+        }
+    }
+    p
+}
+
 /// What to do about `pod`, by the configuration.
-fn pod_action(pod: &Value, mark_running: bool, finish_terminating: bool) -> PodAction {
+fn pod_action(
+    pod: &Value,
+    mark_running: bool,
+    finish_terminating: bool,
+    complete_jobs: bool,
+) -> PodAction {
     let meta = &pod["metadata"];
     if !meta["deletionTimestamp"].is_null() {
         let has_finalizers = meta["finalizers"].as_array().is_some_and(|f| !f.is_empty());
@@ -655,6 +698,8 @@ fn pod_action(pod: &Value, mark_running: bool, finish_terminating: bool) -> PodA
     );
     if mark_running && !terminal && !is_running(pod) {
         PodAction::Run
+    } else if complete_jobs && !terminal && is_job_pod(pod) {
+        PodAction::Complete
     } else {
         PodAction::Nothing
     }
@@ -662,7 +707,13 @@ fn pod_action(pod: &Value, mark_running: bool, finish_terminating: bool) -> PodA
 
 /// Sets a pod condition to `status` (with `reason` when not empty), keeping its
 /// `lastTransitionTime` when the status did not change.
-fn set_condition(conds: &mut Vec<Value>, kind: &str, status: &str, reason: &str, now: &str) {
+pub(crate) fn set_condition(
+    conds: &mut Vec<Value>,
+    kind: &str,
+    status: &str,
+    reason: &str,
+    now: &str,
+) {
     let mut c = json!({"type": kind, "status": status, "lastProbeTime": null,
                        "lastTransitionTime": now});
     if !reason.is_empty() {
@@ -889,7 +940,12 @@ async fn pod_worker(
             }
             written.remove(&key);
         }
-        let action = pod_action(&pod, config.mark_running, config.finish_terminating);
+        let action = pod_action(
+            &pod,
+            config.mark_running,
+            config.finish_terminating,
+            config.complete_job_pods,
+        );
         if action == PodAction::Nothing {
             continue;
         }
@@ -910,8 +966,14 @@ async fn pod_worker(
                     return Ok(Update::Put(current));
                 }
                 Ok(
-                    match pod_action(&current, config.mark_running, config.finish_terminating) {
+                    match pod_action(
+                        &current,
+                        config.mark_running,
+                        config.finish_terminating,
+                        config.complete_job_pods,
+                    ) {
                         PodAction::Nothing => Update::Put(current),
+                        PodAction::Complete => Update::Put(completed_pod(current, &now)),
                         PodAction::Run => {
                             Update::Put(running_pod(current, &node.ip, &pod_ip, &now))
                         }
@@ -1104,7 +1166,7 @@ mod tests {
             serde_json::from_value(p.clone());
         assert!(typed.is_ok(), "{typed:?}");
         // Running already: nothing more to do.
-        assert_eq!(pod_action(&p, true, true), PodAction::Nothing);
+        assert_eq!(pod_action(&p, true, true, true), PodAction::Nothing);
         // Marked again, it keeps its IP and start time.
         let again = running_pod(p, "127.1.0.0", "10.0.0.9", "later");
         assert_eq!(again["status"]["podIP"], "10.0.0.7");
@@ -1132,17 +1194,31 @@ mod tests {
     #[test]
     fn what_a_hollow_node_does_about_a_pod() {
         let pending = bound_pod();
-        assert_eq!(pod_action(&pending, true, true), PodAction::Run);
-        assert_eq!(pod_action(&pending, false, true), PodAction::Nothing);
+        assert_eq!(pod_action(&pending, true, true, true), PodAction::Run);
+        assert_eq!(pod_action(&pending, false, true, true), PodAction::Nothing);
         let mut deleting = bound_pod();
         deleting["metadata"]["deletionTimestamp"] = json!(NOW);
-        assert_eq!(pod_action(&deleting, true, true), PodAction::Remove);
-        assert_eq!(pod_action(&deleting, true, false), PodAction::Nothing);
+        assert_eq!(pod_action(&deleting, true, true, true), PodAction::Remove);
+        assert_eq!(pod_action(&deleting, true, false, true), PodAction::Nothing);
         deleting["metadata"]["finalizers"] = json!(["example.com/keep"]);
-        assert_eq!(pod_action(&deleting, true, true), PodAction::Nothing);
+        assert_eq!(pod_action(&deleting, true, true, true), PodAction::Nothing);
         let mut done = bound_pod();
         done["status"]["phase"] = json!("Succeeded");
-        assert_eq!(pod_action(&done, true, true), PodAction::Nothing);
+        assert_eq!(pod_action(&done, true, true, true), PodAction::Nothing);
+        // A Job's pod runs, then completes.
+        let mut job_pod = bound_pod();
+        job_pod["metadata"]["ownerReferences"] =
+            json!([{"kind": "Job", "controller": true, "name": "j", "uid": "u"}]);
+        assert_eq!(pod_action(&job_pod, true, true, true), PodAction::Run);
+        let running = running_pod(job_pod, "127.0.0.1", "10.0.0.1", NOW);
+        assert_eq!(pod_action(&running, true, true, true), PodAction::Complete);
+        let finished = completed_pod(running, NOW);
+        assert_eq!(finished["status"]["phase"], "Succeeded");
+        assert_eq!(
+            finished["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+            0
+        );
+        assert_eq!(pod_action(&finished, true, true, true), PodAction::Nothing);
     }
 
     #[test]

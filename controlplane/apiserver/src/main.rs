@@ -29,11 +29,13 @@ struct Args {
     /// or a test learns the port picked.
     #[arg(long, env = "CONCORD_LISTEN_ADDRESS_FILE")]
     listen_address_file: Option<std::path::PathBuf>,
-    /// The IPv4 range Services get their cluster IPs from.
+    /// The IPv4 range Services get their cluster IPs from. A loopback range by default,
+    /// unlike Kubernetes (which has none): Concord's agents serve Services on loopback
+    /// addresses, and pods get theirs from 127.1.0.0/16.
     #[arg(
         long,
         env = "CONCORD_SERVICE_CLUSTER_IP_RANGE",
-        default_value = "10.96.0.0/12"
+        default_value = "127.2.0.0/16"
     )]
     service_cluster_ip_range: String,
     /// The largest request body accepted, in bytes.

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Runs a whole Concord control plane on this machine, on loopback:
+#   - one Concord member (or three with --members 3), clients on 127.0.0.1:12379 (22379, 32379);
+#   - concord-apiserver on 127.0.0.1:PORT (--apiserver-port, 8080 by default), giving Services
+#     cluster IPs from 127.2.0.0/16;
+#   - concord-scheduler and concord-controller-manager;
+#   - N node agents (--agents, 2 by default) named node-0 … node-(N-1). Agent i gives its pods
+#     addresses from 127.1.i.0/24, keeps its state in DATA/agent-i, serves logs on a port of its
+#     own (picked by the system and published in its Node's
+#     status.daemonEndpoints.kubeletEndpoint.Port), and serves every Service's cluster IP:
+#     all agents listen on each Service address with SO_REUSEPORT and the kernel spreads the
+#     connections between them. They share the image store DATA/images.
+# Data and logs go to --data-dir (./control-plane.concord by default); run it again to restart the
+# same cluster on its data. Ctrl-C stops everything, pod processes included.
+#
+#   scripts/run-control-plane.sh [--members 1|3] [--agents N] [--data-dir DIR] [--apiserver-port PORT]
+#                                [--no-build]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+members=1
+agents=2
+data="$PWD/control-plane.concord"
+api_port=8080
+build=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --members) members="$2"; shift 2 ;;
+    --members=*) members="${1#*=}"; shift ;;
+    --agents) agents="$2"; shift 2 ;;
+    --agents=*) agents="${1#*=}"; shift ;;
+    --data-dir) data="$2"; shift 2 ;;
+    --data-dir=*) data="${1#*=}"; shift ;;
+    --apiserver-port) api_port="$2"; shift 2 ;;
+    --apiserver-port=*) api_port="${1#*=}"; shift ;;
+    --no-build) build=0; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "unknown flag: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "$members" in 1|3) ;; *) echo "--members must be 1 or 3" >&2; exit 2 ;; esac
+if ! [[ "$agents" =~ ^[0-9]+$ ]] || [ "$agents" -gt 250 ]; then
+  echo "--agents must be a number from 0 to 250" >&2; exit 2
+fi
+cd "$root"
+if [ "$build" = 1 ]; then
+  cargo build --release --bin concord --bin concord-apiserver --bin concord-scheduler \
+    --bin concord-controller-manager --bin concord-agent >&2
+fi
+target="${CARGO_TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')}"
+bin="$target/release"
+mkdir -p "$data"
+data="$(cd "$data" && pwd)"
+
+pids=()
+agent_dirs=()
+stop() {
+  trap - EXIT INT TERM
+  echo "stopping…" >&2
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  # An agent that stops leaves its pods running (as a kubelet does): stop them too.
+  for d in "${agent_dirs[@]}"; do
+    "$bin/concord-agent" --root-dir "$d" kill-pods >/dev/null 2>&1 || true
+  done
+}
+trap stop EXIT INT TERM
+
+initial=""
+endpoints=""
+for i in $(seq 0 $((members - 1))); do
+  p=$((i + 1))
+  initial="${initial:+$initial,}m$i=http://127.0.0.1:${p}2380"
+  endpoints="${endpoints:+$endpoints,}http://127.0.0.1:${p}2379"
+done
+for i in $(seq 0 $((members - 1))); do
+  p=$((i + 1))
+  "$bin/concord" --name "m$i" --data-dir "$data/m$i" \
+    --listen-client-urls "http://127.0.0.1:${p}2379" --advertise-client-urls "http://127.0.0.1:${p}2379" \
+    --listen-peer-urls "http://127.0.0.1:${p}2380" --initial-advertise-peer-urls "http://127.0.0.1:${p}2380" \
+    --initial-cluster "$initial" --initial-cluster-token concord-control-plane \
+    2>"$data/m$i.log" &
+  pids+=($!)
+done
+"$bin/concord-apiserver" --etcd-servers "$endpoints" --listen-address "127.0.0.1:$api_port" \
+  --service-cluster-ip-range 127.2.0.0/16 2>"$data/apiserver.log" &
+pids+=($!)
+healthy() {
+  python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
+    "http://127.0.0.1:$api_port/healthz" >/dev/null 2>&1
+}
+for _ in $(seq 1 100); do
+  if healthy; then break; fi
+  sleep 0.2
+done
+if ! healthy; then
+  echo "the API server did not become healthy; see $data/apiserver.log" >&2
+  exit 1
+fi
+"$bin/concord-scheduler" --etcd-servers "$endpoints" --port 0 2>"$data/scheduler.log" &
+pids+=($!)
+"$bin/concord-controller-manager" --etcd-servers "$endpoints" --port 0 \
+  2>"$data/controller-manager.log" &
+pids+=($!)
+for i in $(seq 0 $((agents - 1))); do
+  d="$data/agent-$i"
+  agent_dirs+=("$d")
+  "$bin/concord-agent" --etcd-servers "$endpoints" --node-name "node-$i" --root-dir "$d" \
+    --image-dir "$data/images" --pod-cidr "127.1.$i.0/24" --port 0 \
+    --address-file "$d.addr" --cgroup-root "concord-node-$i" 2>"$data/agent-$i.log" &
+  pids+=($!)
+done
+
+cat > "$data/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: concord
+  cluster: {server: "http://127.0.0.1:$api_port"}
+contexts:
+- name: concord
+  context: {cluster: concord, user: concord}
+users:
+- name: concord
+  user: {}
+current-context: concord
+EOF
+echo "apiserver: http://127.0.0.1:$api_port"
+echo "store: $endpoints"
+echo "logs and data: $data"
+echo "point kubectl at it:  export KUBECONFIG=$data/kubeconfig   (or kubectl --server http://127.0.0.1:$api_port …)"
+echo "images:  $bin/concord-agent --image-dir $data/images image import NAME:TAG --from DIR …"
+echo "Ctrl-C stops everything, pod processes included."
+wait
