@@ -181,8 +181,7 @@ pub struct PodContext<'a> {
 }
 
 /// The container's environment, in order (later entries win): the image's, `PATH` with the
-/// image's `bin` first, `HOSTNAME`, the Service variables, `envFrom`, `env`, then `POD_IP`
-/// unless the container sets it.
+/// image's `bin` first, `HOSTNAME`, the Service variables, `POD_IP`, `envFrom`, then `env`.
 pub fn environment(
     ctx: &PodContext<'_>,
     container: &Value,
@@ -220,6 +219,9 @@ pub fn environment(
     for (k, v) in service_env {
         set(&mut order, &mut vars, k, v.clone());
     }
+    // Before the container's own variables, so that they (and the command line) can refer to
+    // it as $(POD_IP), and can override it.
+    set(&mut order, &mut vars, "POD_IP", ctx.pod_ip.to_string());
     for from in container["envFrom"].as_array().into_iter().flatten() {
         let prefix = from["prefix"].as_str().unwrap_or("");
         let (obj, secret, name, optional) = if from["configMapRef"].is_object() {
@@ -313,9 +315,6 @@ pub fn environment(
         if let Some(v) = value {
             set(&mut order, &mut vars, name, v);
         }
-    }
-    if !vars.contains_key("POD_IP") {
-        set(&mut order, &mut vars, "POD_IP", ctx.pod_ip.to_string());
     }
     Ok(order
         .into_iter()

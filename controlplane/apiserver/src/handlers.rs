@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::http::{self, Output, Target};
 use crate::table;
-use crate::{admission, protobuf, ApiServer};
+use crate::{admission, podlogs, protobuf, ApiServer};
 
 /// The query parameters of one request.
 pub struct Query(pub HashMap<String, String>);
@@ -568,24 +568,33 @@ impl Call<'_> {
         Ok(http::json(StatusCode::CREATED, &success_status(201)))
     }
 
-    /// `GET pods/NAME/log`: the node agent serves logs; until a pod runs somewhere there is
-    /// nothing to read.
+    /// `GET pods/NAME/log`: validates the options, picks the container, finds the pod's
+    /// node and streams the log from its agent ([`crate::podlogs`]).
     async fn log(
         &self,
         resource: &'static Resource,
         ns: Option<&str>,
         name: &str,
     ) -> Result<Response, ApiError> {
+        let opts = podlogs::PodLogOptions::from_query(&self.query.0, name)?;
         let pod = self.registry().get(resource, ns, name).await?;
-        let node = pod["spec"]["nodeName"].as_str().unwrap_or("");
-        if node.is_empty() {
+        let container = podlogs::choose_container(&pod, &opts.container, name)?;
+        let node_name = pod["spec"]["nodeName"].as_str().unwrap_or("");
+        if node_name.is_empty() {
             return Err(ApiError::BadRequest(format!(
                 "pod {name} does not have a host assigned"
             )));
         }
-        Err(ApiError::Unavailable(format!(
-            "no node agent serves the logs of node {node:?}"
-        )))
+        let nodes =
+            concord_cp_types::resources::find("", "v1", "nodes").ok_or(ApiError::NoSuchResource)?;
+        let node = self.registry().get(nodes, None, node_name).await?;
+        let (host, port) = podlogs::kubelet_endpoint(&node)?;
+        let pod_ns = pod["metadata"]["namespace"]
+            .as_str()
+            .or(ns)
+            .unwrap_or("")
+            .to_string();
+        podlogs::fetch(&host, port, &pod_ns, name, &container, &opts).await
     }
 }
 

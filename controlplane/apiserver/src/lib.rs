@@ -8,6 +8,7 @@ pub use concord_cp_store::admission;
 pub mod discovery;
 pub mod handlers;
 pub mod http;
+pub mod podlogs;
 pub mod protobuf;
 pub mod table;
 pub mod watch;
