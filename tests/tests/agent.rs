@@ -403,7 +403,13 @@ spec:
             .flatten()
             .any(|c| c["name"] == "a" && c["restartCount"].as_i64() >= Some(1))
     });
-    let err = f.cp.api.kubectl_err(&["logs", "talker"]);
+    // kubectl picks the first container itself; the API server names the choices.
+    let out = f.cp.api.kubectl(&["logs", "talker"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Defaulted container \"a\" out of: a, b"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("line-1"));
+    let err =
+        f.cp.api
+            .kubectl_err(&["get", "--raw", "/api/v1/namespaces/default/pods/talker/log"]);
     assert!(
         err.contains("a container name must be specified for pod talker, choose one of: [a b]"),
         "{err}"
