@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::pod::{protocol, quantity_nonneg, taint_effect};
-use super::service::non_special_ip;
+use super::service::endpoint_ip;
 use super::{is_set, label_name, normalized, Errs};
 use crate::field::{
     arr, duplicate, forbidden, go_quote, go_string_slice, int_of, invalid, invalid_num,
@@ -351,7 +351,7 @@ pub(super) fn validate_endpoints(obj: &Value) -> Errs {
                         errs.push(invalid_str(&ap.child("nodeName"), node, &m));
                     }
                 }
-                non_special_ip(ip, &ap.child("ip"), &mut errs);
+                endpoint_ip(ip, &ap.child("ip"), &mut errs);
             }
         }
         let ports = arr(&ss["ports"]);
@@ -419,7 +419,7 @@ pub(super) fn validate_endpoint_slice(obj: &Value, old: Option<&Value>) -> Errs 
                                 &format!("must be a valid {at} address"),
                             ));
                         }
-                        non_special_ip(a, &aip, &mut errs);
+                        endpoint_ip(a, &aip, &mut errs);
                     }
                     "FQDN" => fqdn(a, &aip, &mut errs),
                     _ => {}

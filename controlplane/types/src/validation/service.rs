@@ -567,6 +567,18 @@ fn cluster_ips_related(spec: &Value, errs: &mut Errs) {
 
 /// `ValidateNonSpecialIP` (for a parseable address).
 pub(super) fn non_special_ip(ip: &str, p: &Path, errs: &mut Errs) {
+    special_ip_checks(ip, p, errs, false);
+}
+
+/// An endpoint's address: as [`non_special_ip`], except that IPv4 loopback addresses are
+/// allowed. Unlike Kubernetes: Concord's pods get their addresses from a loopback range
+/// (the agent's `--pod-cidr`, 127.1.0.0/16 by default), so their endpoints are loopback
+/// addresses.
+pub(super) fn endpoint_ip(ip: &str, p: &Path, errs: &mut Errs) {
+    special_ip_checks(ip, p, errs, true);
+}
+
+fn special_ip_checks(ip: &str, p: &Path, errs: &mut Errs, allow_v4_loopback: bool) {
     let Ok(addr) = ip.parse::<std::net::IpAddr>() else {
         errs.push(invalid_str(p, ip, "must be a valid IP address"));
         return;
@@ -576,7 +588,7 @@ pub(super) fn non_special_ip(ip: &str, p: &Path, errs: &mut Errs) {
             let o = a.octets();
             (
                 a.is_unspecified(),
-                a.is_loopback(),
+                a.is_loopback() && !allow_v4_loopback,
                 a.is_link_local(),
                 o[0] == 224 && o[1] == 0 && o[2] == 0,
             )

@@ -1338,8 +1338,13 @@ fn endpoints_and_slices() {
     let ep = json!({"subsets":[{"addresses":[{"ip":"10.244.0.5","nodeName":"n1"}],"ports":[{"name":"http","port":80},{"name":"https","port":443}]}]});
     assert_eq!(create("Endpoints", ep.clone()), Vec::<String>::new());
     assert_eq!(
-        create("Endpoints", with(ep.clone(), "/subsets/0/addresses/0/ip", json!("127.0.0.1"))),
-        ["subsets[0].addresses[0].ip: Invalid value: \"127.0.0.1\": may not be in the loopback range (127.0.0.0/8, ::1/128)"]
+        create("Endpoints", with(ep.clone(), "/subsets/0/addresses/0/ip", json!("::1"))),
+        ["subsets[0].addresses[0].ip: Invalid value: \"::1\": may not be in the loopback range (127.0.0.0/8, ::1/128)"]
+    );
+    // Concord's pods have loopback addresses: IPv4 loopback endpoints are allowed.
+    assert_eq!(
+        create("Endpoints", with(ep.clone(), "/subsets/0/addresses/0/ip", json!("127.1.0.5"))),
+        Vec::<String>::new()
     );
     assert_eq!(
         create("Endpoints", without(ep.clone(), "/subsets/0/ports/1/name")),
