@@ -20,7 +20,7 @@ bin="$target/release"
 kubectl="${CONCORD_KUBECTL:-/var/cache/concord/tools/kubectl-1.36.4/bin/kubectl}"
 data="$(mktemp -d /tmp/agent-footprint.XXXXXX)"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-setsid scripts/run-control-plane.sh --no-build --agents 1 --data-dir "$data" \
+setsid scripts/run-control-plane.sh --no-build --agents 1 --data-dir "$data" --store-port 42379 \
   --apiserver-port "$port" >"$data/script.out" 2>&1 &
 script=$!
 cleanup() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a whole Concord control plane on this machine, on loopback:
-#   - one Concord member (or three with --members 3), clients on 127.0.0.1:12379 (22379, 32379);
+#   - one Concord member (or three with --members 3): member i's client port is --store-port + 2i
+#     (12379 by default), its peer port the next one;
 #   - concord-apiserver on 127.0.0.1:PORT (--apiserver-port, 8080 by default), giving Services
 #     cluster IPs from 127.2.0.0/16;
 #   - concord-scheduler and concord-controller-manager;
@@ -15,7 +16,7 @@
 #
 #   scripts/run-control-plane.sh [--members 1|3] [--agents N] [--data-dir DIR] [--apiserver-port PORT]
 #                                [--node-monitor-grace-period D] [--node-lease-duration-seconds S]
-#                                [--no-build]
+#                                [--store-port P] [--no-build]
 # --node-monitor-grace-period (the controller-manager's, 50s) and --node-lease-duration-seconds
 # (the agents', 40; renewed every quarter of it) set how fast a stopped agent's node turns
 # Unknown; keep the lease's renewal interval well under the grace period.
@@ -27,6 +28,7 @@ data="$PWD/control-plane.concord"
 api_port=8080
 build=1
 grace=50s
+store_port=12379
 lease=40
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -42,8 +44,10 @@ while [ $# -gt 0 ]; do
     --node-monitor-grace-period=*) grace="${1#*=}"; shift ;;
     --node-lease-duration-seconds) lease="$2"; shift 2 ;;
     --node-lease-duration-seconds=*) lease="${1#*=}"; shift ;;
+    --store-port) store_port="$2"; shift 2 ;;
+    --store-port=*) store_port="${1#*=}"; shift ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown flag: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -79,15 +83,15 @@ trap stop EXIT INT TERM
 initial=""
 endpoints=""
 for i in $(seq 0 $((members - 1))); do
-  p=$((i + 1))
-  initial="${initial:+$initial,}m$i=http://127.0.0.1:${p}2380"
-  endpoints="${endpoints:+$endpoints,}http://127.0.0.1:${p}2379"
+  c=$((store_port + 2 * i)); p=$((c + 1))
+  initial="${initial:+$initial,}m$i=http://127.0.0.1:$p"
+  endpoints="${endpoints:+$endpoints,}http://127.0.0.1:$c"
 done
 for i in $(seq 0 $((members - 1))); do
-  p=$((i + 1))
+  c=$((store_port + 2 * i)); p=$((c + 1))
   "$bin/concord" --name "m$i" --data-dir "$data/m$i" \
-    --listen-client-urls "http://127.0.0.1:${p}2379" --advertise-client-urls "http://127.0.0.1:${p}2379" \
-    --listen-peer-urls "http://127.0.0.1:${p}2380" --initial-advertise-peer-urls "http://127.0.0.1:${p}2380" \
+    --listen-client-urls "http://127.0.0.1:$c" --advertise-client-urls "http://127.0.0.1:$c" \
+    --listen-peer-urls "http://127.0.0.1:$p" --initial-advertise-peer-urls "http://127.0.0.1:$p" \
     --initial-cluster "$initial" --initial-cluster-token concord-control-plane \
     2>"$data/m$i.log" &
   pids+=($!)
