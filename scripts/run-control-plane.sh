@@ -96,6 +96,19 @@ for i in $(seq 0 $((members - 1))); do
     2>"$data/m$i.log" &
   pids+=($!)
 done
+# The API server needs a member that answers.
+port_open() {
+  python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)' \
+    "$1" >/dev/null 2>&1
+}
+for _ in $(seq 1 150); do
+  if port_open "$store_port"; then break; fi
+  sleep 0.2
+done
+if ! port_open "$store_port"; then
+  echo "the store did not start; see $data/m0.log" >&2
+  exit 1
+fi
 "$bin/concord-apiserver" --etcd-servers "$endpoints" --listen-address "127.0.0.1:$api_port" \
   --service-cluster-ip-range 127.2.0.0/16 2>"$data/apiserver.log" &
 pids+=($!)
