@@ -44,7 +44,7 @@ while :; do
   sleep 1
 done
 echo "pods Running: $pods after $(( $(date +%s) - start )) s"
-agent=$(pgrep -f -- "--node-name node-0" | head -1)
+agent=$(pgrep -f -- "concord-agent --etcd-servers .* --root-dir $data/agent-0 " | head -1)
 hz=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }

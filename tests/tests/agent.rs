@@ -496,3 +496,160 @@ fn started_pid(agent: &Agent, pod: &Value) -> i64 {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     v["pid"].as_i64().unwrap()
 }
+
+#[test]
+fn init_containers_run_in_order_and_a_failed_one_fails_a_never_pod() {
+    let f = fixture(&[]);
+    let dir = f.cp.api.dir().join("init");
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display();
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: ordered
+spec:
+  restartPolicy: Never
+  initContainers:
+  - name: first
+    image: tools:1
+    command: ["sh", "-c", "echo first >> {d}/order"]
+  - name: second
+    image: tools:1
+    command: ["sh", "-c", "sleep 1; echo second >> {d}/order"]
+  containers:
+  - name: main
+    image: tools:1
+    command: ["sh", "-c", "echo main >> {d}/order"]
+"#
+    );
+    f.apply(&yaml);
+    let p = f.wait_pod(
+        "ordered",
+        Duration::from_secs(30),
+        "ordered Succeeded",
+        |p| p["status"]["phase"] == "Succeeded",
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("order")).unwrap(),
+        "first\nsecond\nmain\n"
+    );
+    let inits = p["status"]["initContainerStatuses"].as_array().unwrap();
+    assert_eq!(inits.len(), 2);
+    assert!(inits
+        .iter()
+        .all(|c| c["state"]["terminated"]["reason"] == "Completed"));
+    assert_eq!(condition(&p, "Initialized"), "True");
+
+    // A failing init container stops the pod (Never) before its containers start.
+    let bad = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: bad-init
+spec:
+  restartPolicy: Never
+  initContainers:
+  - name: setup
+    image: tools:1
+    command: ["sh", "-c", "exit 7"]
+  containers:
+  - name: main
+    image: tools:1
+    command: ["sleep", "3600"]
+"#;
+    f.apply(bad);
+    let p = f.wait_pod(
+        "bad-init",
+        Duration::from_secs(30),
+        "bad-init Failed",
+        |p| p["status"]["phase"] == "Failed",
+    );
+    assert_eq!(
+        p["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"],
+        7
+    );
+    assert!(cstatus(&p)["state"]["waiting"].is_object(), "{p}");
+    assert_eq!(condition(&p, "Initialized"), "False");
+
+    // A missing image is ErrImagePull, then ImagePullBackOff.
+    f.apply(
+        &pod_yaml("no-image", "Always", "true", "").replace("image: tools:1", "image: nothere:1"),
+    );
+    let p = f.wait_pod("no-image", Duration::from_secs(20), "ErrImagePull", |p| {
+        cstatus(p)["state"]["waiting"]["reason"] == "ErrImagePull"
+    });
+    let msg = cstatus(&p)["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        msg.starts_with("Failed to pull image \"nothere:1\""),
+        "{msg}"
+    );
+    f.wait_pod(
+        "no-image",
+        Duration::from_secs(20),
+        "ImagePullBackOff",
+        |p| cstatus(p)["state"]["waiting"]["reason"] == "ImagePullBackOff",
+    );
+}
+
+#[test]
+fn simulated_nodes_run_nothing_and_complete_jobs() {
+    let cp = ControlPlane::start(&[]);
+    let mut cmd = std::process::Command::new(concord_tests::agent::agent_bin());
+    cmd.arg(format!("--etcd-servers={}", cp.api.etcd.endpoint()))
+        .args(["--node-name=sim", "--simulate=3", "--simulate-cpu=4"]);
+    let log = cp.api.dir().join("sim.log");
+    let child = concord_tests::spawn_logged(&mut cmd, &log, "concord-agent --simulate").unwrap();
+    struct Kill(Option<std::process::Child>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            if let Some(c) = self.0.take() {
+                concord_tests::kill_child(c);
+            }
+        }
+    }
+    let _guard = Kill(Some(child));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = cp.api.kubectl(&["get", "nodes", "-o", "json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let ready = v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| {
+                n["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("sim-"))
+                    && condition(n, "Ready") == "True"
+                    && n["status"]["capacity"]["cpu"] == "4"
+            })
+            .count();
+        if ready == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "3 simulated nodes not Ready: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    cp.api
+        .kubectl_ok(&["create", "job", "sim-job", "--image=anything", "--", "true"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = cp.api.kubectl(&["get", "job", "sim-job", "-o", "json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if v["status"]["succeeded"] == 1 && condition(&v, "Complete") == "True" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job did not complete: {}",
+            v["status"]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
