@@ -13,7 +13,7 @@ window="${2:-60}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 cargo build --release --bin concord --bin concord-apiserver --bin concord-scheduler \
-  --bin concord-controller-manager --bin concord-agent >&2
+  --bin concord-controller-manager --bin concord-agent --bin concord-shim >&2
 target="$(cargo metadata --format-version 1 --no-deps \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 bin="$target/release"
@@ -48,25 +48,34 @@ agent=$(pgrep -f -- "concord-agent --etcd-servers .* --root-dir $data/agent-0 " 
 hz=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# Proportional set size: shared pages (the binary's text, which every shim maps) divided among
+# the processes that map them.
+pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
 sleep 10   # let the start-up writes settle
 c0=$(cpu "$agent")
 sleep "$window"
 c1=$(cpu "$agent")
 agent_rss=$(rss_kib "$agent")
+agent_pss=$(pss_kib "$agent")
 shim_rss=0
+shim_pss=0
 shims=0
-for p in $(pgrep -f "concord-agent shim $data/agent-0/"); do
+for p in $(pgrep -f "shim $data/agent-0/pods/"); do
   r=$(rss_kib "$p" 2>/dev/null || echo 0)
+  q=$(pss_kib "$p" 2>/dev/null || echo 0)
   shim_rss=$((shim_rss + r))
+  shim_pss=$((shim_pss + q))
   shims=$((shims + 1))
 done
-python3 - "$pods" "$window" "$hz" "$c0" "$c1" "$agent_rss" "$shim_rss" "$shims" <<'EOF'
+python3 - "$pods" "$window" "$hz" "$c0" "$c1" "$agent_rss" "$shim_rss" "$shims" "$agent_pss" "$shim_pss" <<'EOF'
 import sys
-pods, window, hz, c0, c1, agent_rss, shim_rss, shims = map(float, sys.argv[1:])
+pods, window, hz, c0, c1, agent_rss, shim_rss, shims, agent_pss, shim_pss = map(float, sys.argv[1:])
 cpu = (c1 - c0) / hz
 print(f"agent CPU over {window:.0f} s: {cpu:.2f} s = {100 * cpu / window:.2f} % of a core "
       f"= {1000 * cpu / window / pods:.3f} ms/s per pod")
-print(f"agent RSS: {agent_rss / 1024:.1f} MiB = {agent_rss / pods:.0f} KiB per pod")
-print(f"shims: {shims:.0f}, RSS {shim_rss / 1024:.1f} MiB = {shim_rss / max(shims, 1):.0f} KiB each")
+print(f"agent RSS: {agent_rss / 1024:.1f} MiB = {agent_rss / pods:.0f} KiB per pod "
+      f"(PSS {agent_pss / 1024:.1f} MiB)")
+print(f"shims: {shims:.0f}, RSS {shim_rss / 1024:.1f} MiB = {shim_rss / max(shims, 1):.0f} KiB each; "
+      f"PSS {shim_pss / 1024:.1f} MiB = {shim_pss / max(shims, 1):.0f} KiB each")
 EOF
 k scale deployment sleepers --replicas=0 >/dev/null

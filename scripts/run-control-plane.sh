@@ -58,7 +58,7 @@ fi
 cd "$root"
 if [ "$build" = 1 ]; then
   cargo build --release --bin concord --bin concord-apiserver --bin concord-scheduler \
-    --bin concord-controller-manager --bin concord-agent >&2
+    --bin concord-controller-manager --bin concord-agent --bin concord-shim >&2
 fi
 target="${CARGO_TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')}"

@@ -126,6 +126,14 @@ enum Command {
     KillPods,
 }
 
+/// The shim to run containers under: `concord-shim` next to this binary (small, so each
+/// container costs little memory), else this binary itself (`concord-agent shim`).
+fn shim_binary() -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("finding the agent's own binary")?;
+    let small = me.with_file_name("concord-shim");
+    Ok(if small.is_file() { small } else { me })
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     match &args.command {
@@ -238,7 +246,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         cgroups,
         log_max_bytes,
         log_max_files: args.container_log_max_files.max(1),
-        shim: std::env::current_exe().context("finding the agent's own binary")?,
+        shim: shim_binary()?,
         node_cpu_millis,
         node_memory,
     };
