@@ -78,7 +78,8 @@ stop() {
     "$bin/concord-agent" --root-dir "$d" kill-pods >/dev/null 2>&1 || true
   done
 }
-trap stop EXIT INT TERM
+trap stop EXIT
+trap 'stop; exit 130' INT TERM
 
 initial=""
 endpoints=""

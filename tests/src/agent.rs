@@ -1,7 +1,8 @@
 //! Harness for `concord-agent`: the real binary as a node agent (pods run as processes under
 //! its shims), with its own root dir, pod range and log-server port, and the signals a test
 //! needs. Dropping it kills the agent *and* every pod process it started (an agent that stops
-//! leaves its pods running, as a kubelet does; a test must not).
+//! leaves its pods running, as a kubelet does; a test must not). Drop it before the directory
+//! its root dir is in.
 //!
 //! The binary is `$CONCORD_AGENT_BIN`, or `concord-agent` next to `concord`.
 
@@ -71,7 +72,7 @@ impl Agent {
             .arg(format!("--image-dir={}", self.image_dir.display()))
             .arg("--port=0")
             .arg(format!("--address-file={}", addr_file.display()))
-            .arg(format!("--cgroup-root=concord-test-{}", std::process::id()))
+            .arg("--cgroup-root=concord-test")
             .args(&self.args);
         self.starts += 1;
         let banner = format!("concord-agent {} (start {})", self.node_name, self.starts);
@@ -93,7 +94,7 @@ impl Agent {
         Command::new(agent_bin())
             .arg(format!("--image-dir={}", self.image_dir.display()))
             .arg(format!("--root-dir={}", self.root_dir.display()))
-            .arg(format!("--cgroup-root=concord-test-{}", std::process::id()))
+            .arg("--cgroup-root=concord-test")
             .args(args)
             .output()
             .expect("run concord-agent")

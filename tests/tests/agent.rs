@@ -10,10 +10,12 @@ use concord_tests::agent::Agent;
 use concord_tests::controlplane::ControlPlane;
 use serde_json::Value;
 
-/// A control plane and one agent, with a `tools` image that runs host programs.
+/// A control plane and one agent, with a `tools` image that runs host programs. The agent
+/// is dropped first: it stops its pods with its root dir, which is in the control plane's
+/// scratch directory.
 struct Fixture {
-    cp: ControlPlane,
     agent: Agent,
+    cp: ControlPlane,
 }
 
 fn fixture(agent_args: &[&str]) -> Fixture {
@@ -21,7 +23,7 @@ fn fixture(agent_args: &[&str]) -> Fixture {
     let etcd = cp.api.etcd.endpoint();
     let agent = Agent::start(&etcd, cp.api.dir(), "node-a", agent_args);
     agent.import_image("tools:1", &[]);
-    let f = Fixture { cp, agent };
+    let f = Fixture { agent, cp };
     f.wait(Duration::from_secs(30), "node-a Ready", || {
         let n = f.get(&["node", "node-a"])?;
         (condition(&n, "Ready") == "True")

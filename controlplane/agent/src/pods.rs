@@ -154,6 +154,30 @@ impl Ipam {
     }
 }
 
+/// The IPv4 addresses with a listening TCP socket on this machine (`/proc/net/tcp`).
+fn listening_addresses() -> HashSet<Ipv4Addr> {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return HashSet::new();
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let local = f.nth(1)?;
+            let state = f.nth(1)?;
+            if state != "0A" {
+                return None;
+            }
+            let (hex, _) = local.split_once(':')?;
+            // The kernel prints the address as a native-endian number of its network-order
+            // bytes.
+            let n = u32::from_str_radix(hex, 16).ok()?;
+            Some(Ipv4Addr::from(n.to_ne_bytes()))
+        })
+        .collect()
+}
+
 /// What the log server needs to know about a container.
 #[derive(Clone)]
 struct LogEntry {
@@ -869,7 +893,21 @@ impl PodWorker {
         if self.ip.is_some() {
             return true;
         }
-        let Some(ip) = lock(&self.k.ipam).allocate() else {
+        // Addresses something on the machine already listens on (a process of another agent's
+        // cluster, or one left behind) are skipped: a pod there could not bind its port.
+        let busy = tokio::task::spawn_blocking(listening_addresses)
+            .await
+            .unwrap_or_default();
+        let ip = {
+            let mut ipam = lock(&self.k.ipam);
+            loop {
+                match ipam.allocate() {
+                    Some(ip) if busy.contains(&ip) => continue, // stays reserved
+                    other => break other,
+                }
+            }
+        };
+        let Some(ip) = ip else {
             return false;
         };
         let dir = runtime::pod_dir(&self.k.options.root_dir, &self.uid);
@@ -1913,6 +1951,13 @@ mod tests {
         assert_eq!(b.allocate(), Some("127.1.0.2".parse().unwrap()));
         assert!(Ipam::new("127.1.0.0/31").is_none());
         assert!(Ipam::new("nonsense").is_none());
+    }
+
+    #[test]
+    fn listening_addresses_are_read_from_proc() {
+        let l = std::net::TcpListener::bind("127.77.0.9:0").unwrap();
+        assert!(listening_addresses().contains(&"127.77.0.9".parse().unwrap()));
+        drop(l);
     }
 
     #[test]
