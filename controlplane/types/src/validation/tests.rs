@@ -1343,7 +1343,10 @@ fn endpoints_and_slices() {
     );
     // Concord's pods have loopback addresses: IPv4 loopback endpoints are allowed.
     assert_eq!(
-        create("Endpoints", with(ep.clone(), "/subsets/0/addresses/0/ip", json!("127.1.0.5"))),
+        create(
+            "Endpoints",
+            with(ep.clone(), "/subsets/0/addresses/0/ip", json!("127.1.0.5"))
+        ),
         Vec::<String>::new()
     );
     assert_eq!(
