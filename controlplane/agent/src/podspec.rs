@@ -452,6 +452,7 @@ mod tests {
             [("A".to_string(), "x".to_string())].into_iter().collect();
         assert_eq!(expand("$(A)-$(B)-$$(A)-$(A", &vars), "x-$(B)-$(A)-$(A");
         assert_eq!(expand("plain $ sign", &vars), "plain $ sign");
+        assert_eq!(expand("$A $ $", &vars), "$A $ $");
         assert_eq!(expand("", &vars), "");
     }
 

@@ -394,55 +394,6 @@ pub async fn probe_once(probe: &Value, target: &Target, timeout: Duration) -> Ou
 // ---------------------------------------------------------------------------------------------
 // exec
 
-/// Expands `$(VAR)` references from `env` as Kubernetes does (`$$` is a literal `$`;
-/// references to unknown variables and incomplete ones stay as written).
-pub fn expand(input: &str, env: &[(String, String)]) -> String {
-    let bytes = input.as_bytes();
-    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
-    let mut checkpoint = 0;
-    let mut cursor = 0;
-    while cursor < bytes.len() {
-        if bytes[cursor] == b'$' && cursor + 1 < bytes.len() {
-            out.extend_from_slice(&bytes[checkpoint..cursor]);
-            let rest = &bytes[cursor + 1..];
-            let advance = match rest[0] {
-                b'$' => {
-                    out.push(b'$');
-                    1
-                }
-                b'(' => match rest.iter().position(|&b| b == b')') {
-                    Some(close) => {
-                        let name = &rest[1..close];
-                        match env.iter().rev().find(|(k, _)| k.as_bytes() == name) {
-                            Some((_, v)) => out.extend_from_slice(v.as_bytes()),
-                            None => {
-                                out.extend_from_slice(b"$(");
-                                out.extend_from_slice(name);
-                                out.push(b')');
-                            }
-                        }
-                        close + 1
-                    }
-                    None => {
-                        out.extend_from_slice(b"$(");
-                        1
-                    }
-                },
-                other => {
-                    out.push(b'$');
-                    out.push(other);
-                    1
-                }
-            };
-            cursor += advance;
-            checkpoint = cursor + 1;
-        }
-        cursor += 1;
-    }
-    out.extend_from_slice(&bytes[checkpoint.min(bytes.len())..]);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Kills a process group when dropped, unless disarmed.
 struct GroupKill(Option<i32>);
 
@@ -485,12 +436,13 @@ async fn exec_probe(exec: &Value, target: &Target, timeout: Duration) -> Outcome
     let Some(raw) = exec.get("command").and_then(Value::as_array) else {
         return Outcome::Error("exec probe has no command".to_owned());
     };
+    let vars: std::collections::HashMap<String, String> = target.env.iter().cloned().collect();
     let mut argv = Vec::with_capacity(raw.len());
     for arg in raw {
         let Some(arg) = arg.as_str() else {
             return Outcome::Error("exec probe command has a non-string argument".to_owned());
         };
-        argv.push(expand(arg, &target.env));
+        argv.push(crate::podspec::expand(arg, &vars));
     }
     let Some((program, args)) = argv.split_first() else {
         return Outcome::Error("exec probe has no command".to_owned());
@@ -1730,10 +1682,7 @@ mod tests {
     }
 
     #[test]
-    fn expansion_and_quoting() {
-        let env = vec![("A".to_owned(), "x".to_owned())];
-        assert_eq!(expand("$(A)-$$(A)-$(B)-$(A", &env), "x-$(A)-$(B)-$(A");
-        assert_eq!(expand("$A $ $", &env), "$A $ $");
+    fn quoting_and_urls() {
         assert_eq!(go_quote("a \"b\"\\\n"), "\"a \\\"b\\\"\\\\\\n\"");
         let base = HttpUrl {
             scheme: "http".to_owned(),
