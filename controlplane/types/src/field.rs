@@ -188,7 +188,7 @@ pub(crate) fn too_many(p: &Path, actual: usize, max: usize) -> FieldError {
 }
 
 /// Go's `%q` (and `%#v` of a string): a double-quoted string with Go's escapes.
-pub(crate) fn go_quote(s: &str) -> String {
+pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -17,6 +17,7 @@ mod names;
 mod quantity;
 
 pub use error::{ApiError, FieldError};
+pub use field::go_quote;
 pub use k8s_openapi;
 pub use quantity::{int_value, milli_value};
 pub use resources::Resource;
