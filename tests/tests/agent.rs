@@ -655,3 +655,58 @@ fn simulated_nodes_run_nothing_and_complete_jobs() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn a_sidecar_runs_beside_the_container_and_stops_when_it_is_done() {
+    let f = fixture(&[]);
+    let marks = f.cp.api.dir().join("sidecar");
+    std::fs::create_dir_all(&marks).unwrap();
+    let d = marks.display();
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: with-sidecar
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 5
+  initContainers:
+  - name: proxy
+    image: tools:1
+    restartPolicy: Always
+    command: ["sh", "-c", "touch {d}/sidecar-up; exec sleep 3600"]
+  containers:
+  - name: main
+    image: tools:1
+    command: ["sh", "-c", "test -e {d}/sidecar-up && echo saw-sidecar > {d}/main; sleep 1"]
+"#
+    );
+    f.apply(&yaml);
+    let p = f.wait_pod(
+        "with-sidecar",
+        Duration::from_secs(30),
+        "main running",
+        |p| cstatus(p)["state"]["running"].is_object() || p["status"]["phase"] == "Succeeded",
+    );
+    assert_eq!(condition(&p, "Initialized"), "True", "{p}");
+    // The container is done: the pod succeeds and the sidecar is stopped.
+    let p = f.wait_pod(
+        "with-sidecar",
+        Duration::from_secs(30),
+        "sidecar stopped",
+        |p| {
+            p["status"]["phase"] == "Succeeded"
+                && p["status"]["initContainerStatuses"][0]["state"]["terminated"].is_object()
+        },
+    );
+    assert_eq!(
+        std::fs::read_to_string(marks.join("main")).unwrap().trim(),
+        "saw-sidecar",
+        "the container started before its sidecar ran"
+    );
+    assert_eq!(cstatus(&p)["state"]["terminated"]["exitCode"], 0);
+    assert_eq!(
+        p["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"], 143,
+        "{p}"
+    );
+}

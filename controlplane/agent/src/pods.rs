@@ -500,6 +500,10 @@ struct Ctr {
     name: String,
     spec: Value,
     init: bool,
+    /// A restartable init container (`restartPolicy: Always`, a native sidecar): it starts
+    /// in the init sequence, keeps running beside the containers and is restarted whenever
+    /// it exits, and is stopped once the pod's containers are done.
+    sidecar: bool,
     instances: u32,
     cur: Option<Instance>,
     last: Option<Terminated>,
@@ -620,6 +624,7 @@ impl PodWorker {
                     name: c["name"].as_str().unwrap_or("").to_string(),
                     spec: c.clone(),
                     init,
+                    sidecar: init && c["restartPolicy"] == "Always",
                     instances: 0,
                     cur: None,
                     last: None,
@@ -873,6 +878,16 @@ impl PodWorker {
     /// When the worker must look again without being told: a back-off ending, a SIGKILL
     /// falling due, or the periodic resync.
     fn next_wake(&self) -> Instant {
+        let sidecar_to_stop = self.terminal
+            && self.ctrs.iter().any(|c| {
+                c.sidecar
+                    && c.cur
+                        .as_ref()
+                        .is_some_and(|i| i.exited.is_none() && i.kill_at.is_none() && !i.killed)
+            });
+        if sidecar_to_stop {
+            return Instant::now() + Duration::from_millis(1);
+        }
         let mut t = Instant::now() + RESYNC;
         for c in &self.ctrs {
             if let Some(nb) = c.not_before {
@@ -933,6 +948,17 @@ impl PodWorker {
     /// One pass: start, restart and stop containers as the spec asks, then report.
     async fn sync(&mut self) {
         if self.terminal {
+            // The pod is done: its sidecars stop too.
+            let grace = self.grace_seconds();
+            for c in self.ctrs.iter_mut().filter(|c| c.sidecar) {
+                c.not_before = None;
+                if let Some(inst) = c.cur.as_mut() {
+                    if inst.exited.is_none() && inst.kill_at.is_none() && !inst.killed {
+                        stop_instance(inst, grace);
+                    }
+                }
+            }
+            self.enforce_kills();
             self.report().await;
             return;
         }
@@ -950,6 +976,16 @@ impl PodWorker {
                 continue;
             }
             let c = &self.ctrs[i];
+            if c.sidecar {
+                // A sidecar lets the sequence go on once it runs and has started.
+                match c.cur.as_ref().map(|x| (x.exited.is_none(), x.started)) {
+                    Some((true, true)) => continue,
+                    Some((true, false)) => {}
+                    _ => self.maybe_restart(i).await,
+                }
+                initialized = false;
+                break;
+            }
             let succeeded = c
                 .cur
                 .as_ref()
@@ -974,13 +1010,15 @@ impl PodWorker {
         }
         if initialized && !self.terminal {
             for i in 0..self.ctrs.len() {
-                if self.ctrs[i].init {
+                if self.ctrs[i].init && !self.ctrs[i].sidecar {
                     continue;
                 }
+                let sidecar = self.ctrs[i].sidecar;
                 let should = match self.ctrs[i].cur.as_ref() {
                     None => true,
                     Some(x) => match &x.exited {
                         None => false,
+                        Some(_) if sidecar => true,
                         Some(t) => match policy.as_str() {
                             "Always" => true,
                             "OnFailure" => t.exit_code != 0,
@@ -1605,6 +1643,20 @@ impl PodWorker {
                 }
             }
             s["ready"] = json!(ready);
+            if c.sidecar {
+                // Initialized once it runs and has started (or, the pod being done, ran).
+                let done = c.cur.as_ref().is_some_and(|x| {
+                    (x.exited.is_none() && x.started) || (self.terminal && x.exited.is_some())
+                });
+                if !done {
+                    not_initialized.push(c.name.clone());
+                }
+                if !ready && !self.terminal {
+                    not_ready.push(c.name.clone());
+                }
+                init_statuses.push(s);
+                continue;
+            }
             if c.init {
                 let done = c
                     .cur
