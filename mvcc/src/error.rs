@@ -18,6 +18,12 @@ pub enum MvccError {
     /// A grant names an id that is in use.
     #[error("lease already exists")]
     LeaseExists,
+    /// A write that adds data while the NOSPACE alarm is raised.
+    #[error("mvcc: database space exceeded")]
+    NoSpace,
+    /// Any KV request while the CORRUPT alarm is raised.
+    #[error("corrupt cluster")]
+    ClusterCorrupt,
     /// A Raft log entry that does not decode as a command.
     #[error("undecodable command: {0}")]
     Decode(String),

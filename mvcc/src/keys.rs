@@ -1,7 +1,7 @@
 //! Key and record encodings of the column families.
 
 use crate::error::MvccError;
-use crate::types::KeyValue;
+use crate::types::{Alarm, AlarmType, KeyValue};
 
 /// A key's version as stored in `kv` and `history`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,6 +163,30 @@ pub fn rev_value(kind: u8, key: &[u8]) -> Vec<u8> {
 }
 
 /// `lease` CF: `l` + id → [`LeaseRec`]; `k` + id + user key → nothing (the key is attached).
+/// Prefix of the raised alarms in `meta`.
+pub const ALARM_PREFIX: &[u8] = b"alarm/";
+
+/// A raised alarm's key in `meta`: the prefix, the member id and the alarm's number (both
+/// big-endian). The value is empty.
+pub fn alarm_key(a: &Alarm) -> Vec<u8> {
+    let mut k = ALARM_PREFIX.to_vec();
+    k.extend_from_slice(&a.member.to_be_bytes());
+    k.extend_from_slice(&a.alarm.number().to_be_bytes());
+    k
+}
+
+/// The alarm an `alarm_key` names.
+pub fn parse_alarm_key(k: &[u8]) -> Result<Alarm, MvccError> {
+    let bad = || MvccError::Corrupt("bad alarm key".into());
+    let rest = k.strip_prefix(ALARM_PREFIX).ok_or_else(bad)?;
+    let (member, number) = rest.split_first_chunk::<8>().ok_or_else(bad)?;
+    let number: [u8; 4] = number.try_into().map_err(|_| bad())?;
+    Ok(Alarm {
+        member: u64::from_be_bytes(*member),
+        alarm: AlarmType::from_number(i32::from_be_bytes(number)).ok_or_else(bad)?,
+    })
+}
+
 pub fn lease_key(id: i64) -> Vec<u8> {
     let mut out = Vec::with_capacity(9);
     out.push(b'l');

@@ -42,7 +42,7 @@ mod types;
 mod write;
 
 pub use error::MvccError;
-pub use store::{Store, StoreOptions, View, STORE_FORMAT};
+pub use store::{KvHash, Store, StoreOptions, View, STORE_FORMAT};
 pub use types::*;
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -75,6 +75,12 @@ struct Shared {
     stop: AtomicBool,
     /// Counts of paged ranges, from one page to the next.
     counts: CountMemo,
+    /// The raised alarms, as of the last applied batch (a copy of their `meta` rows).
+    alarms: RwLock<Vec<Alarm>>,
+    /// `db_size()` as of the last time it was measured, and when (see `approx_size`).
+    size: AtomicU64,
+    size_at: Mutex<Option<Instant>>,
+    defragmenting: AtomicBool,
 }
 
 /// The MVCC store. One writer (`apply`), any number of readers (`view`).
@@ -160,6 +166,7 @@ impl Store {
         let revision = get_i64(&db, META_REVISION)?.unwrap_or(1);
         let compact = get_i64(&db, META_COMPACT)?.unwrap_or(0);
         let done = get_i64(&db, META_COMPACT_DONE)?.unwrap_or(0);
+        let alarms = read_alarms(&Live(&db))?;
         let shared = Arc::new(Shared {
             db,
             applied: AtomicU64::new(applied),
@@ -172,6 +179,10 @@ impl Store {
             compaction_cv: Condvar::new(),
             stop: AtomicBool::new(false),
             counts: CountMemo::default(),
+            alarms: RwLock::new(alarms),
+            size: AtomicU64::new(0),
+            size_at: Mutex::new(None),
+            defragmenting: AtomicBool::new(false),
         });
         let worker = shared.clone();
         let compactor = std::thread::Builder::new()
@@ -225,13 +236,47 @@ impl Store {
         let mut revs = self.revs();
         let mut results = Vec::with_capacity(commands.len());
         let mut compaction = None;
+        let mut alarms = self.alarms();
+        let alarms_before = alarms.len();
+        let mut alarms_changed = false;
         for cmd in commands {
             let base = Overlay {
                 base: &live,
                 pending: &batch,
             };
             let mut w = Writer::new(&base, revs, capture);
+            let raised = |t: AlarmType| alarms.iter().any(|a| a.alarm == t);
             let outcome = match cmd {
+                // etcd's corrupt and capped appliers: every member refuses the same commands,
+                // because every member applies the same alarms at the same index.
+                c if c.is_client_request() && raised(AlarmType::Corrupt) => {
+                    Err(MvccError::ClusterCorrupt)
+                }
+                c if c.adds_data() && raised(AlarmType::NoSpace) => Err(MvccError::NoSpace),
+                Command::Alarm {
+                    activate,
+                    member,
+                    alarm,
+                } => {
+                    let a = Alarm {
+                        member: *member,
+                        alarm: *alarm,
+                    };
+                    let present = alarms.contains(&a);
+                    let changed = if *activate && !present {
+                        alarms.push(a);
+                        w.pending.put(Cf::Meta, keys::alarm_key(&a), Vec::new());
+                        Some(a)
+                    } else if !*activate && present {
+                        alarms.retain(|x| *x != a);
+                        w.pending.delete(Cf::Meta, keys::alarm_key(&a));
+                        Some(a)
+                    } else {
+                        None
+                    };
+                    alarms_changed |= changed.is_some();
+                    Ok(CommandResponse::Alarm(changed))
+                }
                 Command::Put(p) => w.put(p).map(CommandResponse::Put),
                 Command::DeleteRange(d) => w.delete(d).map(CommandResponse::DeleteRange),
                 Command::Txn(t) => w.txn(t).map(CommandResponse::Txn),
@@ -309,6 +354,12 @@ impl Store {
         self.shared.revision.store(revs.current, Ordering::Release);
         self.shared.compact.store(revs.compacted, Ordering::Release);
         self.shared.applied.store(last_index, Ordering::Release);
+        if alarms_changed || alarms.len() != alarms_before {
+            alarms.sort();
+            if let Ok(mut a) = self.shared.alarms.write() {
+                *a = alarms;
+            }
+        }
         if let Some(target) = compaction {
             let mut c = self
                 .shared
@@ -359,6 +410,37 @@ impl Store {
         true
     }
 
+    /// The raised alarms, in (member, type) order.
+    pub fn alarms(&self) -> Vec<Alarm> {
+        self.shared
+            .alarms
+            .read()
+            .map(|a| a.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether an alarm of type `t` is raised (by any member).
+    pub fn has_alarm(&self, t: AlarmType) -> bool {
+        self.shared
+            .alarms
+            .read()
+            .is_ok_and(|a| a.iter().any(|x| x.alarm == t))
+    }
+
+    /// `db_size()`, measured at most once per `max_age`: cheap enough for every write request
+    /// to check its quota against.
+    pub fn approx_size(&self, max_age: Duration) -> u64 {
+        let Ok(mut at) = self.shared.size_at.try_lock() else {
+            // Someone is measuring right now; the previous figure will do.
+            return self.shared.size.load(Ordering::Relaxed);
+        };
+        if at.is_none_or(|t| t.elapsed() >= max_age) {
+            self.shared.size.store(self.db_size(), Ordering::Relaxed);
+            *at = Some(Instant::now());
+        }
+        self.shared.size.load(Ordering::Relaxed)
+    }
+
     /// Bytes on disk and in memtables, all column families.
     pub fn db_size(&self) -> u64 {
         let db = &self.shared.db;
@@ -375,6 +457,46 @@ impl Store {
                 p("rocksdb.total-sst-files-size") + p("rocksdb.cur-size-all-mem-tables")
             })
             .sum()
+    }
+
+    /// Reclaims the space of deleted and compacted data: flushes the memtables, then compacts
+    /// every column family down to its last level, dropping deletion markers and overwritten
+    /// versions. Reads and writes go on meanwhile (RocksDB compacts beside them); only one
+    /// defragmentation runs at a time. Returns `db_size()` before and after.
+    pub fn defragment(&self) -> Result<(u64, u64), MvccError> {
+        static RUNNING: Mutex<()> = Mutex::new(());
+        let _one = RUNNING
+            .lock()
+            .map_err(|_| MvccError::Storage("lock".into()))?;
+        self.shared.defragmenting.store(true, Ordering::Release);
+        struct Done<'a>(&'a AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _done = Done(&self.shared.defragmenting);
+        let before = self.db_size();
+        self.sync()?;
+        let db = &self.shared.db;
+        let mut opts = rocksdb::CompactOptions::default();
+        opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        opts.set_exclusive_manual_compaction(false);
+        for name in CF_NAMES {
+            let h = db
+                .cf_handle(name)
+                .ok_or_else(|| MvccError::Corrupt(format!("missing column family {name}")))?;
+            db.compact_range_cf_opt(h, None::<&[u8]>, None::<&[u8]>, &opts);
+        }
+        let after = self.db_size();
+        self.shared.size.store(after, Ordering::Relaxed);
+        Ok((before, after))
+    }
+
+    /// Whether `defragment` is running (it cannot be interrupted: whoever waits to close the
+    /// store must wait for it).
+    pub fn is_defragmenting(&self) -> bool {
+        self.shared.defragmenting.load(Ordering::Acquire)
     }
 
     /// Makes everything written so far durable: one atomic flush of every column family's
@@ -437,6 +559,38 @@ impl Store {
         Ok(applied)
     }
 
+    /// Makes this store the starting state of a new cluster (restoring a backup): forgets the
+    /// applied Raft index, every value the server keeps in `meta` (identity, membership) and
+    /// every alarm (they name the old cluster's members), and keeps the data, its revisions and
+    /// its leases. Synced.
+    pub fn reset_for_new_cluster(&self) -> Result<(), MvccError> {
+        let db = &self.shared.db;
+        let meta = source::handle(db, Cf::Meta)?;
+        let mut wb = WriteBatch::default();
+        for prefix in [META_USER.as_bytes(), keys::ALARM_PREFIX] {
+            for item in db.iterator_cf(
+                meta,
+                rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
+            ) {
+                let (k, _) = item?;
+                if !k.starts_with(prefix) {
+                    break;
+                }
+                wb.delete_cf(meta, k);
+            }
+        }
+        wb.put_cf(meta, META_APPLIED, 0i64.to_le_bytes());
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        db.write_opt(wb, &wo)?;
+        self.sync()?;
+        self.shared.applied.store(0, Ordering::Release);
+        if let Ok(mut a) = self.shared.alarms.write() {
+            a.clear();
+        }
+        Ok(())
+    }
+
     /// Writes (and syncs) a value the server keeps in `meta`.
     pub fn meta_put(&self, name: &str, value: &[u8]) -> Result<(), MvccError> {
         let db = &self.shared.db;
@@ -447,6 +601,23 @@ impl Store {
         wo.set_sync(true);
         Ok(db.put_cf_opt(meta, format!("{META_USER}{name}"), value, &wo)?)
     }
+}
+
+/// The alarms recorded in `meta`.
+fn read_alarms(src: &dyn Source) -> Result<Vec<Alarm>, MvccError> {
+    let mut out = Vec::new();
+    // The prefix ends in '/'; '0' is the next byte.
+    src.scan(
+        Cf::Meta,
+        keys::ALARM_PREFIX,
+        Some(b"alarm0"),
+        &mut |k, _| {
+            out.push(keys::parse_alarm_key(k)?);
+            Ok(true)
+        },
+    )?;
+    out.sort();
+    Ok(out)
 }
 
 impl Drop for Store {
@@ -468,9 +639,94 @@ pub struct View<'a> {
     pub(crate) counts: &'a CountMemo,
 }
 
+/// What `View::hash_kv` returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvHash {
+    /// CRC-32 of the history (see `View::hash_kv`).
+    pub hash: u32,
+    /// The compaction revision the hash was taken at.
+    pub compact_revision: i64,
+    /// The revision the hash covers up to.
+    pub revision: i64,
+}
+
 impl View<'_> {
     pub fn revision(&self) -> i64 {
         self.revs.current
+    }
+
+    /// How many keys exist at the current revision.
+    pub fn count_keys(&self) -> Result<i64, MvccError> {
+        let all = RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            count_only: true,
+            ..RangeRequest::default()
+        };
+        Ok(self.range(&all)?.count)
+    }
+
+    /// etcd's HashKV: a hash of the key-value history up to `revision` (0: the current one),
+    /// equal on every member that applied the same log, whatever its physical compaction has
+    /// reached. It covers every version above the compaction revision and, at or below it,
+    /// only the version each key had at the compaction revision (none for a deleted key):
+    /// exactly what a logically compacted store keeps. Each version adds its `history` key and
+    /// record. Costs a scan of the whole history.
+    pub fn hash_kv(&self, revision: i64) -> Result<KvHash, MvccError> {
+        let compacted = self.revs.compacted;
+        let revision = if revision <= 0 {
+            self.revs.current
+        } else {
+            revision
+        };
+        if revision > self.revs.current {
+            return Err(MvccError::FutureRevision);
+        }
+        if revision <= compacted && compacted > 0 {
+            return Err(MvccError::Compacted);
+        }
+        let mut h = crc32fast::Hasher::new();
+        h.update(b"kv");
+        // The history key of the version last looked at, without its revision suffix; and
+        // whether that key's version at the compaction revision was met already.
+        let mut current: Vec<u8> = Vec::new();
+        let mut kept = false;
+        self.snap.scan(Cf::History, &[], None, &mut |k, v| {
+            let split = k
+                .len()
+                .checked_sub(8)
+                .ok_or_else(|| MvccError::Corrupt("bad history key".into()))?;
+            let (prefix, inverted) = k.split_at(split);
+            let rev = (u64::MAX - u64::from_be_bytes(inverted.try_into().unwrap_or([0; 8]))) as i64;
+            if prefix != current.as_slice() {
+                current.clear();
+                current.extend_from_slice(prefix);
+                kept = false;
+            }
+            if rev > revision {
+                return Ok(true);
+            }
+            if rev <= compacted {
+                // Versions sort newest first: the first one at or below the compaction
+                // revision is the one compaction keeps (unless it is a deletion); the rest
+                // are compacted away, physically or not yet.
+                if kept {
+                    return Ok(true);
+                }
+                kept = true;
+                if keys::Rec::is_tombstone(v)? {
+                    return Ok(true);
+                }
+            }
+            h.update(k);
+            h.update(v);
+            Ok(true)
+        })?;
+        Ok(KvHash {
+            hash: h.finalize(),
+            compact_revision: compacted,
+            revision,
+        })
     }
 
     pub fn compact_revision(&self) -> i64 {

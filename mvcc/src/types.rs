@@ -160,6 +160,19 @@ impl TxnRequest {
             .chain(self.failure.iter())
             .all(RequestOp::is_read_only)
     }
+
+    /// True when some branch (nested ones included) puts a key: what etcd counts against the
+    /// space quota.
+    pub fn has_put(&self) -> bool {
+        self.success
+            .iter()
+            .chain(self.failure.iter())
+            .any(|op| match op {
+                RequestOp::Put(_) => true,
+                RequestOp::Txn(t) => t.has_put(),
+                RequestOp::Range(_) | RequestOp::DeleteRange(_) => false,
+            })
+    }
 }
 
 impl RequestOp {
@@ -196,6 +209,70 @@ pub enum Command {
     LeaseCheckpoint {
         checkpoints: Vec<(i64, i64)>,
     },
+    /// Raise (`activate`) or clear an alarm of one member. Does not change the revision.
+    /// Alarms are part of the replicated state: every member gates writes on the same set.
+    Alarm {
+        activate: bool,
+        member: u64,
+        alarm: AlarmType,
+    },
+}
+
+impl Command {
+    /// Whether the command adds data, and so is refused while NOSPACE is raised (etcd's
+    /// capped applier: a put, a txn with a put in any branch, a lease grant).
+    pub fn adds_data(&self) -> bool {
+        match self {
+            Command::Put(_) | Command::LeaseGrant { .. } => true,
+            Command::Txn(t) => t.has_put(),
+            _ => false,
+        }
+    }
+
+    /// Whether the command is a client's KV or lease request, refused while CORRUPT is raised
+    /// (etcd's corrupt applier). Alarms and lease checkpoints still apply.
+    pub fn is_client_request(&self) -> bool {
+        !matches!(
+            self,
+            Command::Alarm { .. } | Command::LeaseCheckpoint { .. }
+        )
+    }
+}
+
+/// etcd's alarm types, with their wire numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AlarmType {
+    /// The store passed its space quota (or the disk ran out of room): writes that add data are
+    /// refused until the alarm is cleared.
+    NoSpace,
+    /// A member's data disagrees with the others': every KV request is refused.
+    Corrupt,
+}
+
+impl AlarmType {
+    /// etcd's `AlarmType` number (`NOSPACE` = 1, `CORRUPT` = 2).
+    pub fn number(self) -> i32 {
+        match self {
+            AlarmType::NoSpace => 1,
+            AlarmType::Corrupt => 2,
+        }
+    }
+
+    /// The type with etcd's number `n` (0, `NONE`, is not an alarm).
+    pub fn from_number(n: i32) -> Option<AlarmType> {
+        match n {
+            1 => Some(AlarmType::NoSpace),
+            2 => Some(AlarmType::Corrupt),
+            _ => None,
+        }
+    }
+}
+
+/// A raised alarm: which member raised it, and its type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Alarm {
+    pub member: u64,
+    pub alarm: AlarmType,
 }
 
 /// A lease as the state machine keeps it.
@@ -222,6 +299,9 @@ pub enum CommandResponse {
     LeaseGrant,
     LeaseRevoke,
     LeaseCheckpoint,
+    /// The alarm that was raised or cleared; `None` when the command changed nothing (raised
+    /// already, or not raised).
+    Alarm(Option<Alarm>),
 }
 
 /// The outcome of applying one command: the store revision after it, and its response or error.

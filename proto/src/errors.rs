@@ -124,6 +124,13 @@ pub const WATCH_EMPTY_RANGE: &str = "mvcc: watcher range is empty";
 pub const WATCH_DUPLICATE_ID: &str = "mvcc: duplicate watch ID provided on the WatchStream";
 
 // Maintenance.
+/// A write that adds data while the NOSPACE alarm is raised, or past the space quota.
+pub const NO_SPACE: EtcdError = e(
+    Code::ResourceExhausted,
+    "etcdserver: mvcc: database space exceeded",
+);
+/// Any KV request while the CORRUPT alarm is raised.
+pub const CORRUPT: EtcdError = e(Code::DataLoss, "etcdserver: corrupt cluster");
 pub const INVALID_ALARM_ACTION: EtcdError =
     e(Code::InvalidArgument, "etcdserver: invalid alarm action");
 
@@ -161,6 +168,8 @@ pub const ALL: &[EtcdError] = &[
     ELECTION_NO_LEADER,
     ELECTION_NOT_LEADER,
     SESSION_EXPIRED,
+    NO_SPACE,
+    CORRUPT,
     INVALID_ALARM_ACTION,
 ];
 

@@ -10,13 +10,15 @@
 //! Concord's member-to-member protocol is not here: it is internal to the server, which
 //! generates it from `server/proto/peer.proto`.
 //!
-//! [`errors`] is the one table of etcd's error codes and texts.
+//! [`errors`] is the one table of etcd's error codes and texts; [`sha256`] is the checksum that
+//! ends a snapshot stream.
 
 // Generated code: no lints, no docs.
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
 
 pub mod errors;
 
+pub mod sha256;
 /// etcd's MVCC types: `KeyValue` and `Event`.
 pub mod mvccpb {
     tonic::include_proto!("mvccpb");

@@ -92,6 +92,45 @@ pub struct Config {
     )]
     pub max_txn_ops: usize,
 
+    /// Space quota of the store in bytes, as etcd's: past it the member raises the NOSPACE
+    /// alarm and writes that add data are refused until an operator frees space and disarms
+    /// it. 0 means the default (2 GiB); a negative value disables the quota.
+    #[arg(
+        long = "quota-backend-bytes",
+        env = "CONCORD_QUOTA_BACKEND_BYTES",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub quota_backend_bytes: i64,
+
+    /// Automatic compaction, as etcd's: `periodic` keeps `--auto-compaction-retention` worth
+    /// of history (a duration such as 1h or 30m, or a bare number of hours); `revision` keeps
+    /// that many revisions. Only the leader compacts.
+    #[arg(
+        long = "auto-compaction-mode",
+        env = "CONCORD_AUTO_COMPACTION_MODE",
+        default_value = "periodic"
+    )]
+    pub auto_compaction_mode: String,
+
+    /// What automatic compaction keeps (see `--auto-compaction-mode`); 0 turns it off.
+    #[arg(
+        long = "auto-compaction-retention",
+        env = "CONCORD_AUTO_COMPACTION_RETENTION",
+        default_value = "0"
+    )]
+    pub auto_compaction_retention: String,
+
+    /// How often the leader compares every member's HashKV with its own, as etcd's: a member
+    /// whose hash differs at the same compaction revision gets the CORRUPT alarm. 0 turns the
+    /// check off.
+    #[arg(
+        long = "experimental-corrupt-check-time",
+        env = "CONCORD_EXPERIMENTAL_CORRUPT_CHECK_TIME",
+        default_value = "0s"
+    )]
+    pub corrupt_check_time: String,
+
     /// Raft heartbeat interval in milliseconds (one Raft tick).
     #[arg(
         long = "heartbeat-interval",
@@ -234,7 +273,19 @@ impl Config {
                 .collect::<Vec<_>>()
                 .join(","),
         };
+/// etcd's default space quota.
+pub const DEFAULT_QUOTA_BACKEND_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
         let members = parse_initial_cluster(&text).map_err(|e| invalid("initial-cluster", e))?;
+    /// The space quota in bytes; 0 when disabled.
+    pub fn quota_backend_bytes(&self) -> u64 {
+        match self.quota_backend_bytes {
+            0 => DEFAULT_QUOTA_BACKEND_BYTES,
+            q if q < 0 => 0,
+            q => q as u64,
+        }
+    }
+
         let mine = members.iter().find(|m| m.name == self.name);
         let same = mine.is_some_and(|m| {
             let mut a = m.peer_urls.clone();
@@ -430,6 +481,47 @@ impl Config {
         self.peer_listen_addrs()?;
         self.check_peer_port_zero()?;
         self.initial_cluster()?;
+    /// The automatic compaction asked for, if any.
+    pub fn auto_compaction(&self) -> Result<Option<crate::compactor::Retention>, ConfigError> {
+        use crate::compactor::Retention;
+        let flag = "auto-compaction-retention";
+        let r = self.auto_compaction_retention.trim();
+        match self.auto_compaction_mode.as_str() {
+            "periodic" => {
+                // etcd reads a bare number as hours.
+                let d = match r.parse::<u64>() {
+                    Ok(hours) => Some(std::time::Duration::from_secs(hours.saturating_mul(3600))),
+                    Err(_) => parse_go_duration(r),
+                }
+                .ok_or_else(|| invalid(flag, "not a duration (e.g. 1h, 30m) or hours"))?;
+                Ok((!d.is_zero()).then_some(Retention::Periodic(d)))
+            }
+            "revision" => {
+                let n = r
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| invalid(flag, "not a number of revisions"))?;
+                Ok((n > 0).then_some(Retention::Revisions(n)))
+            }
+            _ => Err(invalid(
+                "auto-compaction-mode",
+                "must be 'periodic' or 'revision'",
+            )),
+        }
+    }
+
+    /// The corruption check's period, if it is on.
+    pub fn corrupt_check_every(&self) -> Result<Option<std::time::Duration>, ConfigError> {
+        let d = parse_go_duration(&self.corrupt_check_time).ok_or_else(|| {
+            invalid(
+                "experimental-corrupt-check-time",
+                "not a duration (e.g. 1m, 30s)",
+            )
+        })?;
+        Ok((!d.is_zero()).then_some(d))
+    }
+
         Ok(())
     }
 }
@@ -449,6 +541,8 @@ fn advertised(given: Option<&str>, listen: &str, fallback: &str) -> Vec<String> 
         .iter()
         .map(|u| match url_host(u) {
             Some("0.0.0.0") => u.replacen("0.0.0.0", "127.0.0.1", 1),
+        self.auto_compaction()?;
+        self.corrupt_check_every()?;
             Some("[::]") => u.replacen("[::]", "[::1]", 1),
             _ => u.clone(),
         })

@@ -5,7 +5,7 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use concord_mvcc::{Applied, Command, MvccError, Store, View};
+use concord_mvcc::{AlarmType, Applied, Command, MvccError, RequestOp, Store, View};
 use raft::eraftpb::ConfChange;
 use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::time::{timeout_at, Instant};
@@ -32,7 +32,15 @@ pub struct LocalMember {
 pub struct Limits {
     pub max_request_bytes: usize,
     pub max_txn_ops: usize,
+    /// The space quota (`--quota-backend-bytes`); 0 when disabled.
+    pub quota_backend_bytes: u64,
 }
+
+/// etcd's quota accounting: what a put costs on top of its key and value, and a lease grant.
+const KV_OVERHEAD: u64 = 256;
+const LEASE_OVERHEAD: u64 = 64;
+/// How stale the store size that quotas are checked against may be.
+const SIZE_MAX_AGE: Duration = Duration::from_millis(100);
 
 /// Everything `Core` is built from.
 pub struct CoreParts {
@@ -49,6 +57,7 @@ pub struct CoreParts {
     pub watch: Hub,
     pub lessor: Arc<Lessor>,
     pub reads: ReadPool,
+    pub data_dir: std::path::PathBuf,
 }
 
 pub struct Core {
@@ -65,7 +74,12 @@ pub struct Core {
     watch: Hub,
     lessor: Arc<Lessor>,
     reads: ReadPool,
+    /// The member's data dir (backups are built in it).
+    pub data_dir: std::path::PathBuf,
     next_request_id: AtomicU64,
+    /// When this member last proposed raising an alarm (see `raise_alarm`).
+    alarm_raised_at: AtomicU64,
+    started: std::time::Instant,
     /// Places for client requests in the Raft thread's inbox.
     inbox: Arc<Semaphore>,
 }
@@ -90,11 +104,14 @@ impl Core {
             watch: p.watch,
             lessor: p.lessor,
             reads: p.reads,
+            data_dir: p.data_dir,
             // Entries carry the proposer's id and the request id; a forwarded entry of an
             // earlier run of this member may still be committed after a restart, so ids must
             // not repeat across runs (else its result would answer a new caller).
             next_request_id: AtomicU64::new(crate::cluster::ids::incarnation_counter_start()),
             inbox: Arc::new(Semaphore::new(MAX_QUEUED_REQUESTS)),
+            alarm_raised_at: AtomicU64::new(0),
+            started: std::time::Instant::now(),
         }
     }
 
@@ -177,8 +194,11 @@ impl Core {
         self.wait(term, outcome).await
     }
 
-    /// Replicates a KV command.
+    /// Replicates a KV command. Commands that add data are first checked against the alarms
+    /// and the space quota, as etcd's quota layer does: past the quota this member raises the
+    /// NOSPACE alarm and the request is refused without being proposed.
     pub async fn propose_kv(&self, command: Command) -> Result<Applied, ServerError> {
+        self.admit(&command)?;
         match self.propose(&Body::Kv(command)).await? {
             Outcome::Kv(applied) => Ok(applied),
             Outcome::Members(_) => Err(ServerError::Unexpected("outcome of a proposal")),
@@ -283,6 +303,76 @@ impl Core {
         }
     }
 
+    /// Refuses a client command that the raised alarms (or the quota) would refuse anyway, before
+    /// it takes a place in the log. The state machine applies the same rule to whatever gets
+    /// through (an alarm raised meanwhile), so every member refuses the same commands.
+    fn admit(&self, command: &Command) -> Result<(), ServerError> {
+        if !command.is_client_request() {
+            return Ok(());
+        }
+        let store = self.store()?;
+        if store.has_alarm(AlarmType::Corrupt) {
+            return Err(MvccError::ClusterCorrupt.into());
+        }
+        if !command.adds_data() {
+            return Ok(());
+        }
+        if store.has_alarm(AlarmType::NoSpace) {
+            return Err(MvccError::NoSpace.into());
+        }
+        let quota = self.limits.quota_backend_bytes;
+        if quota > 0
+            && store
+                .approx_size(SIZE_MAX_AGE)
+                .saturating_add(cost(command))
+                > quota
+        {
+            self.raise_alarm(self.member.id, AlarmType::NoSpace);
+            return Err(MvccError::NoSpace.into());
+        }
+        Ok(())
+    }
+
+    /// Refuses reads while the CORRUPT alarm is raised (etcd's corrupt applier).
+    pub fn admit_read(&self) -> Result<(), ServerError> {
+        if self.store()?.has_alarm(AlarmType::Corrupt) {
+            return Err(MvccError::ClusterCorrupt.into());
+        }
+        Ok(())
+    }
+
+    /// Proposes raising an alarm of `member` without waiting for it (the request that found
+    /// the store full is answered at once). At most one raise a second is proposed.
+    pub fn raise_alarm(&self, member: u64, alarm: AlarmType) {
+        // Milliseconds since start, offset so the first raise is never held back.
+        let now = self.started.elapsed().as_millis() as u64 + 1000;
+        let last = self.alarm_raised_at.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < 1000
+            || self
+                .alarm_raised_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        tracing::warn!(?alarm, member = %format!("{member:x}"), "raising an alarm");
+        let tag = self.next_tag();
+        let (done, _ignored) = oneshot::channel();
+        let body = Body::Kv(Command::Alarm {
+            activate: true,
+            member,
+            alarm,
+        });
+        if let Ok(permit) = self.permit() {
+            let _ = self.raft_tx.send(RaftMsg::Propose {
+                request: tag.request,
+                data: proposal::encode(tag, &body),
+                done,
+                _permit: permit,
+            });
+        }
+    }
+
     /// Runs a read on a reader thread against a snapshot of the store taken after this call.
     /// Returns the store's revision in that snapshot with the result.
     pub async fn read<T, F>(&self, f: F) -> Result<(i64, T), ServerError>
@@ -321,5 +411,25 @@ impl Core {
     /// The store's current revision (cheap: read from memory).
     pub fn revision(&self) -> i64 {
         self.store().map(|s| s.revision()).unwrap_or(0)
+    }
+}
+
+/// What a command adds to the store, as etcd's quota counts it: key, value and a fixed
+/// overhead per put (for a txn, its larger branch), a fixed overhead per lease grant.
+fn cost(command: &Command) -> u64 {
+    fn ops(list: &[RequestOp]) -> u64 {
+        list.iter()
+            .map(|op| match op {
+                RequestOp::Put(p) => (p.key.len() + p.value.len()) as u64 + KV_OVERHEAD,
+                RequestOp::Txn(t) => ops(&t.success).max(ops(&t.failure)),
+                RequestOp::Range(_) | RequestOp::DeleteRange(_) => 0,
+            })
+            .sum()
+    }
+    match command {
+        Command::Put(p) => (p.key.len() + p.value.len()) as u64 + KV_OVERHEAD,
+        Command::Txn(t) => ops(&t.success).max(ops(&t.failure)),
+        Command::LeaseGrant { .. } => LEASE_OVERHEAD,
+        _ => 0,
     }
 }

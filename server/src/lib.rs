@@ -2,9 +2,12 @@
 //! state machine on RocksDB. See `docs/ARCHITECTURE.md` for the map.
 
 mod api;
+pub mod backup;
 mod cluster;
+mod compactor;
 pub mod config;
 mod core;
+mod corrupt;
 pub mod error;
 mod lease;
 /// Concord's member-to-member `Peer` service (package `concordpeerpb`; raft-rs messages cross it
@@ -23,6 +26,7 @@ pub mod server;
 mod sim;
 mod state;
 mod transport;
+mod space;
 /// Public only for the benchmarks in `server/benches`.
 #[doc(hidden)]
 pub mod watch;

@@ -86,6 +86,12 @@ pub(crate) struct Engine {
     store: StoreCell,
     publisher: tokio::task::JoinHandle<()>,
     lease_loop: tokio::task::JoinHandle<()>,
+    /// Automatic compaction, when asked for.
+    compactor: Option<tokio::task::JoinHandle<()>>,
+    /// The periodic corruption check, when asked for.
+    corrupt_check: Option<tokio::task::JoinHandle<()>>,
+    /// Raises NOSPACE when the disk is almost full.
+    space_watch: tokio::task::JoinHandle<()>,
 }
 
 /// Opens the data dir and starts Raft and the applier. `make_transport` gets this member's
@@ -119,6 +125,7 @@ where
         snapshot::recover(&dd, marker_index)
             .map_err(|e| RunError::Fatal(format!("recovering a snapshot install: {e}")))?;
         snapshot::remove_all_outgoing(&dd);
+        crate::backup::remove_leftovers(&dd);
         Ok(Store::open(&dd.join("db"), StoreOptions::default())?)
     })
     .await?;
@@ -243,6 +250,7 @@ where
         limits: Limits {
             max_request_bytes: config.max_request_bytes,
             max_txn_ops: config.max_txn_ops,
+            quota_backend_bytes: config.quota_backend_bytes(),
         },
         request_timeout,
         election_timeout: Duration::from_millis(config.election_timeout),
@@ -250,12 +258,24 @@ where
         lessor,
         reads: crate::state::read_pool::ReadPool::start(store_cell.clone())
             .map_err(io("starting the reader threads"))?,
+        data_dir: data_dir.clone(),
     }));
     let leases = crate::lease::Leases::new(
         core.clone(),
         crate::transport::LeaderCalls::new(members_rx.clone()),
     );
     let publisher = tokio::spawn(publish(core.clone()));
+    let compactor = config
+        .auto_compaction()?
+        .map(|r| tokio::spawn(crate::compactor::run(core.clone(), r)));
+    let corrupt_check = config
+        .corrupt_check_every()?
+        .map(|every| tokio::spawn(crate::corrupt::run(core.clone(), every)));
+    let space_watch = tokio::spawn(crate::space::run(
+        core.clone(),
+        data_dir.clone(),
+        crate::space::reserve(config.wal_segment_size),
+    ));
     let lease_loop = tokio::spawn(crate::lease::run(
         core.clone(),
         Duration::from_millis(config.election_timeout),
@@ -275,6 +295,9 @@ where
         store: store_cell,
         publisher,
         lease_loop,
+        compactor,
+        corrupt_check,
+        space_watch,
     })
 }
 
@@ -283,6 +306,10 @@ impl Engine {
     pub async fn stop(self) {
         self.publisher.abort();
         self.lease_loop.abort();
+        for task in [&self.compactor, &self.corrupt_check].into_iter().flatten() {
+            task.abort();
+        }
+        self.space_watch.abort();
         let _ = self.raft.tx.send(raft::RaftMsg::Stop);
         drop(self.core);
         drop(self.leases);
@@ -504,6 +531,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 tracing::info!("shutting down");
                 Ok(())
             }
+                .accept_http1(true)
             msg = engine.fatal_rx.recv() => Err(RunError::Fatal(msg.unwrap_or_default())),
         },
     };

@@ -124,6 +124,17 @@ impl Cluster {
 
     /// Starts `n` members of a new cluster and waits (30 s) for a leader.
     pub fn try_start(n: usize, extra: &[&str]) -> Result<Cluster> {
+        Self::try_start_prepared(n, extra, &mut |_| Ok(()))
+    }
+
+    /// Like [`Cluster::try_start`], and runs `prepare` once every member slot (name, peer URL,
+    /// data dir) is allocated and before any process starts: e.g. to restore data dirs from a
+    /// backup.
+    pub fn try_start_prepared(
+        n: usize,
+        extra: &[&str],
+        prepare: &mut dyn FnMut(&Cluster) -> Result<()>,
+    ) -> Result<Cluster> {
         let base = random_base();
         let dir = tempfile::tempdir()?;
         let token = format!("tok-{}-{}", base[0], base[1]);
@@ -136,6 +147,7 @@ impl Cluster {
         for i in 0..n {
             c.add_member_proc(&format!("m{i}"), extra);
         }
+        prepare(&c)?;
         let initial = c.initial_cluster();
         // All processes first, then their ports: they start side by side.
         for i in 0..n {

@@ -365,10 +365,6 @@ fn node_object(config: &HollowConfig, i: usize, now: &str) -> Value {
         labels.insert(k.clone(), json!(v));
     }
     let resources = json!({"cpu": config.cpu, "memory": config.memory, "pods": config.pods});
-    let condition = |kind: &str, status: &str, reason: &str, message: &str| {
-        json!({"type": kind, "status": status, "lastHeartbeatTime": now,
-               "lastTransitionTime": now, "reason": reason, "message": message})
-    };
     let net = pod_net(i);
     let mut spec = json!({"podCIDR": format!("{net}.0/24"), "podCIDRs": [format!("{net}.0/24")]});
     if !config.taints.is_empty() {
@@ -386,15 +382,7 @@ fn node_object(config: &HollowConfig, i: usize, now: &str) -> Value {
         "status": {
             "capacity": resources,
             "allocatable": resources,
-            "conditions": [
-                condition("MemoryPressure", "False", "KubeletHasSufficientMemory",
-                          "kubelet has sufficient memory available"),
-                condition("DiskPressure", "False", "KubeletHasNoDiskPressure",
-                          "kubelet has no disk pressure"),
-                condition("PIDPressure", "False", "KubeletHasSufficientPID",
-                          "kubelet has sufficient PID available"),
-                condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
-            ],
+            "conditions": crate::node::conditions(true, now),
             "addresses": [
                 {"type": "InternalIP", "address": node_ip(i)},
                 {"type": "Hostname", "address": name},

@@ -125,8 +125,9 @@ fn read_trimmed(path: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The node's conditions: `ready` is the agent's own health.
-fn conditions(ready: bool, now: &str) -> Value {
+/// The node's conditions as the kubelet posts them: the pressure conditions False, and Ready
+/// as `ready` (the agent's own health) says.
+pub(crate) fn conditions(ready: bool, now: &str) -> Value {
     let condition = |kind: &str, status: &str, reason: &str, message: &str| {
         json!({"type": kind, "status": status, "lastHeartbeatTime": now,
                "lastTransitionTime": now, "reason": reason, "message": message})

@@ -360,30 +360,13 @@ async fn remove_orphans(k: &Arc<Inner>, live: &HashSet<String>) {
         let ip = read_ip(&root, &uid);
         let _ = tokio::task::spawn_blocking(move || {
             let dir = runtime::pod_dir(&root, &uid);
-            kill_pod_dir(&dir);
+            runtime::kill_pod_dir(&dir);
             cgroups.remove_pod(&uid);
             let _ = std::fs::remove_dir_all(&dir);
         })
         .await;
         if let Some(ip) = ip {
             lock(&k.ipam).release(ip);
-        }
-    }
-}
-
-/// SIGKILLs every container process group of a pod's state dir.
-fn kill_pod_dir(dir: &Path) {
-    for c in std::fs::read_dir(dir.join("containers"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        for i in std::fs::read_dir(c.path()).into_iter().flatten().flatten() {
-            if crate::shim::read_exited(&i.path()).is_none() {
-                if let Some(s) = crate::shim::read_started(&i.path()) {
-                    runtime::signal_group(s.pid, libc::SIGKILL);
-                }
-            }
         }
     }
 }

@@ -236,29 +236,35 @@ pub fn signal_group(pid: i32, sig: i32) -> bool {
     }
 }
 
-/// Kills every container process group under `root` whose instance has not exited; returns
-/// how many were signalled. For `concord-agent kill-pods`.
-pub fn kill_all(root: &Path) -> usize {
+/// SIGKILLs every container process group of a pod's state dir whose instance has not
+/// exited; returns how many were signalled.
+pub fn kill_pod_dir(dir: &Path) -> usize {
     let mut n = 0;
-    for uid in pod_uids(root) {
-        let containers = root.join("pods").join(&uid).join("containers");
-        for c in std::fs::read_dir(&containers)
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            for i in std::fs::read_dir(c.path()).into_iter().flatten().flatten() {
-                let dir = i.path();
-                if shim::read_exited(&dir).is_some() {
-                    continue;
-                }
-                if let Some(s) = shim::read_started(&dir) {
-                    if signal_group(s.pid, libc::SIGKILL) {
-                        n += 1;
-                    }
+    for c in std::fs::read_dir(dir.join("containers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for i in std::fs::read_dir(c.path()).into_iter().flatten().flatten() {
+            let dir = i.path();
+            if shim::read_exited(&dir).is_some() {
+                continue;
+            }
+            if let Some(s) = shim::read_started(&dir) {
+                if signal_group(s.pid, libc::SIGKILL) {
+                    n += 1;
                 }
             }
         }
     }
     n
+}
+
+/// Kills every container process group under `root` whose instance has not exited; returns
+/// how many were signalled. For `concord-agent kill-pods`.
+pub fn kill_all(root: &Path) -> usize {
+    pod_uids(root)
+        .iter()
+        .map(|uid| kill_pod_dir(&pod_dir(root, uid)))
+        .sum()
 }

@@ -132,6 +132,19 @@ fn commands_written_today_still_decode() {
                 checkpoints: vec![(1, 30), (2, 45)],
             },
         ),
+        (
+            cat(&[
+                tag(7),
+                vec![1],
+                0x0102_0304_0506_0708u64.to_le_bytes().to_vec(),
+                tag(1),
+            ]),
+            Command::Alarm {
+                activate: true,
+                member: 0x0102_0304_0506_0708,
+                alarm: AlarmType::Corrupt,
+            },
+        ),
     ];
     for (written, expected) in cases {
         assert_eq!(Command::decode(&written).unwrap(), expected);
@@ -207,4 +220,23 @@ fn the_store_records_its_format_and_refuses_a_newer_one() {
         err.to_string(),
         "the store is in format 99; this version of Concord reads format 1"
     );
+}
+
+/// The raised alarms' rows in `meta`.
+#[test]
+fn alarm_rows_written_today_still_parse() {
+    let written = cat(&[
+        b"alarm/".to_vec(),
+        0x0102_0304_0506_0708u64.to_be_bytes().to_vec(),
+        vec![0, 0, 0, 1],
+    ]);
+    let alarm = Alarm {
+        member: 0x0102_0304_0506_0708,
+        alarm: AlarmType::NoSpace,
+    };
+    assert_eq!(keys::parse_alarm_key(&written).unwrap(), alarm);
+    assert_eq!(keys::alarm_key(&alarm), written);
+    let mut unknown = written.clone();
+    *unknown.last_mut().unwrap() = 9;
+    assert!(keys::parse_alarm_key(&unknown).is_err());
 }

@@ -10,6 +10,7 @@ mod events;
 mod format;
 mod history;
 mod lease;
+mod maintenance;
 mod random;
 mod range;
 mod reopen;

@@ -40,6 +40,7 @@ impl pb::kv_server::Kv for KvService {
         let r = request.into_inner();
         validate::range(&r)?;
         let internal = convert::range_request(&r)?;
+        self.core.admit_read()?;
         if !r.serializable {
             self.core.linearizable_barrier().await?;
         }
@@ -95,6 +96,7 @@ impl pb::kv_server::Kv for KvService {
         if internal.is_read_only() {
             // Like etcd: a read-only txn is served locally, after a ReadIndex unless every range
             // in it asked to be serializable.
+            self.core.admit_read()?;
             if !all_serializable(&r) {
                 self.core.linearizable_barrier().await?;
             }

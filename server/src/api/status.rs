@@ -42,6 +42,8 @@ impl From<ServerError> for Status {
             E::Mvcc(MvccError::FutureRevision) => etcd::FUTURE_REVISION,
             E::Mvcc(MvccError::KeyNotFound) => etcd::KEY_NOT_FOUND,
             E::Mvcc(MvccError::LeaseNotFound) => etcd::LEASE_NOT_FOUND,
+            E::Mvcc(MvccError::NoSpace) => etcd::NO_SPACE,
+            E::Mvcc(MvccError::ClusterCorrupt) => etcd::CORRUPT,
             // Texts of their own: a message the request carries, one the leader gave, or an
             // internal failure.
             E::InvalidRequest(msg) => return Status::invalid_argument(msg),

@@ -229,6 +229,7 @@ mod tests {
         let limits = Limits {
             max_request_bytes: 1 << 20,
             max_txn_ops: 128,
+            quota_backend_bytes: 0,
         };
         let outer = |c: pb::Compare| pb::TxnRequest {
             success: vec![pb::RequestOp {
@@ -286,6 +287,7 @@ mod tests {
     const LIMITS: Limits = Limits {
         max_request_bytes: 1 << 20,
         max_txn_ops: 128,
+        quota_backend_bytes: 0,
     };
 
     fn check(success: Vec<pb::RequestOp>) -> Result<(), ServerError> {
@@ -465,7 +467,7 @@ mod tests {
             /// with an error, never a panic; a txn that passes validation also converts.
             #[test]
             fn arbitrary_txns_are_checked_without_panics(t in txn(), max_ops in 1usize..8) {
-                let limits = Limits { max_request_bytes: 1 << 20, max_txn_ops: max_ops };
+                let limits = Limits { max_request_bytes: 1 << 20, max_txn_ops: max_ops, quota_backend_bytes: 0 };
                 let valid = super::super::txn(&t, &limits).is_ok();
                 let converted = convert::txn_request(&t);
                 if valid {

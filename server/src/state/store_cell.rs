@@ -31,10 +31,11 @@ impl StoreCell {
         let mut guard = self.0.write().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = guard.take() {
             // Readers hold the store only for one request; wait for them to finish so RocksDB
-            // has closed every file before the directory moves.
+            // has closed every file before the directory moves. A defragmentation cannot be
+            // interrupted: it is waited for, however long it takes.
             let started = Instant::now();
             while Arc::strong_count(&old) > 1 {
-                if started.elapsed() > Duration::from_secs(30) {
+                if started.elapsed() > Duration::from_secs(30) && !old.is_defragmenting() {
                     *guard = Some(old);
                     return Err(FatalError::Snapshot(
                         "the store is still in use after 30 s; snapshot not installed".into(),
