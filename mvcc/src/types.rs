@@ -258,6 +258,14 @@ impl AlarmType {
         }
     }
 
+    /// etcd's name for the type (`NOSPACE`, `CORRUPT`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AlarmType::NoSpace => "NOSPACE",
+            AlarmType::Corrupt => "CORRUPT",
+        }
+    }
+
     /// The type with etcd's number `n` (0, `NONE`, is not an alarm).
     pub fn from_number(n: i32) -> Option<AlarmType> {
         match n {

@@ -13,7 +13,10 @@
 //! can still refer to, and an index means the same entry on both sides.
 //!
 //! Only client-to-server HEADERS frames that carry a whole header block (END_HEADERS) are
-//! rewritten; anything unexpected is passed through untouched. Not rewritten either: a literal
+//! rewritten; anything unexpected is passed through untouched. A connection that does not open
+//! with the 24-byte HTTP/2 client preface (an HTTP/1.1 request: `/health`, `/metrics`) is not
+//! HTTP/2: from the first byte that differs from the preface on, every byte passes unchanged
+//! and unscanned. Not rewritten either: a literal
 //! that names `:authority` through a dynamic-table index or as a new name (no known client
 //! encodes it so: grpc-go and h2 use the static name).
 //!
@@ -31,6 +34,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// The value every literal `:authority` gets (the shortest valid authority).
 pub(crate) const REPLACEMENT: &[u8] = b"x";
 
+/// The HTTP/2 client connection preface (RFC 9113, section 3.4).
+const PREFACE: &[u8; PREFACE_LEN] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const PREFACE_LEN: usize = 24;
 const FRAME_HEADER: usize = 9;
 const TYPE_HEADERS: u8 = 0x1;
@@ -46,8 +51,10 @@ const INLINE_HELD: usize = 4096;
 
 #[derive(Clone, Copy, Debug)]
 enum State {
-    /// Bytes of the connection preface still to pass.
+    /// Bytes of the connection preface still to check and pass.
     Preface(usize),
+    /// Not HTTP/2 (the stream differs from the preface): everything passes unchanged.
+    Raw,
     /// At a frame boundary.
     Header,
     /// Passing this many payload bytes through unchanged.
@@ -119,7 +126,35 @@ fn scan(state: &mut State, scratch: &mut Vec<u8>, data: &mut [u8]) -> (usize, us
     loop {
         let avail = data.len() - r;
         match *state {
-            State::Preface(left) | State::Passing(left) => {
+            State::Raw => {
+                if w != r {
+                    data.copy_within(r.., w);
+                }
+                w += avail;
+                r += avail;
+                break;
+            }
+            State::Preface(left) => {
+                // Check the bytes against the preface; at the first difference the connection
+                // is not HTTP/2 and the rest passes raw. Nothing was rewritten yet, so w == r.
+                let n = left.min(avail);
+                let at = PREFACE_LEN - left;
+                if data[r..r + n] != PREFACE[at..at + n] {
+                    *state = State::Raw;
+                    continue;
+                }
+                r += n;
+                w += n;
+                *state = if left == n {
+                    State::Header
+                } else {
+                    State::Preface(left - n)
+                };
+                if left > n {
+                    break;
+                }
+            }
+            State::Passing(left) => {
                 let n = left.min(avail);
                 if w != r {
                     data.copy_within(r..r + n, w);
@@ -127,10 +162,9 @@ fn scan(state: &mut State, scratch: &mut Vec<u8>, data: &mut [u8]) -> (usize, us
                 r += n;
                 w += n;
                 let rest = left - n;
-                *state = match (*state, rest) {
-                    (_, 0) => State::Header,
-                    (State::Preface(_), rest) => State::Preface(rest),
-                    (_, rest) => State::Passing(rest),
+                *state = match rest {
+                    0 => State::Header,
+                    rest => State::Passing(rest),
                 };
                 if rest > 0 {
                     break;
@@ -318,6 +352,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for H2AuthorityRewrite<S> {
             }
             if buf.remaining() == 0 {
                 return Poll::Ready(Ok(()));
+            }
+            if matches!(this.state, State::Raw) && this.held.is_empty() {
+                // Not HTTP/2: straight through.
+                return Pin::new(&mut this.inner).poll_read(cx, buf);
             }
             let start = buf.filled().len();
             if this.held.len() < INLINE_HELD.min(buf.remaining()) {

@@ -6,7 +6,8 @@
 //! - [`H2AuthorityRewrite`] rewrites the HTTP/2 `:authority` pseudo-header in the HEADERS
 //!   frames a client sends, before the `h2` server parses them, so that etcdctl 3.4's whole-URL
 //!   authorities are accepted (the server's client connections). It works on the byte stream
-//!   (frame headers and HPACK representations), not on requests.
+//!   (frame headers and HPACK representations), not on requests. A connection that does not
+//!   start with the HTTP/2 preface (HTTP/1.1) passes through untouched.
 
 mod coalesce;
 mod h2_authority;

@@ -3,7 +3,8 @@
 //! [`etcdserverpb`] (the `KV`, `Watch`, `Lease`, `Cluster`, `Maintenance` and `Auth` services),
 //! [`mvccpb`] and [`authpb`] — plus etcd's lock ([`v3lockpb`]) and election ([`v3electionpb`])
 //! services, with etcd's package, service, message and field names and field numbers, so etcd
-//! clients (etcdctl, clientv3, …) talk to Concord unchanged.
+//! clients (etcdctl, clientv3, …) talk to Concord unchanged; and gRPC's health service
+//! ([`grpc_health_v1`]), which etcd serves too.
 //!
 //! Every module has both the tonic server (`*_server`) and client (`*_client`) stubs.
 //!
@@ -17,8 +18,8 @@
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
 
 pub mod errors;
-
 pub mod sha256;
+
 /// etcd's MVCC types: `KeyValue` and `Event`.
 pub mod mvccpb {
     tonic::include_proto!("mvccpb");
@@ -42,6 +43,12 @@ pub mod v3lockpb {
 /// etcd's `Election` service.
 pub mod v3electionpb {
     tonic::include_proto!("v3electionpb");
+}
+
+/// gRPC's health checking service (`grpc.health.v1.Health`), which etcd registers on its
+/// client port.
+pub mod grpc_health_v1 {
+    tonic::include_proto!("grpc.health.v1");
 }
 
 #[cfg(test)]
@@ -123,6 +130,14 @@ mod tests {
         assert_eq!(
             election::election_server::SERVICE_NAME,
             "v3electionpb.Election"
+        );
+        assert_eq!(
+            super::grpc_health_v1::health_server::SERVICE_NAME,
+            "grpc.health.v1.Health"
+        );
+        assert_eq!(
+            super::grpc_health_v1::health_check_response::ServingStatus::ServiceUnknown as i32,
+            3
         );
 
         // The server wrapper routes under the same name (and default stubs make an empty impl

@@ -267,7 +267,6 @@ impl Export {
         if !emit(&pad, &mut buf, &mut sha) {
             return Ok(());
         }
-        drop(emit);
         if !buf.is_empty() && !out(buf) {
             return Ok(());
         }

@@ -187,10 +187,40 @@ pub struct Config {
     #[arg(long = "listen-addresses-file", env = "CONCORD_LISTEN_ADDRESSES_FILE")]
     pub listen_addresses_file: Option<PathBuf>,
 
-    /// Log filter (tracing env-filter syntax, e.g. `info` or `concord_server=debug`).
-    /// `RUST_LOG` takes precedence when set.
+    /// Log level, as etcd names them: debug, info, warn, error, panic or fatal (the last two
+    /// log errors only); or a tracing filter (`info,concord_server::raft=debug`). `RUST_LOG`
+    /// takes precedence when set.
     #[arg(long = "log-level", env = "CONCORD_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+
+    /// Where logs go, comma-separated: `stderr`, `stdout`, `default` (stderr) or file paths
+    /// (appended to). Colour codes go only to an output that is a terminal.
+    #[arg(
+        long = "log-outputs",
+        env = "CONCORD_LOG_OUTPUTS",
+        default_value = "default"
+    )]
+    pub log_outputs: String,
+
+    /// `console` (human-readable lines) or `json` (one JSON object per line, with etcd's keys:
+    /// `level`, `ts`, `caller`, `msg`, then the event's fields), as etcd 3.6's flag. etcd 3.5
+    /// logs JSON always; Concord's default is `console`.
+    #[arg(
+        long = "log-format",
+        env = "CONCORD_LOG_FORMAT",
+        default_value = "console"
+    )]
+    pub log_format: String,
+
+    /// etcd's logger choice; only `zap` (structured logging), accepted for compatibility.
+    #[arg(long = "logger", env = "CONCORD_LOGGER", default_value = "zap")]
+    pub logger: String,
+
+    /// Comma-separated URLs to serve `/metrics` and the health endpoints (`/health`,
+    /// `/livez`, `/readyz`) on, over plain HTTP, besides the client URLs. Port 0 lets the system
+    /// pick (see --listen-addresses-file, which then lists them under `metrics`).
+    #[arg(long = "listen-metrics-urls", env = "CONCORD_LISTEN_METRICS_URLS")]
+    pub listen_metrics_urls: Option<String>,
 }
 
 /// A flag value that does not make sense.
@@ -243,7 +273,19 @@ fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// etcd's default space quota.
+pub const DEFAULT_QUOTA_BACKEND_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
 impl Config {
+    /// The space quota in bytes; 0 when disabled.
+    pub fn quota_backend_bytes(&self) -> u64 {
+        match self.quota_backend_bytes {
+            0 => DEFAULT_QUOTA_BACKEND_BYTES,
+            q if q < 0 => 0,
+            q => q as u64,
+        }
+    }
+
     /// The data directory, defaulting to `./<name>.concord`.
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir
@@ -261,6 +303,14 @@ impl Config {
         parse_listen_urls("listen-peer-urls", &self.listen_peer_urls)
     }
 
+    /// The `--listen-metrics-urls` addresses (none by default).
+    pub fn metrics_listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        match self.listen_metrics_urls.as_deref().map(str::trim) {
+            None | Some("") => Ok(Vec::new()),
+            Some(list) => parse_listen_urls("listen-metrics-urls", list),
+        }
+    }
+
     /// The initial members; by default this member alone. This member must be listed under its
     /// name with exactly its advertised peer URLs.
     pub fn initial_cluster(&self) -> Result<Vec<InitialMember>, ConfigError> {
@@ -273,19 +323,7 @@ impl Config {
                 .collect::<Vec<_>>()
                 .join(","),
         };
-/// etcd's default space quota.
-pub const DEFAULT_QUOTA_BACKEND_BYTES: u64 = 2 * 1024 * 1024 * 1024;
-
         let members = parse_initial_cluster(&text).map_err(|e| invalid("initial-cluster", e))?;
-    /// The space quota in bytes; 0 when disabled.
-    pub fn quota_backend_bytes(&self) -> u64 {
-        match self.quota_backend_bytes {
-            0 => DEFAULT_QUOTA_BACKEND_BYTES,
-            q if q < 0 => 0,
-            q => q as u64,
-        }
-    }
-
         let mine = members.iter().find(|m| m.name == self.name);
         let same = mine.is_some_and(|m| {
             let mut a = m.peer_urls.clone();
@@ -443,44 +481,6 @@ pub const DEFAULT_QUOTA_BACKEND_BYTES: u64 = 2 * 1024 * 1024 * 1024;
         Ok(d)
     }
 
-    /// Ticks per election timeout, as raft-rs counts them.
-    pub fn election_ticks(&self) -> Result<usize, ConfigError> {
-        if self.heartbeat_interval == 0 {
-            return Err(invalid("heartbeat-interval", "must be positive"));
-        }
-        if self.election_timeout < 5 * self.heartbeat_interval {
-            return Err(invalid(
-                "election-timeout",
-                "must be at least 5 times --heartbeat-interval",
-            ));
-        }
-        Ok((self.election_timeout / self.heartbeat_interval) as usize)
-    }
-
-    /// Checks the flags that have no other validation path.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.election_ticks()?;
-        self.watch_progress_interval()?;
-        self.lease_checkpoint_every()?;
-        self.client_listen_addrs()?;
-        if self.max_request_bytes == 0 {
-            return Err(invalid("max-request-bytes", "must be positive"));
-        }
-        if self.wal_segment_size < 4096 {
-            return Err(invalid("wal-segment-size", "must be at least 4096"));
-        }
-        if self.max_txn_ops == 0 {
-            return Err(invalid("max-txn-ops", "must be positive"));
-        }
-        if self.initial_cluster_state != "new" && self.initial_cluster_state != "existing" {
-            return Err(invalid(
-                "initial-cluster-state",
-                "must be 'new' or 'existing'",
-            ));
-        }
-        self.peer_listen_addrs()?;
-        self.check_peer_port_zero()?;
-        self.initial_cluster()?;
     /// The automatic compaction asked for, if any.
     pub fn auto_compaction(&self) -> Result<Option<crate::compactor::Retention>, ConfigError> {
         use crate::compactor::Retention;
@@ -522,6 +522,47 @@ pub const DEFAULT_QUOTA_BACKEND_BYTES: u64 = 2 * 1024 * 1024 * 1024;
         Ok((!d.is_zero()).then_some(d))
     }
 
+    /// Ticks per election timeout, as raft-rs counts them.
+    pub fn election_ticks(&self) -> Result<usize, ConfigError> {
+        if self.heartbeat_interval == 0 {
+            return Err(invalid("heartbeat-interval", "must be positive"));
+        }
+        if self.election_timeout < 5 * self.heartbeat_interval {
+            return Err(invalid(
+                "election-timeout",
+                "must be at least 5 times --heartbeat-interval",
+            ));
+        }
+        Ok((self.election_timeout / self.heartbeat_interval) as usize)
+    }
+
+    /// Checks the flags that have no other validation path.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.election_ticks()?;
+        self.watch_progress_interval()?;
+        self.lease_checkpoint_every()?;
+        self.auto_compaction()?;
+        self.corrupt_check_every()?;
+        self.client_listen_addrs()?;
+        if self.max_request_bytes == 0 {
+            return Err(invalid("max-request-bytes", "must be positive"));
+        }
+        if self.wal_segment_size < 4096 {
+            return Err(invalid("wal-segment-size", "must be at least 4096"));
+        }
+        if self.max_txn_ops == 0 {
+            return Err(invalid("max-txn-ops", "must be positive"));
+        }
+        if self.initial_cluster_state != "new" && self.initial_cluster_state != "existing" {
+            return Err(invalid(
+                "initial-cluster-state",
+                "must be 'new' or 'existing'",
+            ));
+        }
+        self.peer_listen_addrs()?;
+        self.metrics_listen_addrs()?;
+        self.check_peer_port_zero()?;
+        self.initial_cluster()?;
         Ok(())
     }
 }
@@ -541,8 +582,6 @@ fn advertised(given: Option<&str>, listen: &str, fallback: &str) -> Vec<String> 
         .iter()
         .map(|u| match url_host(u) {
             Some("0.0.0.0") => u.replacen("0.0.0.0", "127.0.0.1", 1),
-        self.auto_compaction()?;
-        self.corrupt_check_every()?;
             Some("[::]") => u.replacen("[::]", "[::1]", 1),
             _ => u.clone(),
         })

@@ -170,8 +170,14 @@ impl Core {
         outcome: oneshot::Receiver<Result<Outcome, ServerError>>,
     ) -> Result<Outcome, ServerError> {
         match tokio::time::timeout(self.request_timeout, outcome).await {
-            Err(_) if self.raft_status().term != term => Err(ServerError::TimeoutLeaderChanged),
-            Err(_) => Err(ServerError::Timeout),
+            Err(_) if self.raft_status().term != term => {
+                crate::metrics::PROPOSALS_FAILED.inc();
+                Err(ServerError::TimeoutLeaderChanged)
+            }
+            Err(_) => {
+                crate::metrics::PROPOSALS_FAILED.inc();
+                Err(ServerError::Timeout)
+            }
             Ok(Err(_)) => Err(ServerError::Stopped),
             Ok(Ok(result)) => result,
         }

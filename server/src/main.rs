@@ -1,8 +1,8 @@
 //! `concord`: runs one Concord member.
 
 use clap::Parser;
+use concord_server::logging;
 use concord_server::Config;
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of glibc's allocator: the request path allocates many small, short-lived
 /// buffers, and glibc's malloc and free were a large share of its time (figures in
@@ -12,13 +12,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.log_level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(e) = init_logging(&config) {
+        eprintln!("concord: {e}");
+        std::process::exit(1);
+    }
 
     // A panic is a bug whose damage is unknown (the Raft thread may be gone while the gRPC
     // servers still answer): stop the whole process, as etcd does, rather than limp on.
@@ -40,6 +37,14 @@ fn main() -> anyhow::Result<()> {
         }
     });
     Ok(())
+}
+
+/// `--log-level`, `--log-outputs`, `--log-format` and `--logger`.
+fn init_logging(config: &Config) -> Result<(), logging::LogError> {
+    logging::check_logger(&config.logger)?;
+    let format = logging::Format::parse(&config.log_format)?;
+    let outputs = logging::parse_outputs(&config.log_outputs)?;
+    logging::init(&config.log_level, format, &outputs)
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -233,6 +233,7 @@ where
         .spawn(move || applier.run())
         .map_err(io("starting the apply thread"))?;
 
+    crate::metrics::set_quota_backend_bytes(config.quota_backend_bytes());
     let request_timeout = Duration::from_millis(5000 + 2 * config.election_timeout);
     let me = LocalMember {
         id: member_id,
@@ -375,12 +376,14 @@ async fn listener(
     Ok((listener, local))
 }
 
-/// `{"client":["127.0.0.1:41234"],"peer":["127.0.0.1:41235"]}`, written to `path` through a
-/// temporary file and a rename, so a reader sees all of it or nothing.
+/// `{"client":["127.0.0.1:41234"],"peer":["127.0.0.1:41235"]}` (and `"metrics":[…]` when
+/// there are metrics listeners), written to `path` through a temporary file and a rename, so a
+/// reader sees all of it or nothing.
 fn write_addresses_file(
     path: &Path,
     client: &[SocketAddr],
     peer: &[SocketAddr],
+    metrics: &[SocketAddr],
 ) -> Result<(), RunError> {
     // Socket addresses print as `ip:port` or `[ip]:port`: nothing to escape in JSON.
     let list = |addrs: &[SocketAddr]| {
@@ -390,8 +393,13 @@ fn write_addresses_file(
             .collect::<Vec<_>>()
             .join(",")
     };
+    let metrics = if metrics.is_empty() {
+        String::new()
+    } else {
+        format!(",\"metrics\":[{}]", list(metrics))
+    };
     let text = format!(
-        "{{\"client\":[{}],\"peer\":[{}]}}\n",
+        "{{\"client\":[{}],\"peer\":[{}]{metrics}}}\n",
         list(client),
         list(peer)
     );
@@ -503,7 +511,28 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let mut stop = stop_rx.clone();
         let incoming = api::incoming(listener);
         servers.push(tokio::spawn(async move {
+            // HTTP/1.1 too, for the health, version and metrics endpoints (api/http.rs).
             tonic::transport::Server::builder()
+                .accept_http1(true)
+                .layer(crate::metrics::GrpcMetricsLayer)
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stop.changed().await;
+                })
+                .await
+        }));
+    }
+    let mut metrics_bound = Vec::new();
+    for addr in config.metrics_listen_addrs()? {
+        let (listener, addr) = listener(None, addr, "metrics").await?;
+        metrics_bound.push(addr);
+        tracing::info!(%addr, "serving metrics and health checks");
+        let routes = api::metrics_routes(core.clone());
+        let mut stop = stop_rx.clone();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        servers.push(tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .accept_http1(true)
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stop.changed().await;
@@ -520,7 +549,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         "listening"
     );
     let reported = match &config.listen_addresses_file {
-        Some(path) => write_addresses_file(path, &client_bound, &peer_bound),
+        Some(path) => write_addresses_file(path, &client_bound, &peer_bound, &metrics_bound),
         None => Ok(()),
     };
 
@@ -531,7 +560,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 tracing::info!("shutting down");
                 Ok(())
             }
-                .accept_http1(true)
             msg = engine.fatal_rx.recv() => Err(RunError::Fatal(msg.unwrap_or_default())),
         },
     };

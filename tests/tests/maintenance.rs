@@ -117,6 +117,18 @@ fn past_the_quota_writes_are_refused_cluster_wide_until_space_is_freed_and_the_a
             .trim_end(),
         want_alarm
     );
+    // etcd's /health says why.
+    let addr = c.members[2]
+        .endpoint()
+        .trim_start_matches("http://")
+        .to_string();
+    let (code, body) =
+        concord_tests::apiserver::http_get(&addr, "/health", Duration::from_secs(5)).unwrap();
+    assert_eq!(code, 503);
+    assert_eq!(
+        body.trim_end(),
+        r#"{"health":"false","reason":"ALARM NOSPACE"}"#
+    );
     // Reads and deletes still work.
     let got = c.etcdctl_ok(&[1], &["get", "big/000000", "--keys-only"]);
     assert_eq!(got, "big/000000\n\n");
@@ -153,6 +165,9 @@ fn past_the_quota_writes_are_refused_cluster_wide_until_space_is_freed_and_the_a
     let disarmed = c.etcdctl_ok(&[1], &["alarm", "disarm"]);
     assert_eq!(disarmed.trim_end(), want_alarm);
     assert_eq!(c.etcdctl_ok(&[0], &["alarm", "list"]), "");
+    let (code, _) =
+        concord_tests::apiserver::http_get(&addr, "/health", Duration::from_secs(5)).unwrap();
+    assert_eq!(code, 200);
     for i in 0..3 {
         assert_eq!(
             c.etcdctl_ok(&[i], &["put", &format!("small{i}"), "v"]),

@@ -12,8 +12,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::hpack::{self, Encoder, Literal, Name};
 use super::*;
 
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
 fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let n = payload.len();
     let mut f = vec![(n >> 16) as u8, (n >> 8) as u8, n as u8, kind, flags];
@@ -195,6 +193,42 @@ fn an_empty_authority_keeps_the_hpack_tables_in_step() {
     }
 }
 
+/// An HTTP/1.1 request (the health and metrics endpoints) is not HTTP/2: every byte passes,
+/// even bytes that would be rewritten after an HTTP/2 preface.
+#[tokio::test]
+async fn a_connection_without_the_http2_preface_passes_untouched() {
+    let headers = frame(
+        TYPE_HEADERS,
+        FLAG_END_HEADERS,
+        1,
+        &literal(0x41, b"http://127.0.0.1:2379"),
+    );
+    let http1 = b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec();
+    let input = [http1, headers.clone()].concat();
+    assert_eq!(run(input.clone()).await, input);
+
+    // The preface with its last byte changed: still not HTTP/2.
+    let mut almost = PREFACE.to_vec();
+    almost[PREFACE_LEN - 1] = b'!';
+    let input = [almost, headers.clone()].concat();
+    assert_eq!(run(input.clone()).await, input);
+
+    // The same bytes after the real preface are rewritten.
+    let input = [PREFACE.to_vec(), headers.clone()].concat();
+    assert_ne!(run(input.clone()).await, input);
+
+    // Read one byte at a time, through the raw path.
+    let input = b"GET /metrics HTTP/1.1\r\n\r\n".to_vec();
+    let mut w = H2AuthorityRewrite::new(Script {
+        data: input.clone(),
+        pos: 0,
+        sizes: vec![1, 3],
+        pendings: vec![false, true, false],
+        polls: 0,
+    });
+    assert_eq!(read_all(&mut w, &[(1, 0), (5, 2)], 100), input);
+}
+
 #[test]
 fn a_full_buffer_reads_nothing() {
     let input = [PREFACE.to_vec(), frame(0, 0, 1, b"data")].concat();
@@ -251,6 +285,9 @@ fn h2_takes_a_whole_url_authority_only_through_the_wrapper() {
 /// What the wrapper must make of a whole stream, whatever reads it arrives in.
 fn reference(input: &[u8]) -> Vec<u8> {
     let mut at = input.len().min(PREFACE_LEN);
+    if input[..at] != PREFACE[..at] {
+        return input.to_vec(); // not HTTP/2
+    }
     let mut out = input[..at].to_vec();
     while input.len() - at >= FRAME_HEADER {
         let h = &input[at..at + FRAME_HEADER];
@@ -500,6 +537,29 @@ fn stream() -> impl Strategy<Value = Vec<u8>> {
                 }
                 s
             }),
+        // Not HTTP/2, or not quite: an HTTP/1.1 request, or the preface with one byte changed,
+        // followed by what would be rewritten after a real preface.
+        2 => (not_preface(), vec(piece(), 0..6))
+            .prop_map(|(start, pieces)| {
+                let mut s = start;
+                for p in pieces {
+                    s.extend(p);
+                }
+                s
+            }),
+    ]
+}
+
+/// A connection start that is not the HTTP/2 preface.
+fn not_preface() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:2379\r\n\r\n".to_vec()),
+        Just(b"POST /v3/kv/range HTTP/1.1\r\n\r\n".to_vec()),
+        (0..PREFACE_LEN, 1u8..=255).prop_map(|(at, flip)| {
+            let mut p = PREFACE.to_vec();
+            p[at] ^= flip;
+            p
+        }),
     ]
 }
 

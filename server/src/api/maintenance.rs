@@ -142,7 +142,7 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
                     0
                 };
                 let resp = pb::SnapshotResponse {
-                    header: first.then(|| header.clone()),
+                    header: first.then_some(header),
                     remaining_bytes: remaining,
                     blob,
                 };
@@ -240,11 +240,7 @@ fn status_errors(leader: u64, alarms: &[Alarm]) -> Vec<String> {
         out.push(errors::NO_LEADER.message.to_string());
     }
     for a in alarms {
-        let name = match a.alarm {
-            AlarmType::NoSpace => "NOSPACE",
-            AlarmType::Corrupt => "CORRUPT",
-        };
-        out.push(format!("memberID:{} alarm:{name} ", a.member));
+        out.push(format!("memberID:{} alarm:{} ", a.member, a.alarm.name()));
     }
     out
 }

@@ -9,6 +9,8 @@ mod connection;
 mod convert;
 mod election;
 mod feed;
+mod health;
+mod http;
 mod kv;
 mod lease;
 mod lock;
@@ -29,6 +31,8 @@ use crate::error::ServerError;
 pub use cluster::ClusterService;
 pub use connection::incoming;
 pub use election::ElectionService;
+pub use health::HealthService;
+pub use http::metrics_routes;
 pub use kv::KvService;
 pub use lease::LeaseService;
 pub use lock::LockService;
@@ -102,7 +106,8 @@ fn end_without_leader<T: Send + 'static>(
     });
 }
 
-/// The gRPC services of one client listener.
+/// The gRPC services of one client listener, with gRPC health and etcd's HTTP endpoints
+/// (`http.rs`).
 pub fn router(core: Arc<Core>, leases: Arc<crate::lease::Leases>) -> tonic::service::Routes {
     use concord_proto::v3electionpb::election_server::ElectionServer;
     use concord_proto::v3lockpb::lock_server::LockServer;
@@ -147,8 +152,15 @@ pub fn router(core: Arc<Core>, leases: Arc<crate::lease::Leases>) -> tonic::serv
             leader.clone(),
         ))
         .add_service(InterceptedService::new(
-            WatchServer::new(WatchService::new(core)).max_decoding_message_size(max_decode),
+            WatchServer::new(WatchService::new(core.clone())).max_decoding_message_size(max_decode),
             leader,
-        ));
-    routes.routes()
+        ))
+        .add_service(
+            concord_proto::grpc_health_v1::health_server::HealthServer::new(HealthService::new(
+                core.clone(),
+            )),
+        );
+    let mut routes = routes.routes();
+    http::add_routes(&mut routes, core);
+    routes
 }

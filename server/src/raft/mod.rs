@@ -45,10 +45,11 @@ static REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 /// Counts and logs one refused peer message; `why` is a fixed text, `from` the claimed sender.
 pub fn refuse(from: u64, why: &'static str) {
     let total = REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    crate::metrics::REFUSED_PEER_MESSAGES.inc();
     tracing::warn!(from = %format!("{from:x}"), why, total, "refused a peer message");
 }
 
-/// How many peer messages were refused since start (metrics come with issue 16).
+/// Peer messages refused since start (also `concord_raft_refused_peer_messages_total`).
 #[cfg(test)]
 pub fn refused_messages() -> u64 {
     REFUSED.load(std::sync::atomic::Ordering::Relaxed)

@@ -267,9 +267,11 @@ impl RaftLoop {
                 _permit,
             } => {
                 if let Some(refused) = self.refuse_proposal() {
+                    crate::metrics::PROPOSALS_FAILED.inc();
                     let _ = done.send(Err(refused));
                 } else if let Err(e) = self.raw.propose(Vec::new(), data) {
                     tracing::debug!(error = %e, "proposal dropped");
+                    crate::metrics::PROPOSALS_FAILED.inc();
                     let _ = done.send(Err(ServerError::NoLeader));
                 } else {
                     // A follower forwards the proposal to the leader; the entry comes back
@@ -462,6 +464,7 @@ impl RaftLoop {
                 .append(ready.entries(), ready.hs())
                 .map_err(|e| FatalError::Log(e.to_string()))?;
             let took = started.elapsed();
+            crate::metrics::WAL_FSYNC.observe(took);
             if took > SLOW {
                 tracing::warn!(
                     took_ms = took.as_millis() as u64,
@@ -613,6 +616,7 @@ impl RaftLoop {
         if status.leader_id != self.last_leader {
             self.last_leader = status.leader_id;
             if status.leader_id != 0 {
+                crate::metrics::LEADER_CHANGES.inc();
                 tracing::info!(leader = %format!("{:x}", status.leader_id), term = status.term, "leader elected");
             } else {
                 tracing::info!(term = status.term, "no leader");
@@ -627,6 +631,8 @@ impl RaftLoop {
                 }
             }
         }
+        crate::metrics::PROPOSALS_COMMITTED.set_u64(status.commit_index);
+        crate::metrics::PROPOSALS_PENDING.set_u64(self.proposals.len() as u64);
         if let Ok(mut s) = self.status.lock() {
             if *s != status {
                 *s = status;

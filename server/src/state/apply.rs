@@ -148,9 +148,12 @@ impl Applier {
             return Ok(());
         };
         let _ = self.applied.send(applied);
+        crate::metrics::PROPOSALS_APPLIED.set_u64(applied);
         if applied.saturating_sub(*last_compaction) >= self.snapshot_count {
             // The Raft log may only shrink once RocksDB has the data durably.
+            let started = std::time::Instant::now();
             store.sync()?;
+            crate::metrics::BACKEND_SYNC.since(started);
             self.reports.durable(applied);
             *last_compaction = applied;
         }
@@ -243,7 +246,10 @@ impl Applier {
         let revision_before = store.revision();
         let results = store.apply_with_meta(last_index, &commands, &meta, capture)?;
         let took = started.elapsed();
+        crate::metrics::BACKEND_COMMIT.observe(took);
+        crate::metrics::count_applied(&commands, &results);
         if took > SLOW_APPLY {
+            crate::metrics::SLOW_APPLY.inc();
             // etcd warns about slow applies the same way.
             tracing::warn!(
                 took_ms = took.as_millis() as u64,
@@ -373,6 +379,7 @@ impl Applier {
         self.watch.reset(store.revision());
         self.lessor.load(store.view().leases()?);
         let _ = self.applied.send(index);
+        crate::metrics::PROPOSALS_APPLIED.set_u64(index);
         tracing::info!(index, "snapshot installed");
         Ok(())
     }

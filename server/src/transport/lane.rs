@@ -23,6 +23,7 @@ pub async fn run(
     urls: Vec<String>,
     lane: &'static str,
     mut rx: mpsc::Receiver<Message>,
+    stats: std::sync::Arc<crate::metrics::PeerStats>,
 ) {
     let peer = format!("{to:x}");
     let mut backoff = MIN_BACKOFF;
@@ -88,6 +89,7 @@ pub async fn run(
                     Err(_) => break,
                 }
             }
+            stats.sent_bytes.add(size as u64);
             let batch = RaftBatch {
                 cluster_id: local.cluster_id,
                 from: local.id,

@@ -16,7 +16,7 @@ mod snapshot_send;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::mpsc::Sender;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use raft::eraftpb::{Message, MessageType};
 use tokio::runtime::Handle;
@@ -56,6 +56,8 @@ pub struct Local {
 
 struct Peer {
     urls: Vec<String>,
+    /// This member's metrics about the peer (bytes sent, heartbeat round trips).
+    stats: Arc<crate::metrics::PeerStats>,
     control: mpsc::Sender<Message>,
     bulk: mpsc::Sender<Message>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -88,6 +90,7 @@ impl GrpcTransport {
     fn start_peer(&self, id: u64, urls: Vec<String>) -> Peer {
         let (control_tx, control_rx) = mpsc::channel(LANE_QUEUE);
         let (bulk_tx, bulk_rx) = mpsc::channel(LANE_QUEUE);
+        let stats = crate::metrics::peer(id);
         let tasks = vec![
             self.runtime.spawn(lane::run(
                 self.local.clone(),
@@ -95,6 +98,7 @@ impl GrpcTransport {
                 urls.clone(),
                 "control",
                 control_rx,
+                stats.clone(),
             )),
             self.runtime.spawn(lane::run(
                 self.local.clone(),
@@ -102,10 +106,12 @@ impl GrpcTransport {
                 urls.clone(),
                 "append",
                 bulk_rx,
+                stats.clone(),
             )),
         ];
         Peer {
             urls,
+            stats,
             control: control_tx,
             bulk: bulk_tx,
             tasks,
@@ -137,6 +143,13 @@ impl Transport for GrpcTransport {
                     continue;
                 }
                 MessageType::MsgAppend => &peer.bulk,
+                MessageType::MsgHeartbeat => {
+                    // etcd_network_peer_round_trip_time_seconds: from a heartbeat leaving the
+                    // leader's Raft thread to its response arriving (`service.rs`); it includes
+                    // the follower's turn of its Raft loop, not only the network.
+                    peer.stats.heartbeat_sent();
+                    &peer.control
+                }
                 _ => &peer.control,
             };
             if lane.try_send(m).is_err() {

@@ -89,12 +89,35 @@ impl PeerService {
     /// Hands a batch's messages to the Raft thread. The whole batch is refused, before any of
     /// it is delivered, if it is too big, a message does not decode, or a message claims
     /// another sender or receiver than the batch.
-    async fn deliver(&self, batch: peerpb::RaftBatch) -> Result<(), Status> {
+    ///
+    /// `stats` caches the sender's metrics between batches of one stream.
+    async fn deliver(
+        &self,
+        batch: peerpb::RaftBatch,
+        stats: &mut Option<(u64, Arc<crate::metrics::PeerStats>)>,
+    ) -> Result<(), Status> {
         self.check(batch.cluster_id, batch.from, batch.to)?;
         let msgs = decode_batch(&batch, self.id).map_err(|why| {
             super::refuse(batch.from, why);
             Status::invalid_argument(why)
         })?;
+        // Counted only once the sender passed `check`: a stranger cannot add series.
+        let peer = match stats {
+            Some((id, s)) if *id == batch.from => s,
+            _ => {
+                &mut stats
+                    .insert((batch.from, crate::metrics::peer(batch.from)))
+                    .1
+            }
+        };
+        peer.received_bytes
+            .add(batch.messages.iter().map(|m| m.len() as u64).sum());
+        if msgs
+            .iter()
+            .any(|m| m.get_msg_type() == MessageType::MsgHeartbeatResponse)
+        {
+            peer.heartbeat_answered();
+        }
         if msgs.is_empty() {
             return Ok(());
         }
@@ -142,8 +165,9 @@ impl peerpb::peer_server::Peer for PeerService {
         request: Request<Streaming<peerpb::RaftBatch>>,
     ) -> Result<Response<peerpb::StreamAck>, Status> {
         let mut stream = request.into_inner();
+        let mut stats = None;
         while let Some(batch) = stream.next().await {
-            self.deliver(batch?).await?;
+            self.deliver(batch?, &mut stats).await?;
         }
         Ok(Response::new(peerpb::StreamAck { member_id: self.id }))
     }
@@ -152,7 +176,7 @@ impl peerpb::peer_server::Peer for PeerService {
         &self,
         request: Request<peerpb::RaftBatch>,
     ) -> Result<Response<peerpb::StreamAck>, Status> {
-        self.deliver(request.into_inner()).await?;
+        self.deliver(request.into_inner(), &mut None).await?;
         Ok(Response::new(peerpb::StreamAck { member_id: self.id }))
     }
 

@@ -99,7 +99,10 @@ impl Dispatcher {
     fn run(&mut self, rx: mpsc::Receiver<Msg>) {
         loop {
             match rx.recv_timeout(TICK) {
-                Ok(msg) => self.handle(msg),
+                Ok(msg) => {
+                    self.handle(msg);
+                    crate::metrics::WATCHERS.set_u64(self.watchers.len() as u64);
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
