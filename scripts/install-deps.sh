@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Installs what building and testing Concord needs on Debian: a C++ toolchain and libclang for
 # RocksDB's bindings, and (with --test) etcd's etcdctl and a pinned kubectl, which the tests drive
-# as real clients. With --bench it also installs etcd itself, the baseline of the benchmarks, and
-# GNU time.
+# as real clients, and etcd itself (3.4), the reference server of the concordctl comparisons.
+# With --bench it also installs etcd, the baseline of the benchmarks, and GNU time.
 set -euo pipefail
 
 packages=(build-essential clang libclang-dev pkg-config python3)
 kubectl=""
 for arg in "$@"; do
   case "$arg" in
-    --test) packages+=(etcd-client python3 python3-venv); kubectl=yes ;;
+    --test) packages+=(etcd-client etcd-server python3 python3-venv); kubectl=yes ;;
     --bench) packages+=(etcd-client etcd-server time) ;;
     *) echo "usage: $0 [--test] [--bench]" >&2; exit 2 ;;
   esac

@@ -145,6 +145,16 @@ impl Client {
         endpoints: impl IntoIterator<Item = E>,
         opts: ConnectOptions,
     ) -> Result<Client, Error> {
+        let client = Self::unconnected(endpoints, opts)?;
+        client.channel().await?;
+        Ok(client)
+    }
+
+    /// Parses the endpoints and builds a client that has not connected yet.
+    fn unconnected<E: AsRef<str>>(
+        endpoints: impl IntoIterator<Item = E>,
+        opts: ConnectOptions,
+    ) -> Result<Client, Error> {
         let mut targets = endpoints
             .into_iter()
             .map(|e| endpoint::parse(e.as_ref()))
@@ -171,8 +181,39 @@ impl Client {
                 connecting: tokio::sync::Mutex::new(()),
             }),
         };
-        client.channel().await?;
         Ok(client)
+    }
+
+    /// A client for `endpoint` alone, with this client's [`ConnectOptions`]: for the calls that
+    /// are about one member (status, defragment, hash, snapshot, move leader), as etcdctl's
+    /// `endpoint` commands make them. It does not fail over, and it connects on its first call
+    /// (an unreachable endpoint fails that call with [`Error::Transport`]).
+    ///
+    /// ```no_run
+    /// # async fn f(client: concord_client::Client) -> Result<(), concord_client::Error> {
+    /// for ep in client.endpoints() {
+    ///     let status = client.pinned(&ep)?.status().await?;
+    ///     println!("{ep}: raft index {}", status.raft_index);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn pinned(&self, endpoint: &str) -> Result<Client, Error> {
+        Self::unconnected([endpoint], self.inner.opts.clone())
+    }
+
+    /// A client that connects on its first call instead of at once: the same as
+    /// [`Client::connect_with`] otherwise. Fails only if an endpoint does not parse or there
+    /// are none.
+    pub fn lazy<E: AsRef<str>>(
+        endpoints: impl IntoIterator<Item = E>,
+        opts: ConnectOptions,
+    ) -> Result<Client, Error> {
+        Self::unconnected(endpoints, opts)
+    }
+
+    /// The settings this client was made with.
+    pub fn options(&self) -> &ConnectOptions {
+        &self.inner.opts
     }
 
     /// The endpoints, as `http://host:port`, in the order given.
@@ -295,7 +336,8 @@ impl Client {
         }
         Err(attempts.last.take().unwrap_or_else(|| {
             Error::Transport(format!(
-                "no endpoint reachable: {}",
+                "{}: {}",
+                crate::error::UNREACHABLE,
                 attempts.failures.join("; ")
             ))
         }))

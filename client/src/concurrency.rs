@@ -49,6 +49,12 @@ impl Session {
         self.keeper.expired().await;
     }
 
+    /// A future that completes when the lease is lost; unlike [`Session::done`] it does not
+    /// borrow the session, so it can be awaited while a [`Mutex`] or [`Election`] holds it.
+    pub fn on_expiry(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.keeper.on_expiry()
+    }
+
     /// Revokes the lease, releasing everything held with it.
     pub async fn close(self) -> Result<(), Error> {
         self.client.lease_revoke(self.lease).await.map(|_| ())
@@ -92,15 +98,15 @@ async fn enqueue(
 }
 
 /// Waits until no key under `<name>/` was created before this session's key (`key`, created at
-/// `create_revision`). Fails with [`Error::SessionExpired`] if by then that key is gone (its
-/// lease expired while it waited), as clientv3/concurrency does since Jepsen found that two
-/// holders were possible otherwise.
+/// `create_revision`), and returns the revision at which it saw that. Fails with
+/// [`Error::SessionExpired`] if by then that key is gone (its lease expired while it waited), as
+/// clientv3/concurrency does since Jepsen found that two holders were possible otherwise.
 async fn wait_turn(
     client: &Client,
     name: &[u8],
     key: &[u8],
     create_revision: i64,
-) -> Result<(), Error> {
+) -> Result<i64, Error> {
     let mut prefix = name.to_vec();
     prefix.push(b'/');
     loop {
@@ -130,7 +136,7 @@ async fn wait_turn(
             return Err(Error::SessionExpired);
         }
         let Some(pred) = pred else {
-            return Ok(());
+            return Ok(revision);
         };
         let mut w = client
             .watch(
@@ -158,6 +164,8 @@ pub struct Mutex<'s> {
     session: &'s Session,
     name: Vec<u8>,
     key: Option<(Vec<u8>, i64)>,
+    /// The store's revision when the lock was seen to be held.
+    revision: i64,
 }
 
 impl<'s> Mutex<'s> {
@@ -167,18 +175,28 @@ impl<'s> Mutex<'s> {
             session,
             name: name.into(),
             key: None,
+            revision: 0,
         }
     }
 
     /// Waits until this session holds the lock. If waiting fails, the queued key is removed.
     pub async fn lock(&mut self) -> Result<(), Error> {
         let (key, rev, _) = enqueue(self.session, &self.name, b"").await?;
-        if let Err(e) = wait_turn(&self.session.client, &self.name, &key, rev).await {
-            let _ = self.session.client.delete(key).await;
-            return Err(e);
+        match wait_turn(&self.session.client, &self.name, &key, rev).await {
+            Ok(held_at) => self.revision = held_at,
+            Err(e) => {
+                let _ = self.session.client.delete(key).await;
+                return Err(e);
+            }
         }
         self.key = Some((key, rev));
         Ok(())
+    }
+
+    /// The store's revision when [`Mutex::lock`] saw the lock held (etcdctl's `ETCD_LOCK_REV`);
+    /// 0 before.
+    pub fn revision(&self) -> i64 {
+        self.revision
     }
 
     /// The key that proves ownership while locked.
@@ -226,6 +244,11 @@ impl<'s> Election<'s> {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// This candidate's key (`<name>/<lease in hex>`), once it has campaigned.
+    pub fn key(&self) -> Option<&[u8]> {
+        self.leader.as_ref().map(|(k, _)| k.as_slice())
     }
 
     /// Changes the leader's value; fails with "election: not leader" unless this session leads.

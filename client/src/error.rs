@@ -106,6 +106,9 @@ pub enum Error {
     NoEndpoints,
 }
 
+/// How a [`Error::Transport`] from failing to connect to every endpoint starts.
+pub(crate) const UNREACHABLE: &str = "no endpoint reachable";
+
 /// etcd's server errors that have a variant of their own, with their entry in etcd's table.
 const KNOWN: [(Error, etcd::EtcdError); 11] = [
     (Error::Compacted, etcd::COMPACTED),
@@ -161,6 +164,13 @@ impl Error {
                 | Error::Timeout
                 | Error::DeadlineExceeded(_)
         )
+    }
+
+    /// True when no endpoint could be connected to, so the request was never sent (a
+    /// [`Error::Transport`] from connecting, not from a connection that broke): trying again
+    /// later is safe, even for a write.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Error::Transport(m) if m.starts_with(UNREACHABLE))
     }
 
     /// Classifies a status and tells whether the request certainly never left the client (the

@@ -97,6 +97,57 @@ impl Client {
         Ok(r.leases.into_iter().map(|l| l.id).collect())
     }
 
+    /// Every lease, with the header of the answer. A read.
+    pub async fn lease_list(&self) -> Result<LeaseList, Error> {
+        let r = self
+            .call("leases", Retry::Idempotent, |ch| async move {
+                LeaseClient::new(ch)
+                    .lease_leases(pb::LeaseLeasesRequest {})
+                    .await
+            })
+            .await?;
+        Ok(LeaseList {
+            header: r.header.into(),
+            ids: r.leases.into_iter().map(|l| l.id).collect(),
+        })
+    }
+
+    /// Renews lease `id` once, over a keep-alive stream opened for it. Fails with
+    /// [`Error::LeaseNotFound`] if the lease does not exist (the server answers TTL 0).
+    pub async fn lease_keep_alive_once(&self, id: i64) -> Result<LeaseKeepAlive, Error> {
+        let mut stream = self.lease_keep_alive_stream(id).await?;
+        match stream.next().await? {
+            Some(r) if r.ttl > 0 => Ok(r),
+            Some(_) => Err(Error::LeaseNotFound),
+            None => Err(Error::Transport("keep-alive stream ended".into())),
+        }
+    }
+
+    /// Opens a keep-alive stream for lease `id` on the endpoint in use; each
+    /// [`LeaseKeepAliveStream::next`] sends one renewal and returns the answer. Unlike
+    /// [`Client::keep_alive`], nothing is renewed in the background and a broken stream is not
+    /// reopened: for callers that show every renewal (`etcdctl lease keep-alive`).
+    pub async fn lease_keep_alive_stream(&self, id: i64) -> Result<LeaseKeepAliveStream, Error> {
+        let channel = self.channel().await?;
+        let (tx, rx) = mpsc::channel(1);
+        // The first request goes in before the call: grpc-go servers (etcd) answer the call's
+        // headers only with their first message.
+        tx.send(pb::LeaseKeepAliveRequest { id })
+            .await
+            .map_err(|_| Error::Transport("keep-alive stream closed".into()))?;
+        let responses = LeaseClient::new(channel)
+            .lease_keep_alive(ReceiverStream::new(rx))
+            .await
+            .map_err(|s| Error::from_status(s).0)?
+            .into_inner();
+        Ok(LeaseKeepAliveStream {
+            id,
+            requests: tx,
+            responses,
+            first: true,
+        })
+    }
+
     /// Keeps lease `id` (granted with `ttl` seconds) alive in the background, renewing every
     /// third of its TTL over a keep-alive stream that moves to the next endpoint when one fails.
     /// Stops when dropped.
@@ -107,6 +158,56 @@ impl Client {
             id,
             state: rx,
             task,
+        }
+    }
+}
+
+/// Every lease (see [`Client::lease_list`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeaseList {
+    /// The response header.
+    pub header: Header,
+    /// The lease IDs.
+    pub ids: Vec<i64>,
+}
+
+/// One renewal's answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeaseKeepAlive {
+    /// The response header.
+    pub header: Header,
+    /// The lease renewed.
+    pub id: i64,
+    /// Its TTL after the renewal, in seconds; 0 when the lease does not exist.
+    pub ttl: i64,
+}
+
+/// A keep-alive stream driven by its caller; see [`Client::lease_keep_alive_stream`].
+pub struct LeaseKeepAliveStream {
+    id: i64,
+    requests: mpsc::Sender<pb::LeaseKeepAliveRequest>,
+    responses: tonic::Streaming<pb::LeaseKeepAliveResponse>,
+    first: bool,
+}
+
+impl LeaseKeepAliveStream {
+    /// Sends one renewal (the first was sent when the stream opened) and waits for its answer;
+    /// `None` if the server closed the stream.
+    pub async fn next(&mut self) -> Result<Option<LeaseKeepAlive>, Error> {
+        if !std::mem::take(&mut self.first) {
+            self.requests
+                .send(pb::LeaseKeepAliveRequest { id: self.id })
+                .await
+                .map_err(|_| Error::Transport("keep-alive stream closed".into()))?;
+        }
+        match self.responses.message().await {
+            Ok(Some(r)) => Ok(Some(LeaseKeepAlive {
+                header: r.header.into(),
+                id: r.id,
+                ttl: r.ttl,
+            })),
+            Ok(None) => Ok(None),
+            Err(s) => Err(Error::from_status(s).0),
         }
     }
 }
@@ -141,6 +242,15 @@ impl LeaseKeeper {
     /// Waits until the lease is lost.
     pub async fn expired(&mut self) {
         let _ = self.state.wait_for(|s| *s == KeeperState::Expired).await;
+    }
+
+    /// A future that completes when the lease is lost, independent of this keeper's borrow
+    /// (for waiting on it while the keeper is lent out, e.g. to a [`crate::Mutex`]).
+    pub fn on_expiry(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut state = self.state.clone();
+        async move {
+            let _ = state.wait_for(|s| *s == KeeperState::Expired).await;
+        }
     }
 }
 

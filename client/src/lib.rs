@@ -1,5 +1,5 @@
 //! `concord-client`: an async Rust client for Concord, or any server that speaks etcd's v3 gRPC
-//! API (KV, Maintenance, Cluster).
+//! API (KV, Watch, Lease, Maintenance, Cluster).
 //!
 //! ```no_run
 //! use concord_client::{Client, Compare, CompareOp, GetOptions, TxnOp, TxnOpResponse};
@@ -106,11 +106,16 @@ pub use concord_proto;
 pub use client::{Client, ConnectOptions};
 pub use concurrency::{Election, Mutex, Session};
 pub use error::Error;
-pub use lease::{KeeperState, LeaseGrant, LeaseKeeper, LeaseTimeToLive};
+pub use lease::{
+    KeeperState, LeaseGrant, LeaseKeepAlive, LeaseKeepAliveStream, LeaseKeeper, LeaseList,
+    LeaseTimeToLive,
+};
+pub use maintenance::{AlarmType, SnapshotStream};
 pub use options::{prefix_end, DeleteOptions, GetOptions, PutOptions, SortOrder, SortTarget};
 pub use txn::{Compare, CompareOp, Txn, TxnBuilder, TxnOp};
 pub use types::{
-    DeleteResponse, GetResponse, Header, KeyValue, Member, MemberListResponse, PutResponse,
-    StatusResponse, TxnOpResponse, TxnResponse,
+    AlarmMember, AlarmResponse, DeleteResponse, GetResponse, HashKvResponse, Header, KeyValue,
+    Member, MemberAddResponse, MemberListResponse, PutResponse, StatusResponse, TxnOpResponse,
+    TxnResponse,
 };
 pub use watch::{Event, EventKind, WatchBatch, WatchOptions, WatchStream};

@@ -299,6 +299,48 @@ impl From<pb::MemberListResponse> for MemberListResponse {
     }
 }
 
+/// Answer to a member add.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberAddResponse {
+    /// Header.
+    pub header: Header,
+    /// The member added (its ID; its name stays empty until it starts).
+    pub member: Member,
+    /// Every member, the new one included.
+    pub members: Vec<Member>,
+}
+
+/// One alarm: which member raised it, and what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlarmMember {
+    /// The member that raised it.
+    pub member_id: u64,
+    /// NOSPACE or CORRUPT.
+    pub alarm: crate::AlarmType,
+}
+
+/// Answer to an alarm list or disarm.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AlarmResponse {
+    /// Header (all zeros if the server sent none, as etcd 3.4 does for alarm calls).
+    pub header: Header,
+    /// The alarms raised (for a list) or disarmed (for a disarm).
+    pub alarms: Vec<AlarmMember>,
+}
+
+/// Answer to a HashKV.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HashKvResponse {
+    /// Header; `header.revision` is the member's current revision.
+    pub header: Header,
+    /// The hash of the key-value history up to the revision asked for.
+    pub hash: u32,
+    /// The member's compaction revision (-1 or 0: never compacted).
+    pub compact_revision: i64,
+    /// The revision the hash covers (etcd 3.5+; 0 from older servers).
+    pub hash_revision: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,8 +125,8 @@ pub struct WatchStream {
 }
 
 struct Conn {
-    // Kept so the request side of the stream stays open.
-    _requests: mpsc::Sender<pb::WatchRequest>,
+    // Kept so the request side of the stream stays open; also carries progress requests.
+    requests: mpsc::Sender<pb::WatchRequest>,
     responses: tonic::Streaming<pb::WatchResponse>,
 }
 
@@ -236,10 +236,25 @@ impl WatchStream {
             self.next_revision = created.header.as_ref().map_or(0, |h| h.revision) + 1;
         }
         self.conn = Some(Conn {
-            _requests: tx,
+            requests: tx,
             responses,
         });
         Ok(())
+    }
+
+    /// Asks the server for a progress notification: [`WatchStream::next`] then returns a batch
+    /// with no events whose header holds the revision the watch has reached (etcd's
+    /// `RequestProgress`). Does nothing while the stream is reconnecting.
+    pub async fn request_progress(&self) -> Result<(), Error> {
+        let Some(conn) = &self.conn else {
+            return Ok(());
+        };
+        conn.requests
+            .send(pb::WatchRequest {
+                request_union: Some(RequestUnion::ProgressRequest(pb::WatchProgressRequest {})),
+            })
+            .await
+            .map_err(|_| Error::Transport("watch request channel closed".into()))
     }
 
     /// The next batch of events, or `None` if the server ended the watch without an error.

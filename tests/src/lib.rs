@@ -19,6 +19,7 @@ pub mod apiserver;
 pub mod cluster;
 pub mod component;
 pub mod controlplane;
+pub mod ctl;
 pub mod nemesis;
 pub mod proxy;
 pub mod rng;

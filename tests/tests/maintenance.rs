@@ -299,8 +299,11 @@ fn hash_kv_is_equal_on_every_member_and_follows_etcds_bounds() {
     );
 }
 
+/// A key as a range returns it: key, value, create and mod revisions, version.
+type Kv = (Vec<u8>, Vec<u8>, i64, i64, i64);
+
 /// Every key and value at `revision` on member `i`.
-fn range_at(c: &Cluster, i: usize, revision: i64) -> Vec<(Vec<u8>, Vec<u8>, i64, i64, i64)> {
+fn range_at(c: &Cluster, i: usize, revision: i64) -> Vec<Kv> {
     let ep = c.members[i].endpoint();
     rt().block_on(async move {
         let mut kv = pb::kv_client::KvClient::connect(ep)
@@ -331,22 +334,48 @@ fn range_at(c: &Cluster, i: usize, revision: i64) -> Vec<(Vec<u8>, Vec<u8>, i64,
     })
 }
 
-fn restore(
+/// `concordctl snapshot restore` with etcd's flags.
+fn concordctl_restore(
     snapshot: &Path,
-    c: &Cluster,
-    i: usize,
-) -> Result<concord_server::backup::Restored, String> {
+    name: &str,
+    initial_cluster: &str,
+    token: &str,
+    peer_url: &str,
+    data_dir: &Path,
+) -> std::process::Output {
+    std::process::Command::new(concord_tests::ctl::concordctl_bin())
+        .args(["snapshot", "restore"])
+        .arg(snapshot)
+        .args(["--name", name, "--initial-cluster", initial_cluster])
+        .args(["--initial-cluster-token", token])
+        .args(["--initial-advertise-peer-urls", peer_url])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("run concordctl")
+}
+
+/// Restores member `i` of `c` from `snapshot`; the member and cluster ids it logged.
+fn restore(snapshot: &Path, c: &Cluster, i: usize) -> Result<(u64, u64), String> {
     let m = &c.members[i];
-    concord_server::backup::restore(&concord_server::backup::RestoreOptions {
-        snapshot: snapshot.to_path_buf(),
-        name: m.name.clone(),
-        initial_cluster: c.initial_cluster(),
-        initial_cluster_token: c.token.clone(),
-        initial_advertise_peer_urls: vec![m.peer_url()],
-        data_dir: m.data_dir.clone(),
-        skip_hash_check: false,
-    })
-    .map_err(|e| e.to_string())
+    let out = concordctl_restore(
+        snapshot,
+        &m.name,
+        &c.initial_cluster(),
+        &c.token,
+        &m.peer_url(),
+        &m.data_dir,
+    );
+    if !out.status.success() {
+        return Err(stderr(&out));
+    }
+    let done = stderr(&out)
+        .lines()
+        .map(json)
+        .find(|l| l["msg"] == "restored snapshot")
+        .ok_or_else(|| format!("no 'restored snapshot' line in {}", stderr(&out)))?;
+    let id = |k: &str| u64::from_str_radix(done[k].as_str().unwrap_or_default(), 16).unwrap_or(0);
+    Ok((id("member-id"), id("cluster-id")))
 }
 
 #[test]
@@ -392,10 +421,17 @@ fn a_snapshot_saved_under_load_restores_into_a_new_three_member_cluster() {
     let len = std::fs::metadata(&file).unwrap().len();
     assert_eq!(len % 512, 32);
 
-    let status = concord_server::backup::status(&file).unwrap();
-    let snap_rev = status.summary.revision;
+    let ctl = concord_tests::ctl::concordctl_bin();
+    let out = std::process::Command::new(&ctl)
+        .args(["snapshot", "status", file_s, "-w", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(status["totalSize"].as_u64(), Some(len));
+    let snap_rev = status["revision"].as_i64().unwrap();
     let expected = range_at(&src, 0, snap_rev);
-    assert_eq!(status.summary.total_keys, expected.len() as u64);
+    assert_eq!(status["totalKey"].as_u64(), Some(expected.len() as u64));
     assert!(expected.len() > 1999, "{} keys", expected.len());
     let src_cluster = src.status(0).unwrap().header.unwrap().cluster_id;
 
@@ -419,19 +455,28 @@ fn a_snapshot_saved_under_load_restores_into_a_new_three_member_cluster() {
         ),
     ] {
         std::fs::write(&bad, &damage).unwrap();
-        let e = concord_server::backup::restore(&concord_server::backup::RestoreOptions {
-            snapshot: bad.clone(),
-            name: "m0".into(),
-            initial_cluster: "m0=http://127.0.0.1:1".into(),
-            initial_cluster_token: "t".into(),
-            initial_advertise_peer_urls: vec!["http://127.0.0.1:1".into()],
-            data_dir: target.clone(),
-            skip_hash_check: false,
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains(want), "{e:?} should say {want:?}");
+        let out = concordctl_restore(
+            &bad,
+            "m0",
+            "m0=http://127.0.0.1:1",
+            "t",
+            "http://127.0.0.1:1",
+            &target,
+        );
+        assert_eq!(out.status.code(), Some(1));
+        let e = error_line(&out);
+        assert!(
+            e.starts_with("Error: ") && e.contains(want),
+            "{e:?} should say {want:?}"
+        );
         assert!(!target.exists());
+        let out = std::process::Command::new(&ctl)
+            .args(["snapshot", "status"])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(error_line(&out).contains(want), "{}", stderr(&out));
     }
 
     // Restore each member of a new cluster from the file, and start it.
@@ -449,8 +494,8 @@ fn a_snapshot_saved_under_load_restores_into_a_new_three_member_cluster() {
         let h = dst.status(i).unwrap().header.unwrap();
         assert_eq!(h.revision, snap_rev, "member {i}");
         assert_ne!(h.cluster_id, src_cluster);
-        assert_eq!(h.cluster_id, ids[0].cluster_id);
-        assert_eq!(h.member_id, ids[i].member_id);
+        assert_eq!(h.cluster_id, ids[0].1);
+        assert_eq!(h.member_id, ids[i].0);
     }
     // The new cluster takes writes, on top of the restored revisions.
     let out = dst.etcdctl_ok(&[1], &["put", "after", "restore", "-w", "json"]);
