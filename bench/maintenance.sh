@@ -5,14 +5,15 @@
 #   bench/maintenance.sh [concord|etcd ...]     (default: both)
 #
 # For each server:
-#   1. load: 1,048,576 puts of 1 KiB values over 1,048,576 keys (about 1 GiB of data), then the
-#      same again (every key overwritten: the first load becomes garbage once compacted);
+#   1. load: 1,048,576 puts of 1 KiB values that compression cannot shrink, over 1,048,576 keys
+#      (about 1 GiB of data);
 #   2. snapshot save with Debian's etcdctl, timed: MiB/s of the saved file;
 #   3. (Concord) snapshot restore with concordctl into a new data dir, timed, and a member started
 #      on it to count the keys;
-#   4. compaction at the current revision, then a steady put load (1,000/s, 1 KiB values, 40 s)
-#      with a defragmentation started 10 s in: put latency while the defragmentation runs against
-#      the latency before it, the defragmentation's duration, and the store size before and after.
+#   4. a steady put load (1,000/s, 1 KiB values, 40 s) with a defragmentation started 5 s in:
+#      put latency with the defragmentation in it against 10 s without, the defragmentation's
+#      duration, and the store size before and after. (Both servers rewrite everything in a
+#      defragmentation, garbage or not: etcd copies its bolt file, Concord compacts every SST.)
 #
 # Needs: etcd-server and etcd-client (scripts/install-deps.sh --bench) and release builds of
 # concord, concordctl and concord-bench (cargo build --release --bins). Takes about 10 minutes
@@ -76,11 +77,9 @@ for server in "${servers[@]}"; do
   echo "== $server"
   rm -rf "${work:?}"/data* "$work"/snap.db*
   start "$server" "$work/data"
-  for pass in 1 2; do
-    "$bench" put --endpoints "$client" --total "$keys" --key-space "$keys" --sequential \
-      --value-size 1024 --clients 64 --connections 8 --json >"$work/load$pass.json"
-    echo "load $pass: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(f"{d["throughput"]:.0f} puts/s")' "$work/load$pass.json")"
-  done
+  "$bench" put --endpoints "$client" --total "$keys" --key-space "$keys" --sequential \
+    --incompressible --value-size 1024 --clients 64 --connections 8 --json >"$work/load.json"
+  echo "load: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%.0f puts/s" % d["throughput"])' "$work/load.json"), db size $(($(db_size) / 1048576)) MiB"
 
   t0=$(date +%s%N)
   etcdctl --endpoints="$client" snapshot save "$work/snap.db" >/dev/null
@@ -101,8 +100,6 @@ for server in "${servers[@]}"; do
     start concord "$work/data"
   fi
 
-  rev=$(revision)
-  etcdctl --endpoints="$client" compaction --physical "$rev" >/dev/null
   before=$(db_size)
   "$bench" put --endpoints "$client" --rate 1000 --duration 10 --key-space 10000 \
     --value-size 1024 --clients 16 --connections 4 --json >"$work/quiet.json"

@@ -47,6 +47,11 @@ pub struct Common {
     /// Keys in order instead of pseudo-random.
     #[arg(long)]
     pub sequential: bool,
+    /// Values that compression cannot shrink (each a different slice of a pseudo-random pool),
+    /// so the store's size on disk is the data's size; by default every value is the byte `v`
+    /// repeated, which Concord's LZ4 compresses to almost nothing.
+    #[arg(long)]
+    pub incompressible: bool,
     /// Added to every key index (to load a large key space in parts).
     #[arg(long, default_value_t = 0)]
     pub key_offset: u64,
@@ -158,7 +163,20 @@ async fn client(
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut kv = KvClient::new(channel.clone()).max_decoding_message_size(usize::MAX);
     let c = &plan.common;
-    let value = vec![b'v'; c.value_size];
+    let pool = c.incompressible.then(|| noise_pool(c.value_size));
+    let constant = vec![b'v'; c.value_size];
+    let value_for = |n: u64| -> Vec<u8> {
+        match &pool {
+            // Consecutive requests take slices a prime stride apart, so no two values in a
+            // block overlap for LZ4 to find.
+            Some(p) => {
+                let span = (p.len() - c.value_size) as u64;
+                let at = (n.wrapping_mul(7919) % span.max(1)) as usize;
+                p[at..at + c.value_size].to_vec()
+            }
+            None => constant.clone(),
+        }
+    };
     // Keep-alive: one long-lived stream per client.
     let mut keepalive = match (plan.op, lease) {
         (Op::KeepAlive, Some(_)) => {
@@ -175,7 +193,7 @@ async fn client(
             Op::Put => kv
                 .put(pb::PutRequest {
                     key: k,
-                    value: value.clone(),
+                    value: value_for(n),
                     ..Default::default()
                 })
                 .await
@@ -201,7 +219,7 @@ async fn client(
                     success: vec![pb::RequestOp {
                         request: Some(pb::request_op::Request::RequestPut(pb::PutRequest {
                             key: k,
-                            value: value.clone(),
+                            value: value_for(n),
                             ..Default::default()
                         })),
                     }],
@@ -221,7 +239,7 @@ async fn client(
                 } else {
                     kv.put(pb::PutRequest {
                         key: k,
-                        value: value.clone(),
+                        value: value_for(n),
                         ..Default::default()
                     })
                     .await
@@ -403,4 +421,18 @@ mod tests {
         assert_ne!(key(32, 1), key(32, 2));
         assert!(key(32, 1) < key(32, 2));
     }
+}
+
+/// Pseudo-random bytes for `--incompressible` values: 4 MiB plus one value (xorshift; the same
+/// on every run).
+fn noise_pool(value_size: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..(4 << 20) + value_size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
 }

@@ -294,6 +294,7 @@ fn read(
     path: &Path,
     skip_hash_check: bool,
     extract_to: Option<&Path>,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Status, BackupError> {
     let file = File::open(path).map_err(io(path))?;
     let total = file.metadata().map_err(io(path))?.len();
@@ -374,6 +375,7 @@ fn read(
         while left > 0 {
             let want = (block.len() as u64).min(left) as usize;
             at = take(&mut r, &mut block[..want], &mut sha)?;
+            progress(at, total);
             if let Some((w, p)) = &mut out {
                 w.write_all(&block[..want]).map_err(io(p))?;
             }
@@ -419,7 +421,7 @@ fn hex(b: &[u8]) -> String {
 
 /// `snapshot status`: checks the file whole (structure and SHA-256) and returns its summary.
 pub fn status(path: &Path) -> Result<Status, BackupError> {
-    read(path, false, None)
+    read(path, false, None, &mut |_, _| {})
 }
 
 /// What `restore` needs: etcd's restore flags.
@@ -449,6 +451,24 @@ pub struct Restored {
 /// docs). Nothing is written unless the whole file checks out; the data dir appears whole or
 /// not at all.
 pub fn restore(opts: &RestoreOptions) -> Result<Restored, BackupError> {
+    restore_with_progress(opts, &mut |_, _, _| {})
+}
+
+/// What `restore` is doing, for a progress display.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading the whole file to check it.
+    Checking,
+    /// Writing the store's files.
+    Extracting,
+}
+
+/// `restore`, calling `progress(phase, bytes read, file size)` as it reads the file (twice:
+/// once to check it, once to extract it).
+pub fn restore_with_progress(
+    opts: &RestoreOptions,
+    progress: &mut dyn FnMut(Phase, u64, u64),
+) -> Result<Restored, BackupError> {
     if opts.data_dir.exists() {
         return Err(BackupError::DataDirExists(opts.data_dir.clone()));
     }
@@ -483,7 +503,9 @@ pub fn restore(opts: &RestoreOptions) -> Result<Restored, BackupError> {
     let cluster_id = ids::cluster_id(&member_ids);
 
     // The whole file is checked before anything is written.
-    let checked = read(&opts.snapshot, opts.skip_hash_check, None)?;
+    let checked = read(&opts.snapshot, opts.skip_hash_check, None, &mut |a, b| {
+        progress(Phase::Checking, a, b)
+    })?;
 
     let parent = match opts.data_dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -498,7 +520,12 @@ pub fn restore(opts: &RestoreOptions) -> Result<Restored, BackupError> {
     let result = (|| {
         let db = tmp.join("db");
         fs::create_dir_all(&db).map_err(io(&db))?;
-        read(&opts.snapshot, opts.skip_hash_check, Some(&db))?;
+        read(
+            &opts.snapshot,
+            opts.skip_hash_check,
+            Some(&db),
+            &mut |a, b| progress(Phase::Extracting, a, b),
+        )?;
         {
             let store = Store::open(
                 &db,

@@ -44,6 +44,39 @@ fn has_checksum(size: u64) -> bool {
     size % 512 == 32
 }
 
+/// A progress line on stderr when it is a terminal (never otherwise, so scripts see
+/// etcdctl's output), redrawn at most once per MiB.
+#[derive(Default)]
+struct Progress {
+    last_mib: Option<u64>,
+    drawn: bool,
+}
+
+impl Progress {
+    fn show(&mut self, what: &str, done: u64, total: Option<u64>) {
+        let mib = done >> 20;
+        if self.last_mib == Some(mib) || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            return;
+        }
+        self.last_mib = Some(mib);
+        self.drawn = true;
+        match total {
+            Some(t) if t > 0 => eprint!(
+                "\r{what}: {mib} / {} MiB ({}%)   ",
+                t >> 20,
+                done.saturating_mul(100) / t
+            ),
+            _ => eprint!("\r{what}: {mib} MiB   "),
+        }
+    }
+
+    fn end(&self) {
+        if self.drawn {
+            eprintln!();
+        }
+    }
+}
+
 /// Removes the `.part` file on every way out, as etcdctl's deferred `RemoveAll` does.
 struct PartFile(std::path::PathBuf);
 
@@ -114,6 +147,7 @@ pub async fn save(mut ctx: Ctx) {
         &[("endpoint", json_string(&cfg.endpoints[0]))],
     );
     let mut size: u64 = 0;
+    let mut shown = Progress::default();
     let mut hasher = concord_proto::sha256::Sha256::new();
     // The last 32 bytes seen: the checksum, once the stream has ended.
     let mut tail: Vec<u8> = Vec::new();
@@ -130,6 +164,8 @@ pub async fn save(mut ctx: Ctx) {
                 f.write_all(&chunk)
                     .unwrap_or_else(|e| fail(go_io_error(&e, "write", &part)));
                 size += chunk.len() as u64;
+                // Beyond etcdctl: progress on a terminal (the server says what remains).
+                shown.show("saving", size, stream.remaining_bytes().map(|r| r + size));
                 // Hash everything but the trailing 32 bytes.
                 tail.extend_from_slice(&chunk);
                 if tail.len() > 32 {
@@ -139,6 +175,7 @@ pub async fn save(mut ctx: Ctx) {
                 }
             }
             Ok(None) => {
+                shown.end();
                 client_log(
                     "info",
                     "clientv3/maintenance.go:208",
@@ -298,10 +335,22 @@ pub async fn restore(ctx: Ctx) {
         ("data-dir", json_string(&data_dir)),
     ];
     zap_info("snapshot/v3_snapshot.go:296", "restoring snapshot", &fields);
-    let restored = tokio::task::spawn_blocking(move || concord_server::backup::restore(&opts))
-        .await
-        .unwrap_or_else(|e| exit::with_error(exit::ERROR, &e.to_string()))
-        .unwrap_or_else(|e| exit::with_error(exit::ERROR, &e.to_string()));
+    // Beyond etcdctl: a progress line on a terminal.
+    let restored = tokio::task::spawn_blocking(move || {
+        let mut shown = Progress::default();
+        let r = concord_server::backup::restore_with_progress(&opts, &mut |phase, done, total| {
+            let what = match phase {
+                concord_server::backup::Phase::Checking => "checking",
+                concord_server::backup::Phase::Extracting => "restoring",
+            };
+            shown.show(what, done, Some(total));
+        });
+        shown.end();
+        r
+    })
+    .await
+    .unwrap_or_else(|e| exit::with_error(exit::ERROR, &e.to_string()))
+    .unwrap_or_else(|e| exit::with_error(exit::ERROR, &e.to_string()));
     let mut fields = fields.to_vec();
     fields.push((
         "member-id",
