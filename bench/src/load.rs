@@ -410,19 +410,6 @@ pub async fn run(name: &str, common: Common, op: Op) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_have_the_asked_size_and_differ() {
-        assert_eq!(key(32, 7).len(), 32);
-        assert_eq!(key(8, 123).len(), 8);
-        assert_ne!(key(32, 1), key(32, 2));
-        assert!(key(32, 1) < key(32, 2));
-    }
-}
-
 /// Pseudo-random bytes for `--incompressible` values: 4 MiB plus one value (xorshift; the same
 /// on every run).
 fn noise_pool(value_size: usize) -> Vec<u8> {
@@ -435,4 +422,17 @@ fn noise_pool(value_size: usize) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_have_the_asked_size_and_differ() {
+        assert_eq!(key(32, 7).len(), 32);
+        assert_eq!(key(8, 123).len(), 8);
+        assert_ne!(key(32, 1), key(32, 2));
+        assert!(key(32, 1) < key(32, 2));
+    }
 }
