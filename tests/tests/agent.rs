@@ -418,9 +418,18 @@ spec:
     );
     let a = f.cp.api.kubectl_ok(&["logs", "talker", "-c", "a"]);
     assert!(a.contains("line-1") && a.contains("to-stderr"), "{a}");
-    let tail =
-        f.cp.api
-            .kubectl_ok(&["logs", "talker", "-c", "a", "--tail=2"]);
+    // The current instance may still be writing (its stderr line can reach the log a moment
+    // after its stdout lines): wait until its last line is there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let tail = loop {
+        let tail =
+            f.cp.api
+                .kubectl_ok(&["logs", "talker", "-c", "a", "--tail=2"]);
+        if tail.contains("to-stderr") || std::time::Instant::now() > deadline {
+            break tail;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert!(
         !tail.contains("line-3") && tail.contains("to-stderr"),
         "{tail}"
