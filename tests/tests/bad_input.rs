@@ -314,10 +314,5 @@ fn unbuilt_services_are_unimplemented() {
             .unwrap();
         let r = auth.auth_status(pb::AuthStatusRequest {}).await;
         assert_eq!(r.unwrap_err().code(), Code::Unimplemented);
-        let mut m = pb::maintenance_client::MaintenanceClient::connect(c.endpoint())
-            .await
-            .unwrap();
-        let r = m.defragment(pb::DefragmentRequest {}).await;
-        assert_eq!(r.unwrap_err().code(), Code::Unimplemented);
     });
 }
