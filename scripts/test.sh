@@ -14,6 +14,8 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 python3 "$root/scripts/unused-deps.py"
 # Release mode everywhere, so RocksDB is compiled once (it takes ~14 minutes from scratch).
 cargo build --release --workspace --bins
+# `concord` with failpoints, for the fault tests (never part of the release binaries).
+cargo build --release --workspace --bin concord-failpoints --features concord-server/failpoints
 target="${CARGO_TARGET_DIR:-$root/target}"
 export CONCORD_BIN="$target/release/concord"
 log="$(mktemp)"
@@ -26,6 +28,9 @@ no_rocksdb=(concord-wal concord-netio concord-proto concord-checker concord-clie
     concord-controllers)
 cargo test --profile ci "${no_rocksdb[@]/#/--package=}" -- --test-threads=2 2>&1 | tee "$log" ||
     status=$?
+# The log's failpoints and power-loss simulation: global to the process, so alone.
+cargo test --profile ci --package=concord-wal --features failpoints -- crash:: --test-threads=1 \
+    2>&1 | tee -a "$log" || status=$?
 cargo test --release --workspace "${no_rocksdb[@]/#/--exclude=}" -- --test-threads=2 2>&1 |
     tee -a "$log" || status=$?
 # One closing line for the whole run (cargo prints one per test binary).

@@ -9,6 +9,8 @@ pub mod config;
 mod core;
 mod corrupt;
 pub mod error;
+#[cfg(feature = "failpoints")]
+pub mod failpoints;
 mod lease;
 pub mod logging;
 pub mod metrics;

@@ -10,7 +10,7 @@ use concord_server::Config;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> anyhow::Result<()> {
+pub fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     if let Err(e) = init_logging(&config) {
         eprintln!("concord: {e}");

@@ -9,5 +9,6 @@ cd "$root"
 target="${CARGO_TARGET_DIR:-$root/target}"
 # Always --workspace: building one package alone changes RocksDB's features and rebuilds it.
 cargo build --release --workspace --bins
+cargo build --release --workspace --bin concord-failpoints --features concord-server/failpoints
 export CONCORD_BIN="${CONCORD_BIN:-$target/release/concord}"
 exec "$target/release/concord-robustness" "$@"

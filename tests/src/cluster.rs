@@ -11,6 +11,10 @@
 //! by the harness (the proxy in front must know its target before the member starts).
 //!
 //! Members run with a 50 ms heartbeat and a 500 ms election timeout.
+//!
+//! A cluster started with [`Cluster::try_start_failpoints`] runs `concord-failpoints` instead
+//! (`concord_server::failpoints`): each member gets a control port, and
+//! [`Cluster::failpoint`] and [`Cluster::power_loss`] reach it.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -21,8 +25,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use concord_proto::etcdserverpb as pb;
 
 use crate::{
-    concord_bin, etcdctl_command, free_port_on, kill_child, log_tail, read_log, remove_if_exists,
-    rt, signal, spawn_logged, terminate, wait_listen_addresses, Proxy,
+    concord_bin, etcdctl_command, failpoints_bin, free_port_on, kill_child, log_tail, read_log,
+    remove_if_exists, rt, signal, spawn_logged, terminate, wait_listen_addresses, Proxy,
 };
 
 /// Every key and value of a member, in key order.
@@ -51,6 +55,11 @@ pub struct MemberProc {
     pub joined_existing: bool,
     /// How many times this slot was removed from the cluster and added back as a new member.
     pub rejoins: u32,
+    /// The failpoint control port (`concord-failpoints` only; 0 otherwise).
+    pub control_port: u16,
+    /// Failpoints the next start arms from its first instruction (`name=actions;...`), taken
+    /// by that start.
+    pub arm_at_start: Option<String>,
 }
 
 impl MemberProc {
@@ -81,6 +90,8 @@ pub struct Cluster {
     pub members: Vec<MemberProc>,
     pub token: String,
     base: [u8; 2],
+    /// Members run `concord-failpoints`.
+    pub failpoints: bool,
 }
 
 fn random_base() -> [u8; 2] {
@@ -127,12 +138,26 @@ impl Cluster {
         Self::try_start_prepared(n, extra, &mut |_| Ok(()))
     }
 
+    /// Like [`Cluster::try_start`], with `concord-failpoints` members.
+    pub fn try_start_failpoints(n: usize, extra: &[&str]) -> Result<Cluster> {
+        Self::start_inner(n, extra, true, &mut |_| Ok(()))
+    }
+
     /// Like [`Cluster::try_start`], and runs `prepare` once every member slot (name, peer URL,
     /// data dir) is allocated and before any process starts: e.g. to restore data dirs from a
     /// backup.
     pub fn try_start_prepared(
         n: usize,
         extra: &[&str],
+        prepare: &mut dyn FnMut(&Cluster) -> Result<()>,
+    ) -> Result<Cluster> {
+        Self::start_inner(n, extra, false, prepare)
+    }
+
+    fn start_inner(
+        n: usize,
+        extra: &[&str],
+        failpoints: bool,
         prepare: &mut dyn FnMut(&Cluster) -> Result<()>,
     ) -> Result<Cluster> {
         let base = random_base();
@@ -143,6 +168,7 @@ impl Cluster {
             members: Vec::new(),
             token,
             base,
+            failpoints,
         };
         for i in 0..n {
             c.add_member_proc(&format!("m{i}"), extra);
@@ -171,6 +197,7 @@ impl Cluster {
         let ip = Ipv4Addr::new(127, self.base[0], self.base[1], 10 + i as u8);
         let peer_port = free_port_on(ip);
         let proxy = Proxy::start_on(ip, SocketAddr::new(IpAddr::V4(ip), peer_port));
+        let control_port = if self.failpoints { free_port_on(ip) } else { 0 };
         self.members.push(MemberProc {
             name: name.to_string(),
             ip,
@@ -185,6 +212,8 @@ impl Cluster {
             paused: false,
             joined_existing: false,
             rejoins: 0,
+            control_port,
+            arm_at_start: None,
         });
         i
     }
@@ -201,7 +230,20 @@ impl Cluster {
     /// The command line of member `i`.
     pub fn command(&self, i: usize, initial: &str, state: &str) -> Command {
         let m = &self.members[i];
-        let mut cmd = Command::new(concord_bin());
+        let mut cmd = Command::new(if self.failpoints {
+            failpoints_bin()
+        } else {
+            concord_bin()
+        });
+        if self.failpoints {
+            cmd.env(
+                "CONCORD_FAILPOINTS_ADDR",
+                format!("{}:{}", m.ip, m.control_port),
+            );
+            if let Some(fp) = &m.arm_at_start {
+                cmd.env("CONCORD_FAILPOINTS", fp);
+            }
+        }
         cmd.arg("--name")
             .arg(&m.name)
             .arg("--data-dir")
@@ -254,6 +296,7 @@ impl Cluster {
         let m = &mut self.members[i];
         m.child = Some(child);
         m.paused = false;
+        m.arm_at_start = None;
         m.joined_existing = state == "existing";
         Ok(())
     }
@@ -311,6 +354,62 @@ impl Cluster {
             kill_child(c);
         }
         m.paused = false;
+    }
+
+    /// Arms (or with `actions` empty, disarms) failpoint `name` of member `i` (a
+    /// `concord-failpoints` cluster).
+    pub fn failpoint(&self, i: usize, name: &str, actions: &str) -> Result<()> {
+        let method = if actions.is_empty() { "DELETE" } else { "PUT" };
+        let status = self.control(i, method, name, actions)?;
+        if !status.contains(" 200 ") {
+            bail!("failpoint {name}={actions}: {status}");
+        }
+        Ok(())
+    }
+
+    /// Drops member `i`'s log writes not yet covered by an fdatasync and kills it (a
+    /// `concord-failpoints` cluster); waits (5 s) for the process to be gone.
+    pub fn power_loss(&mut self, i: usize) -> Result<()> {
+        // The process dies while answering: no status comes back.
+        let _ = self.control(i, "PUT", "power-loss", "");
+        if !self.wait_exit(i, Duration::from_secs(5)) {
+            bail!("{} still runs after a power loss", self.members[i].name);
+        }
+        Ok(())
+    }
+
+    /// One request to member `i`'s failpoint control; its status line.
+    fn control(&self, i: usize, method: &str, path: &str, body: &str) -> Result<String> {
+        use std::io::{Read, Write};
+        let m = &self.members[i];
+        if m.control_port == 0 {
+            bail!("{} runs without failpoints", m.name);
+        }
+        let addr = SocketAddr::new(IpAddr::V4(m.ip), m.control_port);
+        let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(
+            conn,
+            "{method} /{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer)?;
+        Ok(answer.lines().next().unwrap_or("").to_string())
+    }
+
+    /// Waits up to `timeout` for member `i`'s process to exit by itself; true if it did.
+    pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.exited(i) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGTERM, and wait (20 s, then SIGKILL).
@@ -743,6 +842,7 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(500));
         };
         let initial = self.initial_cluster();
+        let mut crash_expected = self.members[i].arm_at_start.is_some();
         self.try_spawn(i, &initial, "existing")?;
         let hex = format!("{id:x}");
         loop {
@@ -759,6 +859,13 @@ impl Cluster {
                 break;
             }
             if self.exited(i) {
+                if crash_expected {
+                    // Armed to crash at its first start (a failpoint): start it again.
+                    crash_expected = false;
+                    notes.push(format!("{name} crashed as armed while joining; restarted"));
+                    self.try_restart(i)?;
+                    continue;
+                }
                 bail!(
                     "{name} exited while joining as a new member\n{}",
                     log_tail(&self.members[i].log(), 30)

@@ -57,6 +57,16 @@ pub fn concord_bin() -> PathBuf {
     dir.parent().expect("target dir").join("concord")
 }
 
+/// Path of the `concord-failpoints` binary (`concord` with failpoints, built with
+/// `--features concord-server/failpoints`): `$CONCORD_FAILPOINTS_BIN`, or beside
+/// [`concord_bin`].
+pub fn failpoints_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("CONCORD_FAILPOINTS_BIN") {
+        return PathBuf::from(p);
+    }
+    concord_bin().with_file_name("concord-failpoints")
+}
+
 /// A port on 127.0.0.1 nobody listens on right now.
 pub fn free_port() -> u16 {
     free_port_on(Ipv4Addr::LOCALHOST)

@@ -11,19 +11,30 @@
 //! | `partition-asymmetric` | one direction only: the leader's messages to the others are refused while theirs reach it, or the reverse |
 //! | `blackhole` | one member (the leader half of the time) and the rest: the proxies accept but silently drop every byte both ways |
 //! | `membership` | `member remove` of one member (possibly the leader) under load; it must stop by itself; then `member add --learner` with a fresh data dir on the same addresses, start with `--initial-cluster-state existing`, `member promote` once caught up |
+//! | `crash-before-fsync` | failpoint `wal::before_sync`: the member (the leader half of the time) dies between a log write and its fdatasync; restarted 1–3 s later |
+//! | `crash-after-fsync` | failpoint `wal::after_sync`: dies right after the fdatasync, before anything learns of it |
+//! | `crash-mid-apply` | failpoint `apply::before_write`, `apply::after_write` or `apply::before_flush`: dies with a batch of committed entries decoded but not written, written but not answered, or before the store flush that lets the log shrink |
+//! | `crash-mid-snapshot` | a follower removed and added back; its first start dies installing the leader's snapshot (`snapshot::after_wal`: the log replaced, the store not yet; `snapshot::mid_swap`: the old store moved aside, the new one not yet in); started again, it must finish the install, catch up and be promoted |
+//! | `fsync-eio` | failpoint `wal::sync`: one fdatasync of the log fails with EIO; the member must stop with that error (fail-stop); restarted |
+//! | `write-enospc` | failpoint `wal::write`: one log write fails with ENOSPC; the member must stop with that error; restarted |
+//! | `power-loss` | every log write not yet covered by a completed fdatasync is put back as it was, then SIGKILL (`concord_wal::crash`); half the time at once, half at the member's next log write (between the write and its fdatasync, failpoint `wal::power_loss`); restarted 1–3 s later |
+//!
+//! The disk kinds need `concord-failpoints` members ([`FaultKind::needs_failpoints`]).
 //!
 //! Partitions hold for 3–8 s. Faults run one at a time; [`Nemesis::run`] leaves healthy
 //! gaps between them and heals everything before it returns.
 //!
 //! # What cannot be injected here
 //!
-//! * **Disk faults**: no `EIO`/`ENOSPC` on write or fsync, no torn or lost writes, no slow
-//!   disks. The server has no failpoints, and this harness has no fault-injecting file system
-//!   (FUSE, `dm-flakey`) or `LD_PRELOAD` shim. (The WAL's torn-tail and corruption handling is
-//!   tested separately, on files damaged between runs: `wal_damage.rs`, `crash_safety.rs`.)
-//! * **Power loss**: `kill -9` loses only what the process had not handed to the kernel;
-//!   writes the kernel accepted but had not synced survive, so a lost `fdatasync` (unsynced
-//!   data dropped) is never exercised.
+//! * **Disk faults outside the failpoints**: errors come only where a failpoint is (the log's
+//!   write and fdatasync); RocksDB's own I/O, snapshot files and directory operations get no
+//!   injected errors, and there are no slow disks, no silent corruption and no torn writes
+//!   inside a synced range. (Damaged WAL files are tested separately, between runs:
+//!   `wal_damage.rs`, `crash_safety.rs`.)
+//! * **Power loss beyond the log**: the simulation drops the log's unsynced writes only.
+//!   RocksDB's files, snapshot files and directory entries keep what the kernel had (their
+//!   writers sync before they return, but a missing sync there would go unnoticed), and no
+//!   torn sector is simulated: an unsynced write is dropped whole.
 //! * **Clock faults**: every member shares the machine's clock; no skew or jumps (leases
 //!   depend on the leader's monotonic clock only).
 //! * **Packet-level faults**: links are cut, refused or blackholed per TCP connection; no
@@ -51,11 +62,18 @@ pub enum FaultKind {
     PartitionAsymmetric,
     Blackhole,
     Membership,
+    CrashBeforeFsync,
+    CrashAfterFsync,
+    CrashMidApply,
+    CrashMidSnapshot,
+    FsyncEio,
+    WriteEnospc,
+    PowerLoss,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 15] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::PartitionLeader,
@@ -64,7 +82,28 @@ impl FaultKind {
         FaultKind::PartitionAsymmetric,
         FaultKind::Blackhole,
         FaultKind::Membership,
+        FaultKind::CrashBeforeFsync,
+        FaultKind::CrashAfterFsync,
+        FaultKind::CrashMidApply,
+        FaultKind::CrashMidSnapshot,
+        FaultKind::FsyncEio,
+        FaultKind::WriteEnospc,
+        FaultKind::PowerLoss,
     ];
+
+    /// Whether the kind needs `concord-failpoints` members.
+    pub fn needs_failpoints(self) -> bool {
+        matches!(
+            self,
+            FaultKind::CrashBeforeFsync
+                | FaultKind::CrashAfterFsync
+                | FaultKind::CrashMidApply
+                | FaultKind::CrashMidSnapshot
+                | FaultKind::FsyncEio
+                | FaultKind::WriteEnospc
+                | FaultKind::PowerLoss
+        )
+    }
 
     /// Short name (as `--faults` takes it).
     pub fn name(self) -> &'static str {
@@ -77,6 +116,13 @@ impl FaultKind {
             FaultKind::PartitionAsymmetric => "partition-asymmetric",
             FaultKind::Blackhole => "blackhole",
             FaultKind::Membership => "membership",
+            FaultKind::CrashBeforeFsync => "crash-before-fsync",
+            FaultKind::CrashAfterFsync => "crash-after-fsync",
+            FaultKind::CrashMidApply => "crash-mid-apply",
+            FaultKind::CrashMidSnapshot => "crash-mid-snapshot",
+            FaultKind::FsyncEio => "fsync-eio",
+            FaultKind::WriteEnospc => "write-enospc",
+            FaultKind::PowerLoss => "power-loss",
         }
     }
 
@@ -106,6 +152,20 @@ pub struct Fault {
     pub notes: Vec<String>,
     /// The fault could not be carried out or undone as intended.
     pub error: Option<String>,
+}
+
+/// The note of a failpoint that was armed but never reached.
+const NOT_FIRED: [&str; 2] = ["did not fire", "no snapshot install reached"];
+
+impl Fault {
+    /// Whether the fault happened as meant: no error, and (a failpoint) it fired.
+    pub fn took_effect(&self) -> bool {
+        self.error.is_none()
+            && !self
+                .notes
+                .iter()
+                .any(|n| NOT_FIRED.iter().any(|p| n.starts_with(p)))
+    }
 }
 
 impl fmt::Display for Fault {
@@ -435,6 +495,162 @@ impl Nemesis {
         self.finish(f)
     }
 
+    /// Arms failpoint `name` with `actions` on member `i` and waits (up to 30 s) for the
+    /// process to die of it; restarts it `down` after that. An injected I/O error must stop
+    /// the member with that error in its log (fail-stop: what reached the disk is unknown).
+    #[allow(clippy::too_many_arguments)]
+    pub fn failpoint(
+        &mut self,
+        c: &mut Cluster,
+        kind: FaultKind,
+        i: usize,
+        leader: bool,
+        name: &str,
+        actions: &str,
+        down: Duration,
+    ) -> &Fault {
+        let mut f = self.begin(
+            kind,
+            format!("{} via {name}={actions}", Self::label(c, i, leader)),
+        );
+        let log_before = c.members[i].log().len();
+        let armed = Instant::now();
+        if let Err(e) = c.failpoint(i, name, actions) {
+            f.error = Some(format!("arming: {e:#}"));
+        } else if c.wait_exit(i, Duration::from_secs(30)) {
+            f.notes.push(format!(
+                "stopped {:.1}s after arming",
+                armed.elapsed().as_secs_f64()
+            ));
+            let log = c.members[i].log();
+            let tail = log.get(log_before..).unwrap_or("");
+            let expected = match kind {
+                FaultKind::FsyncEio => Some("Input/output error"),
+                FaultKind::WriteEnospc => Some("No space left on device"),
+                _ => None,
+            };
+            if let Some(text) = expected {
+                if tail.contains(text) {
+                    f.notes.push(format!("it logged {text:?} and stopped"));
+                } else {
+                    f.error = Some(format!("it stopped without logging {text:?}"));
+                }
+            }
+            sleep_unless(down, None);
+        } else {
+            f.notes.push("did not fire within 30 s; disarmed".into());
+            let _ = c.failpoint(i, name, "");
+        }
+        f.notes.push(leader_note(c, &c.live()));
+        if c.exited(i) {
+            if let Err(e) = c.try_restart(i) {
+                f.error = Some(format!("restart failed: {e:#}"));
+            }
+        }
+        self.finish(f)
+    }
+
+    /// A power loss of member `i`: its log writes not yet covered by an fdatasync are dropped
+    /// and it dies; restarted after `down`. `at_write`: at its next log write, between the
+    /// write and its fdatasync (failpoint `wal::power_loss`), so there is always something to
+    /// drop; otherwise at once, wherever it is.
+    pub fn power_loss(
+        &mut self,
+        c: &mut Cluster,
+        i: usize,
+        leader: bool,
+        at_write: bool,
+        down: Duration,
+    ) -> &Fault {
+        let mut f = self.begin(
+            FaultKind::PowerLoss,
+            format!(
+                "{} {}, down for {:.1}s",
+                Self::label(c, i, leader),
+                if at_write {
+                    "at its next log write"
+                } else {
+                    "at once"
+                },
+                down.as_secs_f64()
+            ),
+        );
+        let log_before = c.members[i].log().len();
+        let result = if at_write {
+            c.failpoint(i, "wal::power_loss", "1*return")
+                .and_then(|()| match c.wait_exit(i, Duration::from_secs(30)) {
+                    true => Ok(()),
+                    false => Err(anyhow::anyhow!("did not fire within 30 s")),
+                })
+        } else {
+            c.power_loss(i)
+        };
+        match result {
+            Ok(()) => {
+                let log = c.members[i].log();
+                if let Some(line) = log
+                    .get(log_before..)
+                    .unwrap_or("")
+                    .lines()
+                    .find(|l| l.contains("power loss:"))
+                {
+                    f.notes.push(line.trim().to_string());
+                }
+            }
+            Err(e) => {
+                f.error = Some(format!("{e:#}"));
+                c.kill9(i);
+            }
+        }
+        sleep_unless(down, None);
+        f.notes.push(leader_note(c, &c.live()));
+        if let Err(e) = c.try_restart(i) {
+            f.error = Some(format!("restart failed: {e:#}"));
+        }
+        self.finish(f)
+    }
+
+    /// Removes member `i` and adds it back as a new member whose first start crashes in the
+    /// middle of installing the leader's snapshot (`failpoint`), then starts it again.
+    pub fn crash_mid_snapshot(
+        &mut self,
+        c: &mut Cluster,
+        i: usize,
+        leader: bool,
+        failpoint: &str,
+    ) -> &Fault {
+        let mut f = self.begin(
+            FaultKind::CrashMidSnapshot,
+            format!(
+                "remove {}, add it back, crash its first snapshot install at {failpoint}",
+                Self::label(c, i, leader)
+            ),
+        );
+        match c.remove_member(i) {
+            Ok(notes) => {
+                f.notes.extend(notes);
+                c.members[i].arm_at_start = Some(format!("{failpoint}=1*return"));
+                let log_before = c.members[i].log().len();
+                match c.readd_member(i, Duration::from_secs(60)) {
+                    Ok(notes) => f.notes.extend(notes),
+                    Err(e) => f.error = Some(format!("adding it back: {e:#}")),
+                }
+                c.members[i].arm_at_start = None;
+                let log = c.members[i].log();
+                let tail = log.get(log_before..).unwrap_or("");
+                if tail.contains("finishing a snapshot install a crash interrupted") {
+                    f.notes
+                        .push("its restart finished the interrupted install".into());
+                } else if !f.notes.iter().any(|n| n.contains("crashed as armed")) {
+                    f.notes
+                        .push("no snapshot install reached the failpoint".into());
+                }
+            }
+            Err(e) => f.error = Some(format!("removing it: {e:#}")),
+        }
+        self.finish(f)
+    }
+
     /// Injects one fault of `kind`, with target and duration chosen by the seed, holds it and
     /// heals it.
     pub fn inject(&mut self, c: &mut Cluster, kind: FaultKind) -> &Fault {
@@ -534,6 +750,61 @@ impl Nemesis {
                 };
                 self.membership(c, i, Some(i) == leader)
             }
+            FaultKind::CrashBeforeFsync | FaultKind::CrashAfterFsync => {
+                let (i, leader) = self.pick_target(c);
+                let down = self
+                    .rng
+                    .duration(Duration::from_secs(1), Duration::from_secs(3));
+                let name = if kind == FaultKind::CrashBeforeFsync {
+                    "wal::before_sync"
+                } else {
+                    "wal::after_sync"
+                };
+                self.failpoint(c, kind, i, leader, name, "1*return", down)
+            }
+            FaultKind::CrashMidApply => {
+                let (i, leader) = self.pick_target(c);
+                let down = self
+                    .rng
+                    .duration(Duration::from_secs(1), Duration::from_secs(3));
+                let name = *self.rng.pick(&[
+                    "apply::before_write",
+                    "apply::after_write",
+                    "apply::before_flush",
+                ]);
+                self.failpoint(c, kind, i, leader, name, "1*return", down)
+            }
+            FaultKind::FsyncEio => {
+                let (i, leader) = self.pick_target(c);
+                let down = self
+                    .rng
+                    .duration(Duration::from_secs(1), Duration::from_secs(3));
+                self.failpoint(c, kind, i, leader, "wal::sync", "1*return(eio)", down)
+            }
+            FaultKind::WriteEnospc => {
+                let (i, leader) = self.pick_target(c);
+                let down = self
+                    .rng
+                    .duration(Duration::from_secs(1), Duration::from_secs(3));
+                self.failpoint(c, kind, i, leader, "wal::write", "1*return(enospc)", down)
+            }
+            FaultKind::PowerLoss => {
+                let (i, leader) = self.pick_target(c);
+                let down = self
+                    .rng
+                    .duration(Duration::from_secs(1), Duration::from_secs(3));
+                let at_write = self.rng.chance(0.5);
+                self.power_loss(c, i, leader, at_write, down)
+            }
+            FaultKind::CrashMidSnapshot => {
+                let leader = self.find_leader(c);
+                let others: Vec<usize> = (0..n).filter(|x| Some(*x) != leader).collect();
+                let i = *self.rng.pick(&others);
+                let fp = *self
+                    .rng
+                    .pick(&["snapshot::after_wal", "snapshot::mid_swap"]);
+                self.crash_mid_snapshot(c, i, false, fp)
+            }
         }
     }
 
@@ -582,8 +853,9 @@ impl Nemesis {
     }
 
     /// Injects faults of `kinds` one after another, each followed by a healthy gap of 2–5 s,
-    /// until `until` — and, with `every_kind`, at least until each kind was injected once (in
-    /// a seeded order that covers every kind before repeating one). Stops early when `stop`
+    /// until `until` — and, with `every_kind`, at least until each kind took effect once or
+    /// was tried three times (in a seeded order that covers every kind before repeating one;
+    /// past `until`, only the missing kinds). Stops early when `stop`
     /// is set, or after a fault the cluster did not recover from within 30 s (every member
     /// running and agreeing on a leader). Heals everything before returning, and returns the
     /// problems (members that had exited by themselves, a cluster that did not recover).
@@ -597,22 +869,35 @@ impl Nemesis {
     ) -> Vec<String> {
         let mut problems = Vec::new();
         let mut queue: Vec<FaultKind> = Vec::new();
-        let mut first_round = kinds.len();
+        // Kinds that have not taken effect yet (a failpoint the run never reached, e.g. a
+        // snapshot install before the leader's log was first compacted), with their tries.
+        let mut pending: BTreeMap<FaultKind, u32> = kinds.iter().map(|k| (*k, 0)).collect();
         // Start with a healthy gap, so the workload gets going first.
         sleep_unless(Duration::from_secs(2), Some(stop));
         while !kinds.is_empty() && !stop.load(Ordering::Relaxed) {
-            let must = every_kind && first_round > 0;
+            let must = every_kind && !pending.is_empty();
             // Roughly the longest a fault takes: do not start one that would overrun.
-            if !must && Instant::now() + Duration::from_secs(10) > until {
+            let overtime = Instant::now() + Duration::from_secs(10) > until;
+            if !must && overtime {
                 break;
             }
             if queue.is_empty() {
                 queue = kinds.to_vec();
                 self.rng.shuffle(&mut queue);
             }
-            let kind = queue.pop().expect("refilled");
-            self.inject(c, kind);
-            first_round = first_round.saturating_sub(1);
+            let kind = match pending.keys().next() {
+                // Past the time, only what is still missing.
+                Some(k) if overtime => *k,
+                _ => queue.pop().expect("refilled"),
+            };
+            let effective = self.inject(c, kind).took_effect();
+            if let Some(tries) = pending.get_mut(&kind) {
+                *tries += 1;
+                // Three tries, then the run goes without it (and says so in its faults).
+                if effective || *tries >= 3 {
+                    pending.remove(&kind);
+                }
+            }
             for h in self.heal_all(c) {
                 problems.push(format!("after {kind}: {h}"));
             }

@@ -256,7 +256,11 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome> {
         "1s",
     ];
     say(&format!("starting {} members", cfg.members));
-    let mut cluster = Cluster::try_start(cfg.members, &extra)?;
+    let mut cluster = if cfg.faults.iter().any(|k| k.needs_failpoints()) {
+        Cluster::try_start_failpoints(cfg.members, &extra)?
+    } else {
+        Cluster::try_start(cfg.members, &extra)?
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -1,6 +1,6 @@
-//! The robustness runner in the normal test suite: three members under load for about two
-//! minutes while the nemesis injects every kind of fault at least once; the recorded history
-//! must check clean. And, end to end, a history with one fabricated stale read must not.
+//! The robustness runner in the normal test suite: three `concord-failpoints` members under
+//! load for a few minutes while the nemesis injects every kind of fault at least once (and
+//! each takes effect); the recorded history must check clean. And, end to end, a history with one fabricated stale read must not.
 //!
 //! The seed is fixed (override with `CONCORD_ROBUSTNESS_SEED`); it pins the fault plan and
 //! the workload's choices, not timing or elections. On failure the history, report and member
@@ -41,6 +41,14 @@ fn two_minutes_of_every_fault_under_load_leave_a_valid_history() {
         assert!(
             counts.get(&kind).copied().unwrap_or(0) >= 1,
             "no {kind} fault was injected\n{outcome}"
+        );
+        // A failpoint armed where the run never went proves nothing.
+        assert!(
+            outcome
+                .faults
+                .iter()
+                .any(|f| f.kind == kind && f.took_effect()),
+            "no {kind} fault took effect\n{outcome}"
         );
     }
     assert!(

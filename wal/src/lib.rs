@@ -30,6 +30,7 @@
 //! [`WalError::Locked`].
 
 mod codec;
+pub mod crash;
 mod error;
 mod record;
 mod replay;

@@ -153,6 +153,6 @@ pub(crate) fn cut(path: &Path, torn: &Torn) -> Result<(), WalError> {
         .write(true)
         .open(path)
         .map_err(io(path))?;
-    crate::segment::write_zeros(&f, from as u64, to as u64).map_err(io(path))?;
+    crate::segment::write_zeros(&f, path, from as u64, to as u64).map_err(io(path))?;
     f.sync_data().map_err(io(path))
 }

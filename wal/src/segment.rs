@@ -182,12 +182,12 @@ pub(crate) fn preallocate(file: &File, path: &Path, size: u64) {
 }
 
 /// Writes zeros over `from..to` of `file`, without syncing.
-pub(crate) fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+pub(crate) fn write_zeros(file: &File, path: &Path, from: u64, to: u64) -> std::io::Result<()> {
     static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
     let mut at = from;
     while at < to {
         let n = (to - at).min(ZEROS.len() as u64);
-        file.write_all_at(&ZEROS[..n as usize], at)?;
+        crate::crash::write_at(file, path, &ZEROS[..n as usize], at)?;
         at += n;
     }
     Ok(())

@@ -1,12 +1,12 @@
 //! The log: opening (with recovery), appending with group commit, rotation and compaction.
 
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use raft::eraftpb::{ConfState, Entry, HardState};
 
 use crate::codec::{self, ENTRY_FIXED};
+use crate::crash;
 use crate::error::{io, WalError};
 use crate::record::{self, Kind, MAX_LEN};
 use crate::replay::{self, Segment};
@@ -323,17 +323,22 @@ impl Wal {
         };
         let path = &active.file.path;
         let end = self.offset + buf.len() as u64;
+        fail::fail_point!("wal::write", |arg| Err(crash::injected(path, arg)));
         if end > self.zeroed_to {
             let to = (end + ZERO_AHEAD).min(self.opts.segment_size);
             if to > self.zeroed_to {
-                segment::write_zeros(&self.active, self.zeroed_to, to).map_err(io(path))?;
+                segment::write_zeros(&self.active, path, self.zeroed_to, to).map_err(io(path))?;
             }
             self.zeroed_to = to.max(end);
         }
-        self.active
-            .write_all_at(buf, self.offset)
-            .map_err(io(path))?;
+        crash::write_at(&self.active, path, buf, self.offset).map_err(io(path))?;
+        fail::fail_point!("wal::before_sync", |_| crash::kill_now());
+        fail::fail_point!("wal::power_loss", |_| crash::power_loss());
+        let sync = crash::sync_starts();
+        fail::fail_point!("wal::sync", |arg| Err(crash::injected(path, arg)));
         self.active.sync_data().map_err(io(path))?;
+        crash::synced(path, sync);
+        fail::fail_point!("wal::after_sync", |_| crash::kill_now());
         self.syncs += 1;
         self.offset += buf.len() as u64;
         Ok(())

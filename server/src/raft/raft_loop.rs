@@ -536,6 +536,7 @@ impl RaftLoop {
                 conf_state: meta.get_conf_state().clone(),
             })
             .map_err(|e| FatalError::Log(e.to_string()))?;
+        fail::fail_point!("snapshot::after_wal", |_| concord_wal::crash::kill_now());
         self.raw
             .mut_store()
             .mem

@@ -152,6 +152,7 @@ impl Applier {
         if applied.saturating_sub(*last_compaction) >= self.snapshot_count {
             // The Raft log may only shrink once RocksDB has the data durably.
             let started = std::time::Instant::now();
+            fail::fail_point!("apply::before_flush", |_| concord_wal::crash::kill_now());
             store.sync()?;
             crate::metrics::BACKEND_SYNC.since(started);
             self.reports.durable(applied);
@@ -244,7 +245,9 @@ impl Applier {
         let started = std::time::Instant::now();
         let capture = self.watch.wanted();
         let revision_before = store.revision();
+        fail::fail_point!("apply::before_write", |_| concord_wal::crash::kill_now());
         let results = store.apply_with_meta(last_index, &commands, &meta, capture)?;
+        fail::fail_point!("apply::after_write", |_| concord_wal::crash::kill_now());
         let took = started.elapsed();
         crate::metrics::BACKEND_COMMIT.observe(took);
         crate::metrics::count_applied(&commands, &results);

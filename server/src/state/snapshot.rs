@@ -381,6 +381,7 @@ pub fn swap_db(data_dir: &Path, index: u64) -> Result<(), SnapError> {
         let _ = fs::remove_dir_all(&old);
         fs::rename(&db, &old).map_err(io(&db))?;
     }
+    fail::fail_point!("snapshot::mid_swap", |_| concord_wal::crash::kill_now());
     fs::rename(&staged, &db).map_err(io(&staged))?;
     sync_dir(data_dir)?;
     let _ = fs::remove_dir_all(&old);

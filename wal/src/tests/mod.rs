@@ -3,6 +3,8 @@
 
 mod append;
 mod compaction;
+#[cfg(feature = "failpoints")]
+mod crash;
 mod damage;
 mod props;
 mod recovery;
