@@ -5,6 +5,7 @@
 
 mod apiserver;
 mod controllers;
+mod list;
 mod load;
 mod scheduler;
 mod stats;
@@ -51,6 +52,8 @@ enum Command {
     },
     /// Lease keep-alives: one lease and one keep-alive stream per client.
     LeaseKeepalive(Common),
+    /// A paged list (kube-apiserver's 500 keys a page) against one full scan of the same keys.
+    List(list::Args),
     /// Many watchers on many streams; event delivery latency and memory per watcher.
     Watch(watch::Args),
     /// The Kubernetes API server (concord-apiserver): creates, lists and watch delay, beside
@@ -110,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::LeaseKeepalive(c) => load::run("lease-keepalive", c, Op::KeepAlive).await,
         Command::Watch(args) => watch::run(args).await,
+        Command::List(args) => list::run(args).await,
         Command::Table { file } => {
             let lines = std::fs::read_to_string(&file)?;
             print!("{}", table::render(&lines)?);

@@ -636,14 +636,45 @@ impl Nemesis {
                     Err(e) => f.error = Some(format!("adding it back: {e:#}")),
                 }
                 c.members[i].arm_at_start = None;
-                let log = c.members[i].log();
-                let tail = log.get(log_before..).unwrap_or("");
-                if tail.contains("finishing a snapshot install a crash interrupted") {
-                    f.notes
-                        .push("its restart finished the interrupted install".into());
-                } else if !f.notes.iter().any(|n| n.contains("crashed as armed")) {
-                    f.notes
-                        .push("no snapshot install reached the failpoint".into());
+                // The member acknowledges a snapshot once it is staged and in its log, so it
+                // may be promoted before its apply thread reaches `snapshot::mid_swap`.
+                if !f.notes.iter().any(|n| n.contains("crashed as armed")) {
+                    if c.wait_exit(i, Duration::from_secs(5)) {
+                        f.notes
+                            .push("it crashed as armed after its promotion; restarted".into());
+                        if let Err(e) = c.try_restart(i) {
+                            f.error = Some(format!("restart failed: {e:#}"));
+                        }
+                    } else {
+                        // Never reached: disarm it, or a later install would trip it.
+                        let _ = c.failpoint(i, failpoint, "");
+                    }
+                }
+                let crashed = f.notes.iter().any(|n| n.contains("crashed as armed"));
+                // The restarted member finishes the install before it serves.
+                let deadline = Instant::now() + Duration::from_secs(15);
+                let finished = loop {
+                    let log = c.members[i].log();
+                    let tail = log.get(log_before..).unwrap_or("");
+                    if tail.contains("finishing a snapshot install a crash interrupted") {
+                        break true;
+                    }
+                    if !crashed || Instant::now() > deadline {
+                        break false;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                };
+                match (crashed, finished) {
+                    (true, true) => f
+                        .notes
+                        .push("its restart finished the interrupted install".into()),
+                    (true, false) => {
+                        f.error =
+                            Some("it crashed mid-install; its restart did not finish it".into())
+                    }
+                    _ => f
+                        .notes
+                        .push("no snapshot install reached the failpoint".into()),
                 }
             }
             Err(e) => f.error = Some(format!("removing it: {e:#}")),
