@@ -16,6 +16,8 @@ const LAYERS: &[&[&str]] = &[
     // The peer protocol's generated wire types (`lib.rs`, from `proto/peer.proto`): they import
     // nothing of the crate.
     &["peerpb"],
+    // The failpoint control of the test binary `concord-failpoints` (feature `failpoints`).
+    &["failpoints"],
     &["error"],
     &["cluster"],
     &["proposal"],
@@ -31,7 +33,7 @@ const LAYERS: &[&[&str]] = &[
     &["lease", "compactor", "corrupt", "space"],
     &["api"],
     // The composition root wires everything together.
-    &["config", "logging", "server", "lib", "main"],
+    &["config", "logging", "server", "lib", "main", "bin"],
 ];
 
 /// Modules compiled only for tests.

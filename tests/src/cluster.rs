@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use concord_proto::etcdserverpb as pb;
 
+use crate::apiserver::http_request;
 use crate::{
     concord_bin, etcdctl_command, failpoints_bin, free_port_on, kill_child, log_tail, read_log,
     remove_if_exists, rt, signal, spawn_logged, terminate, wait_listen_addresses, Proxy,
@@ -359,10 +360,13 @@ impl Cluster {
     /// Arms (or with `actions` empty, disarms) failpoint `name` of member `i` (a
     /// `concord-failpoints` cluster).
     pub fn failpoint(&self, i: usize, name: &str, actions: &str) -> Result<()> {
-        let method = if actions.is_empty() { "DELETE" } else { "PUT" };
-        let status = self.control(i, method, name, actions)?;
-        if !status.contains(" 200 ") {
-            bail!("failpoint {name}={actions}: {status}");
+        let (code, body) = if actions.is_empty() {
+            self.control(i, "DELETE", name, None)?
+        } else {
+            self.control(i, "PUT", name, Some(actions))?
+        };
+        if code != 200 {
+            bail!("failpoint {name}={actions}: {code} {}", body.trim());
         }
         Ok(())
     }
@@ -371,31 +375,33 @@ impl Cluster {
     /// `concord-failpoints` cluster); waits (5 s) for the process to be gone.
     pub fn power_loss(&mut self, i: usize) -> Result<()> {
         // The process dies while answering: no status comes back.
-        let _ = self.control(i, "PUT", "power-loss", "");
+        let _ = self.control(i, "PUT", "power-loss", Some(""));
         if !self.wait_exit(i, Duration::from_secs(5)) {
             bail!("{} still runs after a power loss", self.members[i].name);
         }
         Ok(())
     }
 
-    /// One request to member `i`'s failpoint control; its status line.
-    fn control(&self, i: usize, method: &str, path: &str, body: &str) -> Result<String> {
-        use std::io::{Read, Write};
+    /// One request to member `i`'s failpoint control: status code and body.
+    fn control(
+        &self,
+        i: usize,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<(u16, String)> {
         let m = &self.members[i];
         if m.control_port == 0 {
             bail!("{} runs without failpoints", m.name);
         }
-        let addr = SocketAddr::new(IpAddr::V4(m.ip), m.control_port);
-        let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        conn.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(
-            conn,
-            "{method} /{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )?;
-        let mut answer = String::new();
-        conn.read_to_string(&mut answer)?;
-        Ok(answer.lines().next().unwrap_or("").to_string())
+        let addr = format!("{}:{}", m.ip, m.control_port);
+        Ok(http_request(
+            &addr,
+            method,
+            &format!("/{path}"),
+            body.map(|b| ("text/plain", b.as_bytes())),
+            Duration::from_secs(5),
+        )?)
     }
 
     /// Waits up to `timeout` for member `i`'s process to exit by itself; true if it did.

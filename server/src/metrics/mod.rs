@@ -199,6 +199,9 @@ pub static WAL_FSYNC: Histogram<14> = Histogram::new(DISK_BUCKETS);
 pub static BACKEND_COMMIT: Histogram<14> = Histogram::new(DISK_BUCKETS);
 /// `Store::sync` (a flush of every memtable) before the Raft log is compacted.
 pub static BACKEND_SYNC: Histogram<14> = Histogram::new(DISK_BUCKETS);
+/// How late each Raft tick came (a tick is due every `--heartbeat-interval`): ticks drive
+/// heartbeats and elections, so lateness under load is what makes a busy leader lose office.
+pub static RAFT_TICK_LATENESS: Histogram<14> = Histogram::new(DISK_BUCKETS);
 
 // ===== etcd_mvcc_* =====
 
@@ -469,6 +472,12 @@ pub fn render(s: &Scrape) -> String {
         "concord_disk_backend_sync_duration_seconds",
         "The latency distributions of the store's flush before the Raft log is compacted.",
         &BACKEND_SYNC,
+    );
+    histogram(
+        &mut t,
+        "concord_raft_tick_lateness_seconds",
+        "How late the Raft loop's ticks came (one is due every heartbeat interval).",
+        &RAFT_TICK_LATENESS,
     );
 
     gauge(

@@ -236,6 +236,7 @@ impl RaftLoop {
             }
             let now = Instant::now();
             if now >= next_tick {
+                crate::metrics::RAFT_TICK_LATENESS.observe(now - next_tick);
                 self.raw.tick();
                 self.reads.on_tick(&mut self.raw);
                 self.ticks += 1;
