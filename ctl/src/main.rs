@@ -7,8 +7,7 @@
 //! timestamps, client IDs, durations) differs as it does between two etcdctl runs.
 //!
 //! Not yet: authentication and TLS (Concord has neither), the auth/user/role commands,
-//! make-mirror, migrate, check datascale, shell completion, and `snapshot restore` (Concord's
-//! restore comes with its snapshot format).
+//! make-mirror, migrate, check datascale and shell completion.
 
 mod cli;
 mod cmd;

@@ -12,7 +12,7 @@
 //!   starts at the escaped key with the terminator bumped to `0x00 0x02`.
 //! - `revs`: main + sub revision (big-endian) → event kind + user key. Orders changes by
 //!   revision: compaction visits only the keys changed since the last one, and watch history
-//!   replay will read it.
+//!   replay (the server's `api/missed.rs`) reads it.
 //! - `lease`: `l` + id → TTL and the remaining TTL at the last checkpoint; `k` + id + user key
 //!   for every key attached to the lease, so a revoke finds its keys without a scan.
 //! - `meta`: applied Raft index, current revision, compaction revisions (scheduled and
