@@ -372,7 +372,7 @@ async fn populate(a: &Args, n: u64) -> Result<()> {
     let have = kv
         .range(pb::RangeRequest {
             key: prefix.clone().into_bytes(),
-            range_end: concord_proto_prefix_end(prefix.as_bytes()),
+            range_end: prefix_end(prefix.as_bytes()),
             count_only: true,
             ..Default::default()
         })
@@ -410,7 +410,8 @@ async fn populate(a: &Args, n: u64) -> Result<()> {
     Ok(())
 }
 
-fn concord_proto_prefix_end(prefix: &[u8]) -> Vec<u8> {
+/// The end of the key range of every key that starts with `prefix`.
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {

@@ -14,6 +14,7 @@ use concord_proto::etcdserverpb as pb;
 use pb::kv_client::KvClient;
 use tonic::transport::Channel;
 
+use crate::apiserver::prefix_end;
 use crate::stats::Samples;
 
 #[derive(clap::Args)]
@@ -39,17 +40,6 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-}
-
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
 }
 
 async fn load(kv: &KvClient<Channel>, args: &Args) -> Result<()> {

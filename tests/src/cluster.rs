@@ -6,9 +6,15 @@
 //! address, so the proxy in front of a member knows which member connects and can refuse it.
 //! Clients talk to members directly (client ports are not proxied).
 //!
-//! A member's first start asks for client port 0 and the harness reads the port back from its
-//! `--listen-addresses-file` before the spawn returns; restarts reuse it. Peer ports are picked
-//! by the harness (the proxy in front must know its target before the member starts).
+//! Client and peer ports are never probed and released before a member binds them. The proxy
+//! in front of a member binds its own port when the slot is allocated (that address is the
+//! advertised peer URL) and starts with no target: it closes every connection (peers retry).
+//! A member's first start asks for client and peer port 0; the harness reads both back from
+//! its `--listen-addresses-file` before the spawn returns, and then points the proxy at the
+//! peer port. Restarts reuse both ports. A member removed and added back
+//! ([`Cluster::readd_member`]) keeps its client port but starts on peer port 0 again, and the
+//! proxy is re-pointed.
+//! (The failpoint control port of `concord-failpoints` members is still picked by the harness.)
 //!
 //! Members run with a 50 ms heartbeat and a 500 ms election timeout.
 //!
@@ -42,6 +48,9 @@ pub struct MemberProc {
     pub ip: Ipv4Addr,
     /// 0 until the member's first start has bound it ([`Cluster::try_spawn`] waits for that).
     pub client_port: u16,
+    /// The member's own peer port behind the proxy: 0 until its first start (or its first
+    /// start after [`Cluster::readd_member`]) has bound it; the proxy closes connections
+    /// until then.
     pub peer_port: u16,
     pub proxy: Proxy,
     pub data_dir: PathBuf,
@@ -181,7 +190,7 @@ impl Cluster {
             c.spawn_process(i, &initial, "new")?;
         }
         for i in 0..n {
-            c.learn_client_port(i)?;
+            c.learn_ports(i)?;
         }
         let all: Vec<usize> = (0..n).collect();
         if c.try_wait_leader_among(&all, Duration::from_secs(30))
@@ -192,18 +201,19 @@ impl Cluster {
         Ok(c)
     }
 
-    /// Allocates address, ports and proxy for one more member (not started).
+    /// Allocates address and proxy (not pointed anywhere yet) for one more member (not
+    /// started); its ports are learnt at its first start.
     pub fn add_member_proc(&mut self, name: &str, extra: &[&str]) -> usize {
         let i = self.members.len();
         let ip = Ipv4Addr::new(127, self.base[0], self.base[1], 10 + i as u8);
-        let peer_port = free_port_on(ip);
-        let proxy = Proxy::start_on(ip, SocketAddr::new(IpAddr::V4(ip), peer_port));
+        let proxy = Proxy::start_untargeted_on(ip);
+        // Still probed: the failpoint control listener does not report the port it bound.
         let control_port = if self.failpoints { free_port_on(ip) } else { 0 };
         self.members.push(MemberProc {
             name: name.to_string(),
             ip,
             client_port: 0,
-            peer_port,
+            peer_port: 0,
             proxy,
             data_dir: self.dir.path().join(name),
             log_path: self.dir.path().join(format!("{name}.log")),
@@ -275,11 +285,12 @@ impl Cluster {
     }
 
     /// Starts member `i`'s process (without waiting for it to serve). On the member's first
-    /// start, waits until it has bound its client port, to learn it (a process that exits
-    /// before that leaves the port 0, and is found gone by [`Cluster::exited`]).
+    /// start, waits until it has bound its client and peer ports, to learn them and point its
+    /// proxy at the peer port (a process that exits before that leaves them 0, and is found
+    /// gone by [`Cluster::exited`]).
     pub fn try_spawn(&mut self, i: usize, initial: &str, state: &str) -> Result<()> {
         self.spawn_process(i, initial, state)?;
-        self.learn_client_port(i)
+        self.learn_ports(i)
     }
 
     /// Starts member `i`'s process without waiting for anything.
@@ -302,12 +313,13 @@ impl Cluster {
         Ok(())
     }
 
-    /// If member `i`'s client port is not known yet, waits (60 s) for its process to bind it
-    /// and write its `--listen-addresses-file`. A process that exits first is left for
+    /// If member `i`'s client or peer port is not known yet (it was started on port 0), waits
+    /// (60 s) for its process to bind them and write its `--listen-addresses-file`, keeps
+    /// them, and points the proxy at the peer port. A process that exits first is left for
     /// [`Cluster::exited`] to find.
-    fn learn_client_port(&mut self, i: usize) -> Result<()> {
+    fn learn_ports(&mut self, i: usize) -> Result<()> {
         let m = &mut self.members[i];
-        if m.client_port != 0 {
+        if m.client_port != 0 && m.peer_port != 0 {
             return Ok(());
         }
         let Some(child) = m.child.as_mut() else {
@@ -315,12 +327,22 @@ impl Cluster {
         };
         match wait_listen_addresses(&m.addresses_path, child, Duration::from_secs(60)) {
             Ok(a) => {
-                m.client_port = a.client_port();
+                if a.client_port() == 0 || a.peer_port() == 0 {
+                    bail!("{} reported no client or peer listener: {a:?}", m.name);
+                }
+                if m.client_port == 0 {
+                    m.client_port = a.client_port();
+                }
+                if m.peer_port == 0 {
+                    m.peer_port = a.peer_port();
+                    m.proxy
+                        .set_target(Some(SocketAddr::new(IpAddr::V4(m.ip), m.peer_port)));
+                }
                 Ok(())
             }
             Err(_) if matches!(child.try_wait(), Ok(Some(_))) => Ok(()),
             Err(e) => Err(e.context(format!(
-                "{} did not report its client port\n{}",
+                "{} did not report its ports\n{}",
                 m.name,
                 log_tail(&m.log(), 30)
             ))),
@@ -787,14 +809,19 @@ impl Cluster {
 
     /// Adds member slot `i` (removed before, its process gone) back as a new member with a
     /// fresh data dir: `member add --learner`, start it with `--initial-cluster-state
-    /// existing`, then `member promote` once it has caught up (within `timeout`).
+    /// existing`, then `member promote` once it has caught up (within `timeout`). It keeps its
+    /// client port and proxy (the advertised peer URL) but starts on peer port 0 like a new
+    /// member; the proxy closes connections until it is pointed at the new port.
     pub fn readd_member(&mut self, i: usize, timeout: Duration) -> Result<Vec<String>> {
         let mut notes = Vec::new();
         if self.members[i].child.is_some() {
             bail!("{} is still running", self.members[i].name);
         }
-        // Keep the old data for a post-mortem.
+        // A new member binds a new peer port; until it reports it, the proxy has no target.
         let m = &mut self.members[i];
+        m.peer_port = 0;
+        m.proxy.set_target(None);
+        // Keep the old data for a post-mortem.
         m.rejoins += 1;
         if m.data_dir.exists() {
             let old = m

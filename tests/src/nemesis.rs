@@ -229,6 +229,17 @@ fn leader_note(c: &Cluster, among: &[usize]) -> String {
     }
 }
 
+/// Notes who leads the live members, then starts member `i` again if it is down (a failed
+/// restart is the fault's error).
+fn restart_noted(c: &mut Cluster, i: usize, f: &mut Fault) {
+    f.notes.push(leader_note(c, &c.live()));
+    if c.exited(i) {
+        if let Err(e) = c.try_restart(i) {
+            f.error = Some(format!("restart failed: {e:#}"));
+        }
+    }
+}
+
 fn sleep_unless(d: Duration, stop: Option<&AtomicBool>) {
     let until = Instant::now() + d;
     while Instant::now() < until {
@@ -341,10 +352,7 @@ impl Nemesis {
         );
         c.kill9(i);
         sleep_unless(down, None);
-        f.notes.push(leader_note(c, &c.live()));
-        if let Err(e) = c.try_restart(i) {
-            f.error = Some(format!("restart failed: {e:#}"));
-        }
+        restart_noted(c, i, &mut f);
         self.finish(f)
     }
 
@@ -515,9 +523,17 @@ impl Nemesis {
         );
         let log_before = c.members[i].log().len();
         let armed = Instant::now();
-        if let Err(e) = c.failpoint(i, name, actions) {
+        let arming = c.failpoint(i, name, actions);
+        // A failpoint on a busy path can fire, and kill the process, before its control has
+        // answered: an arming that failed counts if the member then stops.
+        let stopped = c.wait_exit(i, Duration::from_secs(if arming.is_ok() { 30 } else { 2 }));
+        if let (Err(e), false) = (&arming, stopped) {
             f.error = Some(format!("arming: {e:#}"));
-        } else if c.wait_exit(i, Duration::from_secs(30)) {
+        } else if stopped {
+            if arming.is_err() {
+                f.notes
+                    .push("it died before its control answered the arming".into());
+            }
             f.notes.push(format!(
                 "stopped {:.1}s after arming",
                 armed.elapsed().as_secs_f64()
@@ -541,12 +557,7 @@ impl Nemesis {
             f.notes.push("did not fire within 30 s; disarmed".into());
             let _ = c.failpoint(i, name, "");
         }
-        f.notes.push(leader_note(c, &c.live()));
-        if c.exited(i) {
-            if let Err(e) = c.try_restart(i) {
-                f.error = Some(format!("restart failed: {e:#}"));
-            }
-        }
+        restart_noted(c, i, &mut f);
         self.finish(f)
     }
 
@@ -603,10 +614,7 @@ impl Nemesis {
             }
         }
         sleep_unless(down, None);
-        f.notes.push(leader_note(c, &c.live()));
-        if let Err(e) = c.try_restart(i) {
-            f.error = Some(format!("restart failed: {e:#}"));
-        }
+        restart_noted(c, i, &mut f);
         self.finish(f)
     }
 

@@ -16,6 +16,11 @@
 //!   answer, as with a network that silently drops packets. Connections that were open when
 //!   the rule came lose their bytes from then on; since their HTTP/2 framing is broken, they
 //!   are closed when the rule is lifted ([`Proxy::allow_all`]) and the sender reconnects.
+//!
+//! A proxy may start before it knows its target ([`Proxy::start_untargeted_on`]), so that it
+//! can listen (and be advertised) before the member behind it has bound its peer port (port 0).
+//! Until [`Proxy::set_target`] gives it one, connections are closed at once, as if refused (a
+//! blackholed source is still swallowed: that rule needs no target); peers retry.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -41,6 +46,8 @@ struct Conn {
     dropping: Arc<AtomicBool>,
     /// Set by the pipe threads when the connection ended.
     closed: Arc<AtomicBool>,
+    /// Where it was forwarded (`None`: a blackhole sink).
+    target: Option<SocketAddr>,
 }
 
 impl Conn {
@@ -55,6 +62,8 @@ impl Conn {
 #[derive(Default)]
 struct Shared {
     rules: Mutex<HashMap<IpAddr, LinkRule>>,
+    /// Where connections are forwarded; `None` until known (connections are then closed).
+    target: Mutex<Option<SocketAddr>>,
     conns: Mutex<Vec<Conn>>,
     stop: AtomicBool,
 }
@@ -67,7 +76,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Proxy {
     /// Where the proxy listens (the member's advertised peer address).
     pub addr: SocketAddr,
-    target: SocketAddr,
     shared: Arc<Shared>,
 }
 
@@ -98,34 +106,44 @@ fn pipe(mut from: TcpStream, mut to: Option<TcpStream>, dropping: Arc<AtomicBool
 impl Proxy {
     /// Listens on `listen` and forwards every connection to `target`.
     pub fn start(listen: SocketAddr, target: SocketAddr) -> Proxy {
-        Self::serve(TcpListener::bind(listen).expect("bind proxy"), target)
+        Self::serve(TcpListener::bind(listen).expect("bind proxy"), Some(target))
     }
 
     /// Listens on a free port of `ip` (bound at once, so nothing can take it meanwhile) and
     /// forwards every connection to `target`.
     pub fn start_on(ip: std::net::Ipv4Addr, target: SocketAddr) -> Proxy {
-        Self::serve(crate::bind_free_on(ip), target)
+        Self::serve(crate::bind_free_on(ip), Some(target))
     }
 
-    fn serve(listener: TcpListener, target: SocketAddr) -> Proxy {
+    /// Listens on a free port of `ip` (bound at once) with no target yet: connections are
+    /// closed at once until [`Proxy::set_target`] gives one.
+    pub fn start_untargeted_on(ip: std::net::Ipv4Addr) -> Proxy {
+        Self::serve(crate::bind_free_on(ip), None)
+    }
+
+    fn serve(listener: TcpListener, target: Option<SocketAddr>) -> Proxy {
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
         let shared: Arc<Shared> = Arc::default();
+        *lock(&shared.target) = target;
         let s = shared.clone();
         std::thread::Builder::new()
             .name(format!("proxy-{}", addr.port()))
-            .spawn(move || accept_loop(listener, target, s))
+            .spawn(move || accept_loop(listener, s))
             .expect("spawn proxy thread");
-        Proxy {
-            addr,
-            target,
-            shared,
-        }
+        Proxy { addr, shared }
     }
 
-    /// The member's real peer address behind the proxy.
-    pub fn target(&self) -> SocketAddr {
-        self.target
+    /// The member's real peer address behind the proxy, if known.
+    pub fn target(&self) -> Option<SocketAddr> {
+        *lock(&self.shared.target)
+    }
+
+    /// Forwards new connections to `target` from now on (`None`: closes them at once). Open
+    /// connections forwarded elsewhere are cut; blackholed ones are left as they are.
+    pub fn set_target(&self, target: Option<SocketAddr>) {
+        *lock(&self.shared.target) = target;
+        cut_forwarded_elsewhere(&self.shared);
     }
 
     /// Refuses `ip` from now on and cuts its open connections.
@@ -191,7 +209,20 @@ impl Proxy {
     }
 }
 
-fn accept_loop(listener: TcpListener, target: SocketAddr, s: Arc<Shared>) {
+/// Cuts the open connections forwarded to another address than the current target.
+fn cut_forwarded_elsewhere(s: &Shared) {
+    let target = *lock(&s.target);
+    lock(&s.conns).retain(|c| {
+        if c.target.is_some() && c.target != target {
+            c.cut();
+            false
+        } else {
+            true
+        }
+    });
+}
+
+fn accept_loop(listener: TcpListener, s: Arc<Shared>) {
     let mut since_prune = 0u32;
     while !s.stop.load(Ordering::Relaxed) {
         since_prune += 1;
@@ -215,17 +246,25 @@ fn accept_loop(listener: TcpListener, target: SocketAddr, s: Arc<Shared>) {
         }
         let dropping = Arc::new(AtomicBool::new(rule == Some(LinkRule::Blackhole)));
         let closed = Arc::new(AtomicBool::new(false));
-        let upstream = if rule == Some(LinkRule::Blackhole) {
+        let target = if rule == Some(LinkRule::Blackhole) {
             // A sink: nothing is forwarded, so there is nothing to connect to.
             None
         } else {
-            match TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
+            match *lock(&s.target) {
+                Some(t) => Some(t),
+                // Nowhere to forward to yet: closed as if refused; the sender retries.
+                None => continue,
+            }
+        };
+        let upstream = match target {
+            None => None,
+            Some(target) => match TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
                 Ok(u) => {
                     let _ = u.set_nodelay(true);
                     Some(u)
                 }
                 Err(_) => continue,
-            }
+            },
         };
         let (Ok(c_reg), Ok(c_back)) = (client.try_clone(), client.try_clone()) else {
             continue;
@@ -247,7 +286,13 @@ fn accept_loop(listener: TcpListener, target: SocketAddr, s: Arc<Shared>) {
             upstream: u_reg,
             dropping: dropping.clone(),
             closed: closed.clone(),
+            target,
         });
+        // The target changed while this one was connecting: `set_target` may have cut the
+        // open connections before this one was listed, so cut it here.
+        if target.is_some() && *lock(&s.target) != target {
+            cut_forwarded_elsewhere(&s);
+        }
         let (d1, d2) = (dropping.clone(), dropping);
         let (cl1, cl2) = (closed.clone(), closed);
         match (upstream, u_pair) {
@@ -363,5 +408,36 @@ mod tests {
         let mut e = connect(&proxy);
         e.write_all(b"again").expect("write");
         assert_eq!(read(&mut e), "again");
+    }
+
+    #[test]
+    fn closes_connections_until_it_has_a_target_and_follows_a_new_one() {
+        let proxy = Proxy::start_untargeted_on(std::net::Ipv4Addr::LOCALHOST);
+        assert_eq!(proxy.target(), None);
+        let mut a = connect(&proxy);
+        let _ = a.write_all(b"x");
+        assert_eq!(read(&mut a), "closed");
+
+        let first = echo_server();
+        proxy.set_target(Some(first));
+        assert_eq!(proxy.target(), Some(first));
+        let mut b = connect(&proxy);
+        b.write_all(b"one").expect("write");
+        assert_eq!(read(&mut b), "one");
+
+        // Re-pointed: connections to the old target are cut, new ones reach the new one.
+        proxy.set_target(Some(echo_server()));
+        assert_eq!(read(&mut b), "closed");
+        let mut c = connect(&proxy);
+        c.write_all(b"two").expect("write");
+        assert_eq!(read(&mut c), "two");
+
+        // Rules still apply; a blackholed source is swallowed even without a target.
+        proxy.set_target(None);
+        assert_eq!(read(&mut c), "closed");
+        proxy.blackhole("127.0.0.1".parse().expect("ip"));
+        let mut d = connect(&proxy);
+        d.write_all(b"lost").expect("write");
+        assert_eq!(read(&mut d), "nothing");
     }
 }

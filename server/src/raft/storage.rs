@@ -76,14 +76,18 @@ impl Storage for RaftStorage {
         self.mem.last_index()
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         let mut slot = self.snap.lock().unwrap_or_else(|e| e.into_inner());
         match &slot.ready {
             // A snapshot is useful only if the log still holds what follows it; one that the
             // log has been compacted past would leave the follower short, so a new one is built.
+            // And only if its membership names the receiver: raft-rs ignores a snapshot whose
+            // conf state leaves it out, so a member added after the checkpoint was built
+            // would be sent the same useless snapshot for ever (found by the robustness run).
             Some(s)
                 if s.get_metadata().index >= request_index
-                    && s.get_metadata().index + 1 >= self.mem.first_index()? =>
+                    && s.get_metadata().index + 1 >= self.mem.first_index()?
+                    && names(s.get_metadata().get_conf_state(), to) =>
             {
                 Ok(s.clone())
             }
@@ -95,6 +99,18 @@ impl Storage for RaftStorage {
             }
         }
     }
+}
+
+/// Whether `id` is a voter or learner of `cs` (either side of a joint configuration).
+fn names(cs: &raft::eraftpb::ConfState, id: u64) -> bool {
+    [
+        &cs.voters,
+        &cs.learners,
+        &cs.voters_outgoing,
+        &cs.learners_next,
+    ]
+    .iter()
+    .any(|ids| ids.contains(&id))
 }
 
 #[cfg(test)]
@@ -117,7 +133,7 @@ mod tests {
         s.mut_metadata().index = index;
         s.mut_metadata().term = 1;
         s.mut_metadata()
-            .set_conf_state(ConfState::from((vec![1], vec![])));
+            .set_conf_state(ConfState::from((vec![1, 2], vec![])));
         s
     }
 
@@ -162,5 +178,21 @@ mod tests {
         let old = s.offer(snapshot_at(90)).unwrap();
         assert_eq!(old.get_metadata().index, 40);
         assert_eq!(s.snapshot(0, 2).unwrap().get_metadata().index, 90);
+    }
+
+    #[test]
+    fn a_snapshot_that_leaves_the_receiver_out_is_replaced() {
+        let s = RaftStorage::new(MemStorage::new());
+        s.mem.wl().append(&entries(1, 100)).unwrap();
+        s.offer(snapshot_at(60));
+        // Member 3 was added after the checkpoint was built: raft-rs on 3 would ignore it.
+        assert!(unavailable(s.snapshot(0, 3)));
+        assert!(s.take_wanted());
+        let mut with_3 = snapshot_at(80);
+        with_3
+            .mut_metadata()
+            .set_conf_state(ConfState::from((vec![1, 2], vec![3])));
+        s.offer(with_3);
+        assert_eq!(s.snapshot(0, 3).unwrap().get_metadata().index, 80);
     }
 }
