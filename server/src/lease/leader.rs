@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::core::Core;
 use crate::error::ServerError;
+use crate::state::lessor::Renewal;
 use crate::transport::{LeaderCalls, LeaseHost, LeaseTtl};
 
 /// The lease calls of the etcd Lease service that must reach the leader's lessor.
@@ -92,8 +93,17 @@ impl LeaseHost for Leases {
             return Err(ServerError::NotLeader);
         }
         Ok(match lessor.renew(id) {
-            None => 0,
-            Some((ttl, clear_checkpoint)) => {
+            Renewal::Missing => 0,
+            // As etcd: wait until the revoke is applied (then TTL 0) or this member loses
+            // office (then the next leader answers, and may keep the lease: its promotion
+            // extends every lease). Answering TTL 0 now could report dead a lease that lives
+            // on (found by the robustness run). NotLeader makes `at_leader`, here or on the
+            // follower that forwarded the call, ask again shortly, up to the request timeout.
+            Renewal::Expired => return Err(ServerError::NotLeader),
+            Renewal::Renewed {
+                ttl,
+                clear_checkpoint,
+            } => {
                 if clear_checkpoint {
                     // The state machine still holds an older remaining TTL: a later leader
                     // must start this lease from its full TTL again.

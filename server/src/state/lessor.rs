@@ -38,6 +38,21 @@ fn secs(n: i64) -> Duration {
     Duration::from_secs(n.clamp(0, MAX_LEASE_TTL) as u64)
 }
 
+/// What a renewal found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// Renewed for its TTL; `clear_checkpoint`: the state machine holds a checkpointed
+    /// remaining TTL that must now be cleared.
+    Renewed { ttl: i64, clear_checkpoint: bool },
+    /// No such lease (never granted, or revoked).
+    Missing,
+    /// Past its deadline, its revoke not applied yet. Neither alive nor gone: a keep-alive
+    /// must not renew it, and must not report it gone either, for if this member loses
+    /// office before the revoke commits, the next leader keeps the lease (its promotion
+    /// extends every lease).
+    Expired,
+}
+
 impl Lessor {
     pub fn new(leases: Vec<Lease>, min_ttl: i64) -> Lessor {
         let l = Lessor {
@@ -118,22 +133,25 @@ impl Lessor {
         }
     }
 
-    /// Renews a lease on the primary: its TTL, and whether the state machine holds a
-    /// checkpointed remaining TTL that must now be cleared. None if the lease does not exist,
-    /// or if its time ran out: a lease past its deadline is expired even before its revoke is
-    /// applied, and a keep-alive must not bring it back (etcd answers TTL 0 as well).
-    pub fn renew(&self, id: i64) -> Option<(i64, bool)> {
+    /// Renews a lease on the primary. A lease past its deadline is not renewed: it is
+    /// [`Renewal::Expired`] until its revoke is applied (then [`Renewal::Missing`]).
+    pub fn renew(&self, id: i64) -> Renewal {
         let mut g = self.lock();
         let primary = g.primary;
-        let e = g.leases.get_mut(&id)?;
+        let Some(e) = g.leases.get_mut(&id) else {
+            return Renewal::Missing;
+        };
         if primary {
             let now = Instant::now();
             if e.expiry.is_some_and(|x| x <= now) {
-                return None;
+                return Renewal::Expired;
             }
             e.expiry = Some(now + secs(e.ttl));
         }
-        Some((e.ttl, e.remaining > 0))
+        Renewal::Renewed {
+            ttl: e.ttl,
+            clear_checkpoint: e.remaining > 0,
+        }
     }
 
     /// Remaining and granted TTL in seconds, on the primary. None if the lease does not exist.
@@ -217,9 +235,15 @@ mod tests {
         assert!((599..=601).contains(&left1), "{left1}");
         assert!((29..=31).contains(&left2), "{left2}");
         // Renewing restarts the full TTL and says a checkpoint must be cleared.
-        assert_eq!(l.renew(2), Some((600, true)));
+        assert_eq!(
+            l.renew(2),
+            Renewal::Renewed {
+                ttl: 600,
+                clear_checkpoint: true
+            }
+        );
         assert!(l.time_to_live(2).unwrap().0 >= 599);
-        assert_eq!(l.renew(9), None);
+        assert_eq!(l.renew(9), Renewal::Missing);
         l.demote();
         assert!(l.expired(10).is_empty());
     }
@@ -237,17 +261,25 @@ mod tests {
     }
 
     /// Issue 11 §1.6: a keep-alive that arrives after the deadline, before the revoke is
-    /// applied, answers TTL 0 (None) and leaves the lease expired.
+    /// applied, does not renew the lease (it waits for the revoke: `lease::leader`).
     #[test]
     fn a_lease_past_its_deadline_is_not_renewed() {
         let l = Lessor::new(vec![], 1);
         l.promote(Duration::ZERO);
         l.granted(7, 0);
         std::thread::sleep(Duration::from_millis(5));
-        assert_eq!(l.renew(7), None);
+        assert_eq!(l.renew(7), Renewal::Expired);
         assert_eq!(l.expired(10), vec![7], "the lease must stay expired");
         // A live lease is renewed as before.
         l.granted(8, 60);
-        assert_eq!(l.renew(8), Some((60, false)));
+        assert_eq!(
+            l.renew(8),
+            Renewal::Renewed {
+                ttl: 60,
+                clear_checkpoint: false
+            }
+        );
+        l.revoked(7);
+        assert_eq!(l.renew(7), Renewal::Missing);
     }
 }
