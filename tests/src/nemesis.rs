@@ -789,51 +789,35 @@ impl Nemesis {
                 };
                 self.membership(c, i, Some(i) == leader)
             }
-            FaultKind::CrashBeforeFsync | FaultKind::CrashAfterFsync => {
+            FaultKind::CrashBeforeFsync
+            | FaultKind::CrashAfterFsync
+            | FaultKind::CrashMidApply
+            | FaultKind::FsyncEio
+            | FaultKind::WriteEnospc
+            | FaultKind::PowerLoss => {
                 let (i, leader) = self.pick_target(c);
                 let down = self
                     .rng
                     .duration(Duration::from_secs(1), Duration::from_secs(3));
-                let name = if kind == FaultKind::CrashBeforeFsync {
-                    "wal::before_sync"
-                } else {
-                    "wal::after_sync"
+                let (name, actions) = match kind {
+                    FaultKind::CrashBeforeFsync => ("wal::before_sync", "1*return"),
+                    FaultKind::CrashAfterFsync => ("wal::after_sync", "1*return"),
+                    FaultKind::CrashMidApply => (
+                        *self.rng.pick(&[
+                            "apply::before_write",
+                            "apply::after_write",
+                            "apply::before_flush",
+                        ]),
+                        "1*return",
+                    ),
+                    FaultKind::FsyncEio => ("wal::sync", "1*return(eio)"),
+                    FaultKind::WriteEnospc => ("wal::write", "1*return(enospc)"),
+                    _ => {
+                        let at_write = self.rng.chance(0.5);
+                        return self.power_loss(c, i, leader, at_write, down);
+                    }
                 };
-                self.failpoint(c, kind, i, leader, name, "1*return", down)
-            }
-            FaultKind::CrashMidApply => {
-                let (i, leader) = self.pick_target(c);
-                let down = self
-                    .rng
-                    .duration(Duration::from_secs(1), Duration::from_secs(3));
-                let name = *self.rng.pick(&[
-                    "apply::before_write",
-                    "apply::after_write",
-                    "apply::before_flush",
-                ]);
-                self.failpoint(c, kind, i, leader, name, "1*return", down)
-            }
-            FaultKind::FsyncEio => {
-                let (i, leader) = self.pick_target(c);
-                let down = self
-                    .rng
-                    .duration(Duration::from_secs(1), Duration::from_secs(3));
-                self.failpoint(c, kind, i, leader, "wal::sync", "1*return(eio)", down)
-            }
-            FaultKind::WriteEnospc => {
-                let (i, leader) = self.pick_target(c);
-                let down = self
-                    .rng
-                    .duration(Duration::from_secs(1), Duration::from_secs(3));
-                self.failpoint(c, kind, i, leader, "wal::write", "1*return(enospc)", down)
-            }
-            FaultKind::PowerLoss => {
-                let (i, leader) = self.pick_target(c);
-                let down = self
-                    .rng
-                    .duration(Duration::from_secs(1), Duration::from_secs(3));
-                let at_write = self.rng.chance(0.5);
-                self.power_loss(c, i, leader, at_write, down)
+                self.failpoint(c, kind, i, leader, name, actions, down)
             }
             FaultKind::CrashMidSnapshot => {
                 let leader = self.find_leader(c);

@@ -25,7 +25,7 @@
 //! - the pod-failure backoff record lives in memory, as in Kubernetes, and starts empty
 //!   after a restart.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -313,6 +313,9 @@ struct JobController {
     pods_res: &'static Resource,
     expectations: Expectations,
     backoff: Mutex<HashMap<Key, BackoffRecord>>,
+    /// Pods whose tracking finalizer this controller removed, by uid, until the cache shows
+    /// it gone: a stale cached copy still holding it would otherwise be counted again.
+    released: Mutex<HashSet<String>>,
 }
 
 /// Starts the controller.
@@ -328,6 +331,7 @@ pub fn spawn(ctx: Arc<Ctx>) -> JoinHandle<()> {
         pods_res,
         expectations: Expectations::default(),
         backoff: Mutex::new(HashMap::new()),
+        released: Mutex::new(HashSet::new()),
         ctx,
     });
     let queue = WorkQueue::default();
@@ -389,11 +393,31 @@ pub fn spawn(ctx: Arc<Ctx>) -> JoinHandle<()> {
 }
 
 impl JobController {
+    /// The pods of a Job, as the cache has them, except that a pod whose tracking finalizer
+    /// this controller removed is shown without it even if the cache does not have that yet:
+    /// counted once, it must not be found "newly finished" again (Kubernetes keeps the same
+    /// expectations of finalizer removals).
     fn job_pods(&self, ns: &str, uid: &str) -> Vec<Arc<Value>> {
+        let mut released = self.released.lock().unwrap_or_else(|p| p.into_inner());
         self.pods
             .list()
             .into_iter()
             .filter(|p| p["metadata"]["namespace"] == ns && owner::controlled_by(p, uid))
+            .map(|p| {
+                let u = owner::uid(&p);
+                if !has_tracking_finalizer(&p) {
+                    released.remove(u);
+                    p
+                } else if released.contains(u) {
+                    let mut v = (*p).clone();
+                    if let Some(f) = v["metadata"]["finalizers"].as_array_mut() {
+                        f.retain(|x| x != TRACKING_FINALIZER);
+                    }
+                    Arc::new(v)
+                } else {
+                    p
+                }
+            })
             .collect()
     }
 
@@ -435,7 +459,15 @@ impl JobController {
             })
             .await;
         match r {
-            Ok(_) | Err(ApiError::NotFound { .. }) => Ok(()),
+            Ok(_) | Err(ApiError::NotFound { .. }) => {
+                if let Some(u) = uid.as_str() {
+                    self.released
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(u.to_string());
+                }
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
