@@ -68,7 +68,6 @@ mod tracking {
         seq: u64,
     }
 
-    #[derive(Default)]
     struct Tracker {
         unsynced: Vec<Unsynced>,
         seq: u64,
@@ -122,11 +121,10 @@ mod tracking {
             .retain(|u| u.seq > upto || u.path.as_path() != path);
     }
 
-    /// Puts back every unsynced write, newest first; returns how many bytes were undone.
-    /// Holds the lock until the process dies when called from [`super::power_loss`].
-    fn undo(t: &mut Tracker) -> u64 {
+    /// Puts back `writes`, newest first; returns how many bytes were undone.
+    fn undo(writes: Vec<Unsynced>) -> u64 {
         let mut bytes = 0;
-        for u in t.unsynced.drain(..).rev() {
+        for u in writes.into_iter().rev() {
             let Ok(f) = OpenOptions::new().write(true).open(&u.path) else {
                 continue;
             };
@@ -146,16 +144,13 @@ mod tracking {
         let (mine, rest): (Vec<Unsynced>, Vec<Unsynced>) =
             t.unsynced.drain(..).partition(|u| u.path.starts_with(dir));
         t.unsynced = rest;
-        let mut only = Tracker {
-            unsynced: mine,
-            seq: 0,
-        };
-        undo(&mut only)
+        undo(mine)
     }
 
     pub fn power_loss() -> ! {
+        // The lock is held until the process dies: no write can follow the undo.
         let mut t = lock();
-        let bytes = undo(&mut t);
+        let bytes = undo(std::mem::take(&mut t.unsynced));
         eprintln!("concord-failpoints: power loss: {bytes} unsynced bytes of the log dropped");
         super::kill_now()
     }
