@@ -16,7 +16,11 @@
 #
 #   scripts/run-control-plane.sh [--members 1|3] [--agents N] [--data-dir DIR] [--apiserver-port PORT]
 #                                [--node-monitor-grace-period D] [--node-lease-duration-seconds S]
-#                                [--store-port P] [--no-build]
+#                                [--store-port P] [--no-build] [--bin-dir DIR]
+# --bin-dir takes the binaries from DIR instead of building them into the release target
+# directory (the tests pass the directory of the profile they were built in).
+# --apiserver-port 0 and (with one member) --store-port 0 let the system pick free ports; the
+# `apiserver:` and `store:` lines printed once everything has started give them.
 # --node-monitor-grace-period (the controller-manager's, 50s) and --node-lease-duration-seconds
 # (the agents', 40; renewed every quarter of it) set how fast a stopped agent's node turns
 # Unknown; keep the lease's renewal interval well under the grace period.
@@ -27,6 +31,7 @@ agents=2
 data="$PWD/control-plane.concord"
 api_port=8080
 build=1
+bin=""
 grace=50s
 store_port=12379
 lease=40
@@ -47,11 +52,16 @@ while [ $# -gt 0 ]; do
     --store-port) store_port="$2"; shift 2 ;;
     --store-port=*) store_port="${1#*=}"; shift ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    --bin-dir) bin="$2"; build=0; shift 2 ;;
+    --bin-dir=*) bin="${1#*=}"; build=0; shift ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "unknown flag: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$members" in 1|3) ;; *) echo "--members must be 1 or 3" >&2; exit 2 ;; esac
+if [ "$store_port" = 0 ] && [ "$members" != 1 ]; then
+  echo "--store-port 0 needs --members 1 (members must know each other's peer ports)" >&2; exit 2
+fi
 if ! [[ "$agents" =~ ^[0-9]+$ ]] || [ "$agents" -gt 250 ]; then
   echo "--agents must be a number from 0 to 250" >&2; exit 2
 fi
@@ -60,9 +70,11 @@ if [ "$build" = 1 ]; then
   cargo build --release --bin concord --bin concord-apiserver --bin concord-scheduler \
     --bin concord-controller-manager --bin concord-agent --bin concord-shim >&2
 fi
-target="${CARGO_TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps \
-  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')}"
-bin="$target/release"
+if [ -z "$bin" ]; then
+  target="${CARGO_TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')}"
+  bin="$target/release"
+fi
 mkdir -p "$data"
 data="$(cd "$data" && pwd)"
 
@@ -81,38 +93,51 @@ stop() {
 trap stop EXIT
 trap 'stop; exit 130' INT TERM
 
+# Waits (30 s) for a file that a starting process writes once it has bound its ports.
+wait_file() {
+  for _ in $(seq 1 150); do
+    [ -s "$1" ] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
 initial=""
 endpoints=""
 for i in $(seq 0 $((members - 1))); do
-  c=$((store_port + 2 * i)); p=$((c + 1))
+  c=$((store_port == 0 ? 0 : store_port + 2 * i)); p=$((store_port == 0 ? 0 : c + 1))
   initial="${initial:+$initial,}m$i=http://127.0.0.1:$p"
   endpoints="${endpoints:+$endpoints,}http://127.0.0.1:$c"
 done
 for i in $(seq 0 $((members - 1))); do
-  c=$((store_port + 2 * i)); p=$((c + 1))
+  c=$((store_port == 0 ? 0 : store_port + 2 * i)); p=$((store_port == 0 ? 0 : c + 1))
+  rm -f "$data/m$i.addresses.json"
   "$bin/concord" --name "m$i" --data-dir "$data/m$i" \
     --listen-client-urls "http://127.0.0.1:$c" --advertise-client-urls "http://127.0.0.1:$c" \
     --listen-peer-urls "http://127.0.0.1:$p" --initial-advertise-peer-urls "http://127.0.0.1:$p" \
     --initial-cluster "$initial" --initial-cluster-token concord-control-plane \
-    2>"$data/m$i.log" &
+    --listen-addresses-file "$data/m$i.addresses.json" 2>"$data/m$i.log" &
   pids+=($!)
 done
-# The API server needs a member that answers.
-port_open() {
-  python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)' \
-    "$1" >/dev/null 2>&1
-}
-for _ in $(seq 1 150); do
-  if port_open "$store_port"; then break; fi
-  sleep 0.2
-done
-if ! port_open "$store_port"; then
+# The API server needs a member that serves: member 0 writes its addresses file once it does.
+if ! wait_file "$data/m0.addresses.json"; then
   echo "the store did not start; see $data/m0.log" >&2
   exit 1
 fi
+if [ "$store_port" = 0 ]; then
+  endpoints="http://$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["client"][0])' \
+    "$data/m0.addresses.json")"
+fi
+rm -f "$data/apiserver.addr"
 "$bin/concord-apiserver" --etcd-servers "$endpoints" --listen-address "127.0.0.1:$api_port" \
+  --listen-address-file "$data/apiserver.addr" \
   --service-cluster-ip-range 127.2.0.0/16 2>"$data/apiserver.log" &
 pids+=($!)
+if ! wait_file "$data/apiserver.addr"; then
+  echo "the API server did not start; see $data/apiserver.log" >&2
+  exit 1
+fi
+api_port="$(sed -n 's/^.*:\([0-9]*\)$/\1/p' "$data/apiserver.addr")"
 healthy() {
   python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
     "http://127.0.0.1:$api_port/healthz" >/dev/null 2>&1

@@ -2,7 +2,9 @@
 //! `concord` binary has none of this).
 //!
 //! `CONCORD_FAILPOINTS=name=actions;...` arms failpoints at start. With
-//! `CONCORD_FAILPOINTS_ADDR=ip:port` set, a thread answers plain HTTP/1.1 there:
+//! `CONCORD_FAILPOINTS_ADDR=ip:port` set, a thread answers plain HTTP/1.1 there. Port 0 picks a
+//! free port; the address bound is written to `CONCORD_FAILPOINTS_ADDR_FILE` when that is set
+//! (before the member starts, so before its `--listen-addresses-file`).
 //!
 //! | request | does |
 //! |---|---|
@@ -39,7 +41,14 @@ pub fn serve_from_env() -> std::io::Result<()> {
         return Ok(());
     };
     let listener = TcpListener::bind(&addr)?;
-    eprintln!("concord-failpoints: control on {addr}");
+    let bound = listener.local_addr()?;
+    if let Ok(path) = std::env::var("CONCORD_FAILPOINTS_ADDR_FILE") {
+        // Written whole, then renamed: a reader never sees half an address.
+        let tmp = format!("{path}.{}.tmp", std::process::id());
+        std::fs::write(&tmp, format!("{bound}\n"))?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    eprintln!("concord-failpoints: control on {bound}");
     std::thread::Builder::new()
         .name("failpoints".into())
         .spawn(move || {

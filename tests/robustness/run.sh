@@ -7,8 +7,10 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 target="${CARGO_TARGET_DIR:-$root/target}"
-# Always --workspace: building one package alone changes RocksDB's features and rebuilds it.
-cargo build --release --workspace --bins
-cargo build --release --workspace --bin concord-failpoints --features concord-server/failpoints
-export CONCORD_BIN="${CONCORD_BIN:-$target/release/concord}"
-exec "$target/release/concord-robustness" "$@"
+# The test suite's profile, `ci` (release with overflow checks), so that the build is shared
+# with it. Always --workspace: building one package alone changes RocksDB's features and
+# rebuilds it.
+cargo build --profile ci --workspace --bins
+cargo build --profile ci --workspace --bin concord-failpoints --features concord-server/failpoints
+export CONCORD_BIN="${CONCORD_BIN:-$target/ci/concord}"
+exec "$target/ci/concord-robustness" "$@"

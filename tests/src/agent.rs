@@ -43,8 +43,8 @@ impl Agent {
         let bin = agent_bin();
         assert!(
             bin.is_file(),
-            "{} not found: build it with `cargo build --release --workspace --bins` \
-             (or set CONCORD_AGENT_BIN)",
+            "{} not found: build it in the tests' profile \
+             (`cargo build --profile ci --workspace --bins`) or set CONCORD_AGENT_BIN",
             bin.display()
         );
         let mut a = Agent {

@@ -192,8 +192,8 @@ impl ApiServer {
         let bin = apiserver_bin();
         assert!(
             bin.is_file(),
-            "{} not found: build it with `cargo build --release --workspace --bins` \
-             (or set CONCORD_APISERVER_BIN)",
+            "{} not found: build it in the tests' profile \
+             (`cargo build --profile ci --workspace --bins`) or set CONCORD_APISERVER_BIN",
             bin.display()
         );
         let etcd = Concord::start();

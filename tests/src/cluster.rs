@@ -32,8 +32,8 @@ use concord_proto::etcdserverpb as pb;
 
 use crate::apiserver::http_request;
 use crate::{
-    concord_bin, etcdctl_command, failpoints_bin, free_port_on, kill_child, log_tail, read_log,
-    remove_if_exists, rt, signal, spawn_logged, terminate, wait_listen_addresses, Proxy,
+    concord_bin, etcdctl_command, failpoints_bin, kill_child, log_tail, read_log, remove_if_exists,
+    rt, signal, spawn_logged, terminate, wait_listen_addresses, Proxy,
 };
 
 /// Every key and value of a member, in key order.
@@ -65,8 +65,11 @@ pub struct MemberProc {
     pub joined_existing: bool,
     /// How many times this slot was removed from the cluster and added back as a new member.
     pub rejoins: u32,
-    /// The failpoint control port (`concord-failpoints` only; 0 otherwise).
+    /// The failpoint control port (`concord-failpoints` only): 0 until the member's first start
+    /// has bound it and written it to `control_path`; later starts ask for it again.
     pub control_port: u16,
+    /// Where `concord-failpoints` writes its control address (`CONCORD_FAILPOINTS_ADDR_FILE`).
+    pub control_path: PathBuf,
     /// Failpoints the next start arms from its first instruction (`name=actions;...`), taken
     /// by that start.
     pub arm_at_start: Option<String>,
@@ -207,8 +210,6 @@ impl Cluster {
         let i = self.members.len();
         let ip = Ipv4Addr::new(127, self.base[0], self.base[1], 10 + i as u8);
         let proxy = Proxy::start_untargeted_on(ip);
-        // Still probed: the failpoint control listener does not report the port it bound.
-        let control_port = if self.failpoints { free_port_on(ip) } else { 0 };
         self.members.push(MemberProc {
             name: name.to_string(),
             ip,
@@ -223,7 +224,8 @@ impl Cluster {
             paused: false,
             joined_existing: false,
             rejoins: 0,
-            control_port,
+            control_port: 0,
+            control_path: self.dir.path().join(format!("{name}.control-addr")),
             arm_at_start: None,
         });
         i
@@ -250,7 +252,8 @@ impl Cluster {
             cmd.env(
                 "CONCORD_FAILPOINTS_ADDR",
                 format!("{}:{}", m.ip, m.control_port),
-            );
+            )
+            .env("CONCORD_FAILPOINTS_ADDR_FILE", &m.control_path);
             if let Some(fp) = &m.arm_at_start {
                 cmd.env("CONCORD_FAILPOINTS", fp);
             }
@@ -293,12 +296,35 @@ impl Cluster {
         self.learn_ports(i)
     }
 
+    /// If member `i`'s failpoint control port is not known yet, takes it from the file its
+    /// process writes before it starts the member (so before its `--listen-addresses-file`, unless
+    /// the process died first: then the next start tries again).
+    fn learn_control_port(&mut self, i: usize) -> Result<()> {
+        let m = &mut self.members[i];
+        if !self.failpoints || m.control_port != 0 {
+            return Ok(());
+        }
+        match std::fs::read_to_string(&m.control_path) {
+            Ok(text) => {
+                let addr: SocketAddr = text
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("{}: failpoint control address {text:?}", m.name))?;
+                m.control_port = addr.port();
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).context(format!("reading {}", m.control_path.display())),
+        }
+    }
+
     /// Starts member `i`'s process without waiting for anything.
     fn spawn_process(&mut self, i: usize, initial: &str, state: &str) -> Result<()> {
         if self.members[i].child.is_some() {
             bail!("{} is already running", self.members[i].name);
         }
         remove_if_exists(&self.members[i].addresses_path)?;
+        remove_if_exists(&self.members[i].control_path)?;
         let banner = format!("start ({state})");
         let child = spawn_logged(
             &mut self.command(i, initial, state),
@@ -315,9 +341,16 @@ impl Cluster {
 
     /// If member `i`'s client or peer port is not known yet (it was started on port 0), waits
     /// (60 s) for its process to bind them and write its `--listen-addresses-file`, keeps
-    /// them, and points the proxy at the peer port. A process that exits first is left for
-    /// [`Cluster::exited`] to find.
+    /// them, and points the proxy at the peer port; then its failpoint control port the same
+    /// way. A process that exits first is left for [`Cluster::exited`] to find.
     fn learn_ports(&mut self, i: usize) -> Result<()> {
+        let listeners = self.learn_listen_ports(i);
+        self.learn_control_port(i)?;
+        listeners
+    }
+
+    /// The client and peer half of [`Cluster::learn_ports`].
+    fn learn_listen_ports(&mut self, i: usize) -> Result<()> {
         let m = &mut self.members[i];
         if m.client_port != 0 && m.peer_port != 0 {
             return Ok(());
@@ -413,8 +446,11 @@ impl Cluster {
         body: Option<&str>,
     ) -> Result<(u16, String)> {
         let m = &self.members[i];
-        if m.control_port == 0 {
+        if !self.failpoints {
             bail!("{} runs without failpoints", m.name);
+        }
+        if m.control_port == 0 {
+            bail!("{}'s failpoint control has not reported its port", m.name);
         }
         let addr = format!("{}:{}", m.ip, m.control_port);
         Ok(http_request(

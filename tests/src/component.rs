@@ -96,8 +96,8 @@ impl Component {
         let bin = component_bin(name, kind.env());
         assert!(
             bin.is_file(),
-            "{} not found: build it with `cargo build --release --workspace --bins` \
-             (or set {})",
+            "{} not found: build it in the tests' profile \
+             (`cargo build --profile ci --workspace --bins`) or set {}",
             bin.display(),
             kind.env()
         );

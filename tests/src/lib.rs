@@ -12,7 +12,7 @@
 //!   workload and nemesis for a while, then the history checker.
 //!
 //! The binary is `$CONCORD_BIN`, or `concord` next to the test executable's `deps/` directory
-//! (build it first: `cargo build --release --workspace --bins`).
+//! (build it first, in the tests' profile: `cargo build --profile ci --workspace --bins`).
 
 pub mod agent;
 pub mod apiserver;

@@ -12,7 +12,7 @@ fn start(n: usize) -> Cluster {
     match Cluster::try_start_failpoints(n, &[]) {
         Ok(c) => c,
         Err(e) => panic!(
-            "{e:#}\n(concord-failpoints is built by: cargo build --release --workspace \
+            "{e:#}\n(concord-failpoints is built by: cargo build --profile ci --workspace \
              --bin concord-failpoints --features concord-server/failpoints)"
         ),
     }

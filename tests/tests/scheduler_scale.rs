@@ -20,7 +20,7 @@ fn sibling(name: &str) -> PathBuf {
     let p = concord_bin().with_file_name(name);
     assert!(
         p.is_file(),
-        "{} is missing: build it first (cargo build --release -p concord-bench -p concord-scheduler)",
+        "{} is missing: build it first (cargo build --profile ci --workspace --bins)",
         p.display()
     );
     p

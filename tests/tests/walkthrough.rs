@@ -3,10 +3,11 @@
 //! the rollout, a request through a Service, scaling, a killed container process, a stopped
 //! agent, a rolling update and its undo under load without a failed request, and Ctrl-C.
 //!
-//! The binaries must be built (`cargo build --release`); the script runs with `--no-build`
-//! and finds them in the workspace's target directory. The store and the API server get free
-//! ports; pod addresses (127.1.0.0/24 …) and cluster IPs (127.2.0.0/16) are the script's, so
-//! no other cluster may run on this machine meanwhile.
+//! The binaries must be built in the tests' profile (`cargo build --profile ci --workspace
+//! --bins`, as scripts/test.sh does); the script is given their directory with `--bin-dir`.
+//! The store and the API server start on port 0 and the script reports the ports they got; pod
+//! addresses (127.1.0.0/24 …) and cluster IPs (127.2.0.0/16) are the script's, so no other
+//! cluster may run on this machine meanwhile.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use concord_tests::agent::agent_bin;
 use concord_tests::apiserver::{http_get, kubectl_bin, run_bounded, KUBECTL_TIMEOUT};
-use concord_tests::{free_port, log_tail, read_log};
+use concord_tests::{concord_bin, log_tail, read_log};
 use serde_json::Value;
 
 const AGENTS: usize = 3;
@@ -50,16 +51,15 @@ impl Cluster {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data = tmp.path().join("cluster");
         std::fs::create_dir_all(&data).expect("data dir");
-        let port = free_port();
-        let store_port = free_port_pair();
         let script = repo().join("scripts/run-control-plane.sh");
         let stderr = std::fs::File::create(tmp.path().join("script.err")).expect("script.err");
         let mut child = Command::new("bash")
             .arg(&script)
-            .args(["--no-build", "--agents", &AGENTS.to_string(), "--data-dir"])
+            .arg("--bin-dir")
+            .arg(concord_bin().parent().expect("binary directory"))
+            .args(["--agents", &AGENTS.to_string(), "--data-dir"])
             .arg(&data)
-            .args(["--apiserver-port", &port.to_string()])
-            .args(["--store-port", &store_port.to_string()])
+            .args(["--apiserver-port", "0", "--store-port", "0"])
             .args(["--node-monitor-grace-period", "10s"])
             .args(["--node-lease-duration-seconds", "8"])
             .current_dir(repo())
@@ -107,7 +107,11 @@ impl Cluster {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        assert_eq!(c.server, format!("http://127.0.0.1:{port}"));
+        assert!(
+            c.server.starts_with("http://127.0.0.1:") && !c.server.ends_with(":0"),
+            "apiserver: {}",
+            c.server
+        );
         c
     }
 
@@ -336,17 +340,6 @@ impl Drop for Cluster {
                 .status();
         }
     }
-}
-
-/// A free port P whose next port is free too (a member's client and peer ports).
-fn free_port_pair() -> u16 {
-    for _ in 0..100 {
-        let p = free_port();
-        if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no two free ports in a row");
 }
 
 fn find_files(dir: &Path, name: &str) -> Vec<PathBuf> {
