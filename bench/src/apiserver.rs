@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use concord_client::prefix_end;
 use concord_proto::etcdserverpb as pb;
 use hdrhistogram::Histogram;
 use pb::kv_client::KvClient;
@@ -408,18 +409,6 @@ async fn populate(a: &Args, n: u64) -> Result<()> {
         t.await??;
     }
     Ok(())
-}
-
-/// The end of the key range of every key that starts with `prefix`.
-pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
 }
 
 /// Lists `path` as kubectl does (pages of `page`, or all at once with 0); returns the rows

@@ -28,7 +28,8 @@ use serde_json::{json, Value};
 use tokio::process::Command;
 
 use crate::scheduler::{
-    api, connect, cpu_time, ensure_namespace, resource, sibling, start_concord, within, Proc,
+    api, connect, cpu_time, ensure_namespace, resource, sibling, start_concord, within, work_dir,
+    Proc,
 };
 
 /// What to measure.
@@ -240,18 +241,7 @@ pub async fn run(args: Args) -> Result<()> {
     if args.nodes == 0 {
         bail!("--nodes must be at least 1");
     }
-    let (work_dir, _temp) = match &args.work_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            (d.clone(), None)
-        }
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("concord-bench-controllers")
-                .tempdir()?;
-            (t.path().to_path_buf(), Some(t))
-        }
-    };
+    let (work_dir, _temp) = work_dir(args.work_dir.as_deref(), "controllers")?;
     let mut running = Running::default();
     let result = tokio::select! {
         r = run_with(&args, &work_dir, &mut running) => r,

@@ -10,11 +10,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use concord_client::prefix_end;
 use concord_proto::etcdserverpb as pb;
 use pb::kv_client::KvClient;
 use tonic::transport::Channel;
 
-use crate::apiserver::prefix_end;
 use crate::stats::Samples;
 
 #[derive(clap::Args)]

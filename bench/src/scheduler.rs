@@ -205,6 +205,22 @@ impl Proc {
     }
 }
 
+/// The directory for the children's data and logs: `given` (created if need be), else a
+/// new temporary one for benchmark `bench`, removed when the returned guard drops.
+pub(crate) fn work_dir(
+    given: Option<&Path>,
+    bench: &str,
+) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+    if let Some(d) = given {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        return Ok((d.to_path_buf(), None));
+    }
+    let t = tempfile::Builder::new()
+        .prefix(&format!("concord-bench-{bench}"))
+        .tempdir()?;
+    Ok((t.path().to_path_buf(), Some(t)))
+}
+
 /// A binary next to this one.
 pub(crate) fn sibling(name: &str) -> Result<PathBuf> {
     Ok(std::env::current_exe()
@@ -1039,18 +1055,7 @@ pub async fn run(args: Args) -> Result<()> {
     if args.workload == Workload::Spread && args.zones == 0 {
         bail!("spread: --zones must be at least 1");
     }
-    let (work_dir, _temp) = match &args.work_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            (d.clone(), None)
-        }
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("concord-bench-scheduler")
-                .tempdir()?;
-            (t.path().to_path_buf(), Some(t))
-        }
-    };
+    let (work_dir, _temp) = work_dir(args.work_dir.as_deref(), "scheduler")?;
     let mut running = Running::default();
     let result = tokio::select! {
         r = run_with(&args, &work_dir, &mut running) => r,

@@ -56,26 +56,25 @@ impl H {
     }
 
     pub fn get(&mut self, c: u64, t0: u64, t1: u64, k: &str, v: Option<&str>) -> u64 {
-        let call = Call::Get {
-            key: k.into(),
-            serializable: false,
-        };
-        self.op(
-            c,
-            t0,
-            Some(t1),
-            call,
-            Ret::Get {
-                value: v.map(Bytes::from),
-                revision: 0,
-            },
-        )
+        self.read(c, t0, t1, k, v, false)
     }
 
     pub fn get_serializable(&mut self, c: u64, t0: u64, t1: u64, k: &str, v: Option<&str>) -> u64 {
+        self.read(c, t0, t1, k, v, true)
+    }
+
+    fn read(
+        &mut self,
+        c: u64,
+        t0: u64,
+        t1: u64,
+        k: &str,
+        v: Option<&str>,
+        serializable: bool,
+    ) -> u64 {
         let call = Call::Get {
             key: k.into(),
-            serializable: true,
+            serializable,
         };
         self.op(
             c,

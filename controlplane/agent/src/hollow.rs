@@ -297,13 +297,7 @@ impl HollowNodes {
     /// nodes' tasks have ended, so no write starts after it returns (one already sent may
     /// still land).
     pub async fn stop(mut self) {
-        let tasks = std::mem::take(&mut self.tasks);
-        for t in &tasks {
-            t.abort();
-        }
-        for t in tasks {
-            let _ = t.await;
-        }
+        abort_and_wait(std::mem::take(&mut self.tasks)).await;
         self.pod_informer = None;
     }
 }
@@ -313,6 +307,17 @@ impl Drop for HollowNodes {
         for t in &self.tasks {
             t.abort();
         }
+    }
+}
+
+/// Aborts `tasks` and waits until each has ended, so that none writes after this returns
+/// (a write already sent may still land).
+pub(crate) async fn abort_and_wait(tasks: Vec<JoinHandle<()>>) {
+    for t in &tasks {
+        t.abort();
+    }
+    for t in tasks {
+        let _ = t.await;
     }
 }
 

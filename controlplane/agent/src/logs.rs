@@ -34,6 +34,8 @@ use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
+use concord_cp_types::go_error_text;
+use concord_cp_types::query::parse_query;
 use futures::Stream;
 use tokio::sync::{mpsc, watch};
 
@@ -454,20 +456,6 @@ fn tail_start(f: &mut File, n: u64) -> io::Result<u64> {
     Ok(0)
 }
 
-/// An OS error as Go prints it (`no such file or directory`).
-fn go_error_text(e: &io::Error) -> String {
-    let text = e.to_string();
-    let text = match text.rfind(" (os error ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => text,
-    }
-}
-
 /// The log server's routes (`GET /containerLogs/{namespace}/{pod}/{container}`).
 pub fn router(lookup: Arc<dyn LogLookup>) -> axum::Router {
     axum::Router::new()
@@ -493,7 +481,7 @@ async fn container_logs(
     UrlPath((namespace, pod, container)): UrlPath<(String, String, String)>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let query = parse_query_string(query.as_deref().unwrap_or(""));
+    let query = parse_query(query.as_deref().unwrap_or(""));
     let (previous, opts) = match parse_log_query(&query, unix_nanos(SystemTime::now())) {
         Ok(p) => p,
         Err(e) => {
@@ -522,53 +510,6 @@ async fn container_logs(
             text_response(StatusCode::BAD_REQUEST, msg)
         }
     }
-}
-
-/// `a=b&c=d` with `%XX` and `+` decoded; the first value of a repeated key wins (Go's
-/// `url.Values.Get`).
-fn parse_query_string(q: &str) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    for pair in q.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        out.entry(percent_decode(k))
-            .or_insert_with(|| percent_decode(v));
-    }
-    out
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => {
-                let hex = b
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -704,6 +645,23 @@ mod tests {
         }
     }
 
+    /// Reads a follow stream to its end, which must come in time.
+    async fn read_to_end(s: &mut TcpStream, got: &mut Vec<u8>) {
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(got))
+            .await
+            .expect("the stream ends")
+            .expect("read");
+    }
+
+    /// Appends `text` to the log file at `path`, as the runtime would.
+    fn append(path: &Path, text: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .expect("open");
+        f.write_all(text.as_bytes()).expect("append");
+    }
+
     fn sample() -> String {
         [
             cri(T0, "stdout", "F", "one"),
@@ -815,24 +773,13 @@ mod tests {
         let mut got = Vec::new();
         read_until(&mut s, &mut got, "first\n").await;
 
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .expect("open");
-        f.write_all(cri(T1, "stderr", "F", "second").as_bytes())
-            .expect("append");
+        append(&path, &cri(T1, "stderr", "F", "second"));
         read_until(&mut s, &mut got, "second\n").await;
 
         // Lines written just before the stop still come, then the stream ends.
-        f.write_all(cri(T2, "stdout", "F", "last").as_bytes())
-            .expect("append");
+        append(&path, &cri(T2, "stdout", "F", "last"));
         running.send_replace(false);
-        let mut rest = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest))
-            .await
-            .expect("the stream ends")
-            .expect("read");
-        got.extend_from_slice(&rest);
+        read_to_end(&mut s, &mut got).await;
         let (code, _, body) = split_response(&got);
         assert_eq!(code, 200);
         assert_eq!(body, "first\nsecond\nlast\n");
@@ -845,20 +792,11 @@ mod tests {
         let mut s = srv.open("c", "follow=true&tailLines=1").await;
         let mut got = Vec::new();
         read_until(&mut s, &mut got, "four\n").await;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .expect("open");
-        f.write_all(cri(T2, "stdout", "F", "five").as_bytes())
-            .expect("append");
+        append(&path, &cri(T2, "stdout", "F", "five"));
         read_until(&mut s, &mut got, "five\n").await;
+        // The stream ends once nobody says the container runs.
         drop(running);
-        let mut rest = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest))
-            .await
-            .expect("the stream ends once nobody says it runs")
-            .expect("read");
-        got.extend_from_slice(&rest);
+        read_to_end(&mut s, &mut got).await;
         assert_eq!(split_response(&got).2, "four\nfive\n");
     }
 
@@ -871,32 +809,16 @@ mod tests {
         read_until(&mut s, &mut got, "before\n").await;
 
         // The shim's rotation: the last lines of the old file, rename, a new file.
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .expect("open");
-        f.write_all(cri(T1, "stdout", "F", "old-end").as_bytes())
-            .expect("append");
-        drop(f);
+        append(&path, &cri(T1, "stdout", "F", "old-end"));
         let rotated = path.with_file_name("c.log.0000000001");
         std::fs::rename(&path, &rotated).expect("rename");
         tokio::time::sleep(Duration::from_millis(250)).await;
         std::fs::write(&path, cri(T2, "stderr", "F", "new-start")).expect("new file");
         read_until(&mut s, &mut got, "new-start\n").await;
 
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .expect("open");
-        f.write_all(cri(T2, "stdout", "F", "after").as_bytes())
-            .expect("append");
+        append(&path, &cri(T2, "stdout", "F", "after"));
         running.send_replace(false);
-        let mut rest = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest))
-            .await
-            .expect("the stream ends")
-            .expect("read");
-        got.extend_from_slice(&rest);
+        read_to_end(&mut s, &mut got).await;
         assert_eq!(
             split_response(&got).2,
             "before\nold-end\nnew-start\nafter\n"
@@ -905,7 +827,7 @@ mod tests {
 
     #[test]
     fn queries_parse_like_the_kubelet() {
-        let q = |s: &str| parse_log_query(&parse_query_string(s), 1_000_000_000_000);
+        let q = |s: &str| parse_log_query(&parse_query(s), 1_000_000_000_000);
         let (prev, o) =
             q("follow&previous=false&timestamps=True&tailLines=3&limitBytes=9").expect("ok");
         assert!(!prev);

@@ -23,7 +23,8 @@ use serde_json::{json, Map, Value};
 use tokio::task::JoinHandle;
 
 use crate::hollow::{
-    ensure_lease, ensure_namespace, find, renewed, reregistered, NODE_LEASE_NAMESPACE,
+    abort_and_wait, ensure_lease, ensure_namespace, find, renewed, reregistered,
+    NODE_LEASE_NAMESPACE,
 };
 
 /// The kubelet version the agent reports.
@@ -344,13 +345,7 @@ impl NodeAgent {
     /// Stops the heartbeat and the status loop (the Node and its Lease stay, and the Lease
     /// expires, as a stopped kubelet's does).
     pub async fn stop(mut self) {
-        let tasks = std::mem::take(&mut self.tasks);
-        for t in &tasks {
-            t.abort();
-        }
-        for t in tasks {
-            let _ = t.await;
-        }
+        abort_and_wait(std::mem::take(&mut self.tasks)).await;
     }
 }
 

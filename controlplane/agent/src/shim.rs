@@ -43,6 +43,7 @@ use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use concord_cp_types::go_error_text;
 use serde::{Deserialize, Serialize};
 
 /// What one container instance runs, written by the agent as `spec.json` in the instance's
@@ -356,21 +357,6 @@ fn resolve_program(program: &str, env: &[(String, String)], cwd: &Path) -> Resul
     Err(format!(
         "exec: {program:?}: executable file not found in $PATH"
     ))
-}
-
-/// An OS error as Go prints it: `no such file or directory`, not `No such file or directory
-/// (os error 2)`.
-fn go_error_text(e: &io::Error) -> String {
-    let text = e.to_string();
-    let text = match text.rfind(" (os error ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => text,
-    }
 }
 
 /// Copies one of the process's streams into the log on a thread of its own; says `done`

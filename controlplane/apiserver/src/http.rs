@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
+use concord_cp_types::query;
 use concord_cp_types::resources::{self, Resource, Subresource};
 use concord_cp_types::ApiError;
 use serde_json::Value;
@@ -111,62 +112,9 @@ pub fn parse_target(path: &str) -> Result<Option<Target>, ApiError> {
     Ok(Some(target))
 }
 
-/// Decoded query parameters (the last value of each wins, as Go's `Get`).
+/// Decoded query parameters (the first value of a repeated one wins: [`query::parse_query`]).
 pub fn parse_query(q: Option<&str>) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    if let Some(q) = q {
-        for (k, v) in form_urlencoded_pairs(q) {
-            out.insert(k, v);
-        }
-    }
-    out
-}
-
-fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-/// Decodes `%XX` escapes and `+` (as a space) in a query component.
-pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    query::parse_query(q.unwrap_or(""))
 }
 
 /// What the response body should be.
@@ -327,14 +275,8 @@ mod tests {
     }
 
     #[test]
-    fn queries_are_percent_decoded() {
-        let q = parse_query(Some(
-            "labelSelector=app%3Dweb&fieldSelector=a%3D%2Cb&limit=500&x=%zz+y",
-        ));
-        assert_eq!(q["labelSelector"], "app=web");
-        assert_eq!(q["fieldSelector"], "a=,b");
-        assert_eq!(q["x"], "%zz y");
-        assert_eq!(percent_decode("%"), "%");
-        assert_eq!(percent_decode("%4"), "%4");
+    fn a_request_without_a_query_has_no_parameters() {
+        assert!(parse_query(None).is_empty());
+        assert_eq!(parse_query(Some("limit=1&limit=2"))["limit"], "1");
     }
 }

@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::response::Response;
 use concord_cp_types::resources::Resource;
-use concord_cp_types::{meta, ApiError, FieldError};
+use concord_cp_types::{go_error_text, meta, ApiError, FieldError};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -291,20 +291,6 @@ pub fn kubelet_endpoint(node: &Value) -> Result<(String, u16), ApiError> {
         .and_then(|p| u16::try_from(p).ok())
         .unwrap_or(DEFAULT_KUBELET_PORT);
     Ok((ip.to_string(), port))
-}
-
-/// An OS error as Go prints it (`connection refused`).
-fn go_error_text(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    let text = match text.rfind(" (os error ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => text,
-    }
 }
 
 /// `host:port`, with brackets for IPv6.
@@ -610,6 +596,20 @@ mod tests {
         );
     }
 
+    /// What a plain fetch of container c from the agent at `port` fails with.
+    async fn fetch_error(port: u16, why: &str) -> ApiError {
+        fetch(
+            "127.0.0.1",
+            port,
+            "ns",
+            "pod",
+            "c",
+            &PodLogOptions::default(),
+        )
+        .await
+        .expect_err(why)
+    }
+
     #[tokio::test]
     async fn the_agents_errors_become_statuses() {
         let msg = "previous terminated container \"c\" in pod \"pod\" not found";
@@ -618,32 +618,14 @@ mod tests {
             msg.len()
         ))
         .await;
-        let e = fetch(
-            "127.0.0.1",
-            port,
-            "ns",
-            "pod",
-            "c",
-            &PodLogOptions::default(),
-        )
-        .await
-        .expect_err("400");
+        let e = fetch_error(port, "400").await;
         assert_eq!(e, ApiError::BadRequest(msg.into()));
 
         let (port, _req) = fake_agent(
             "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\n\r\nboom".into(),
         )
         .await;
-        let e = fetch(
-            "127.0.0.1",
-            port,
-            "ns",
-            "pod",
-            "c",
-            &PodLogOptions::default(),
-        )
-        .await
-        .expect_err("500");
+        let e = fetch_error(port, "500").await;
         assert_eq!(e, ApiError::Internal("boom".into()));
 
         // Nothing listens: Go's dial error.
@@ -651,16 +633,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             l.local_addr().expect("addr").port()
         };
-        let e = fetch(
-            "127.0.0.1",
-            port,
-            "ns",
-            "pod",
-            "c",
-            &PodLogOptions::default(),
-        )
-        .await
-        .expect_err("refused");
+        let e = fetch_error(port, "refused").await;
         assert_eq!(e.code(), 500);
         assert_eq!(
             e.to_string(),

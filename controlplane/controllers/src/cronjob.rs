@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 
 use crate::owner;
 use crate::queue::{key_of, split_key, WorkQueue};
-use crate::runtime::{resource, run_workers, Action, Ctx};
+use crate::runtime::{resource, run_workers, shut_down_on_stop, Action, Ctx};
 
 /// The annotation on a Job with the time it was scheduled for.
 pub const SCHEDULED_TIMESTAMP_ANNOTATION: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
@@ -627,13 +627,8 @@ pub fn spawn(ctx: Arc<Ctx>) -> JoinHandle<()> {
         }
     });
     let workers = c.ctx.options.concurrent_cron_job_syncs;
-    let mut stop = c.ctx.stop.clone();
     tokio::spawn(async move {
-        let qs = queue.clone();
-        tokio::spawn(async move {
-            let _ = stop.wait_for(|s| *s).await;
-            qs.shut_down();
-        });
+        shut_down_on_stop(queue.clone(), c.ctx.stop.clone());
         run_workers("cronjob", queue, workers, move |key| {
             let c = Arc::clone(&c);
             async move { c.sync(&key).await }

@@ -41,7 +41,7 @@ use tokio::task::JoinHandle;
 
 use crate::owner;
 use crate::queue::{key_of, split_key, WorkQueue};
-use crate::runtime::{pump, resource, run_workers, Action, Ctx};
+use crate::runtime::{pump, resource, run_workers, shut_down_on_stop, Action, Ctx};
 use util::{name_of, spec_replicas};
 
 const API_VERSION: &str = "apps/v1";
@@ -97,18 +97,7 @@ pub fn spawn(ctx: Arc<Ctx>) -> JoinHandle<()> {
             let (q, c2) = (queue.clone(), Arc::clone(&c));
             tokio::spawn(pump(pod_sub.events, move |ev| c2.on_pod_event(&q, ev)));
         }
-        {
-            let q = queue.clone();
-            let mut stop = ctx.stop.clone();
-            tokio::spawn(async move {
-                while !*stop.borrow() {
-                    if stop.changed().await.is_err() {
-                        break;
-                    }
-                }
-                q.shut_down();
-            });
-        }
+        shut_down_on_stop(queue.clone(), ctx.stop.clone());
         c.deployments.wait_synced().await;
         c.replicasets.wait_synced().await;
         c.pods.wait_synced().await;

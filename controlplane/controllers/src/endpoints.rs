@@ -305,11 +305,19 @@ fn truncate_subsets(subsets: &mut [Value]) -> bool {
 /// The labels of the Endpoints object: the Service's, the controller's, and the headless
 /// label for a headless Service.
 fn endpoints_labels(svc: &Value) -> Value {
+    service_labels_with(svc, &[(ENDPOINTS_MANAGED_BY, json!(ENDPOINTS_CONTROLLER))])
+}
+
+/// The Service's labels, then `extra`, then the headless label: set for a headless
+/// Service, dropped otherwise.
+fn service_labels_with(svc: &Value, extra: &[(&str, Value)]) -> Value {
     let mut labels = svc["metadata"]["labels"]
         .as_object()
         .cloned()
         .unwrap_or_default();
-    labels.insert(ENDPOINTS_MANAGED_BY.into(), json!(ENDPOINTS_CONTROLLER));
+    for (k, v) in extra {
+        labels.insert((*k).into(), v.clone());
+    }
     if headless(svc) {
         labels.insert(HEADLESS_LABEL.into(), json!(""));
     } else {
@@ -549,18 +557,13 @@ pub fn plan_slices(
 
 /// The labels of the Service's slices.
 fn slice_labels(svc: &Value) -> Value {
-    let mut labels = svc["metadata"]["labels"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    labels.insert(SERVICE_NAME_LABEL.into(), svc["metadata"]["name"].clone());
-    labels.insert(SLICE_MANAGED_BY.into(), json!(SLICE_CONTROLLER));
-    if headless(svc) {
-        labels.insert(HEADLESS_LABEL.into(), json!(""));
-    } else {
-        labels.remove(HEADLESS_LABEL);
-    }
-    Value::Object(labels)
+    service_labels_with(
+        svc,
+        &[
+            (SERVICE_NAME_LABEL, svc["metadata"]["name"].clone()),
+            (SLICE_MANAGED_BY, json!(SLICE_CONTROLLER)),
+        ],
+    )
 }
 
 /// A new slice of the Service.

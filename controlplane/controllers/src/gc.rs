@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 
 use crate::owner;
 use crate::queue::WorkQueue;
-use crate::runtime::{run_workers, Action, Ctx};
+use crate::runtime::{run_workers, shut_down_on_stop, Action, Ctx};
 
 /// The finalizer of a foreground deletion: the object goes after its blocking dependents.
 pub const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
@@ -1172,15 +1172,8 @@ pub fn spawn(ctx: Arc<Ctx>) -> JoinHandle<()> {
                 }
             });
         }
-        {
-            let gc = Arc::clone(&gc);
-            let mut stop = gc.ctx.stop.clone();
-            tokio::spawn(async move {
-                let _ = stop.wait_for(|s| *s).await;
-                gc.attempt_to_delete.shut_down();
-                gc.attempt_to_orphan.shut_down();
-            });
-        }
+        shut_down_on_stop(gc.attempt_to_delete.clone(), gc.ctx.stop.clone());
+        shut_down_on_stop(gc.attempt_to_orphan.clone(), gc.ctx.stop.clone());
         // As Kubernetes: work starts once every watched cache is complete.
         for c in gc.caches.values() {
             c.wait_synced().await;

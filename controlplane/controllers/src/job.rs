@@ -37,7 +37,7 @@ use tokio::task::JoinHandle;
 use crate::expectations::Expectations;
 use crate::owner;
 use crate::queue::{key_of, split_key, Key, WorkQueue};
-use crate::runtime::{resource, run_workers, Action, Ctx};
+use crate::runtime::{resource, run_workers, shut_down_on_stop, Action, Ctx};
 
 /// The finalizer that keeps a pod until its Job counted it.
 pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
@@ -377,13 +377,8 @@ pub fn spawn(ctx: Arc<Ctx>) -> JoinHandle<()> {
         }
     });
     let workers = c.ctx.options.concurrent_job_syncs;
-    let mut stop = c.ctx.stop.clone();
     tokio::spawn(async move {
-        let qs = queue.clone();
-        tokio::spawn(async move {
-            let _ = stop.wait_for(|s| *s).await;
-            qs.shut_down();
-        });
+        shut_down_on_stop(queue.clone(), c.ctx.stop.clone());
         run_workers("job", queue, workers, move |key| {
             let c = Arc::clone(&c);
             async move { c.sync(&key).await }

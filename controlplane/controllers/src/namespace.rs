@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 use crate::owner;
 use crate::queue::{Backoff, WorkQueue};
-use crate::runtime::{resource, run_workers, Action, Ctx};
+use crate::runtime::{resource, run_workers, shut_down_on_stop, Action, Ctx};
 
 /// The finalizer this controller owns in `spec.finalizers`.
 pub const FINALIZER_TOKEN: &str = "kubernetes";
@@ -442,14 +442,7 @@ pub fn spawn(ctx: Arc<Ctx>) -> JoinHandle<()> {
                 }
             });
         }
-        {
-            let queue = queue.clone();
-            let mut stop = ctx.stop.clone();
-            tokio::spawn(async move {
-                let _ = stop.wait_for(|s| *s).await;
-                queue.shut_down();
-            });
-        }
+        shut_down_on_stop(queue.clone(), ctx.stop.clone());
         sub.cache.wait_synced().await;
         let workers = ctx.options.concurrent_namespace_syncs;
         run_workers("namespace", queue, workers, move |name| {

@@ -57,6 +57,23 @@ fn replicasets_resource() -> &'static Resource {
     runtime::resource("apps", "v1", "replicasets")
 }
 
+/// Kubernetes' UID precondition on a write: the stored object `cur` must still be the one
+/// with `uid`, else the one meant is gone (`NotFound`).
+fn still_the_same(
+    cur: &Value,
+    uid: &Value,
+    resource: &'static Resource,
+    name: &str,
+) -> Result<(), ApiError> {
+    if cur["metadata"]["uid"] != *uid {
+        return Err(ApiError::NotFound {
+            resource,
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Starts the controller: subscribes to pods and ReplicaSets, waits for both caches, then
 /// runs `--concurrent-replicaset-syncs` workers.
 pub fn spawn(ctx: Arc<Ctx>) -> JoinHandle<()> {
@@ -78,14 +95,7 @@ pub fn spawn(ctx: Arc<Ctx>) -> JoinHandle<()> {
             let c = Arc::clone(&ctl);
             tokio::spawn(runtime::pump(rs_sub.events, move |ev| c.on_replicaset(ev)))
         };
-        let stopper = {
-            let queue = ctl.queue.clone();
-            let mut stop = ctx.stop.clone();
-            tokio::spawn(async move {
-                let _ = stop.wait_for(|s| *s).await;
-                queue.shut_down();
-            })
-        };
+        let stopper = runtime::shut_down_on_stop(ctl.queue.clone(), ctx.stop.clone());
         // As Kubernetes' WaitForCacheSync: a sync on a partial pod cache would create pods
         // that already exist.
         ctl.pods.wait_synced().await;
@@ -762,12 +772,7 @@ impl Controller {
             .ctx
             .registry
             .guaranteed_update_cached(pods_resource(), pod, |mut cur| {
-                if cur["metadata"]["uid"] != pod_uid {
-                    return Err(ApiError::NotFound {
-                        resource: pods_resource(),
-                        name: name.clone(),
-                    });
-                }
+                still_the_same(&cur, &pod_uid, pods_resource(), &name)?;
                 if owner::controller_ref(&cur).is_some() {
                     return Err(ApiError::Conflict {
                         resource: pods_resource(),
@@ -799,12 +804,7 @@ impl Controller {
         self.ctx
             .registry
             .guaranteed_update_cached(pods_resource(), pod, |mut cur| {
-                if cur["metadata"]["uid"] != pod_uid {
-                    return Err(ApiError::NotFound {
-                        resource: pods_resource(),
-                        name: name.clone(),
-                    });
-                }
+                still_the_same(&cur, &pod_uid, pods_resource(), &name)?;
                 let m = &mut cur["metadata"];
                 if let Some(refs) = m["ownerReferences"].as_array_mut() {
                     refs.retain(|r| r["uid"] != rs_uid);
@@ -1025,12 +1025,7 @@ impl Controller {
             .ctx
             .registry
             .guaranteed_update_cached(replicasets_resource(), rs, |mut cur| {
-                if cur["metadata"]["uid"] != rs_uid {
-                    return Err(ApiError::NotFound {
-                        resource: replicasets_resource(),
-                        name: name.clone(),
-                    });
-                }
+                still_the_same(&cur, &rs_uid, replicasets_resource(), &name)?;
                 cur["status"] = status.clone();
                 Ok(Update::Put(cur))
             })

@@ -14,6 +14,7 @@ use concord_cp_store::{
 use concord_cp_types::resources::{self, Resource};
 use concord_cp_types::ApiError;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use crate::queue::{Key, WorkQueue};
 use crate::Options;
@@ -262,6 +263,15 @@ where
     for t in tasks {
         let _ = t.await;
     }
+}
+
+/// Shuts `queue` down once `stop` turns true (or its sender is gone), which ends the
+/// workers `run_workers` runs on it.
+pub fn shut_down_on_stop(queue: WorkQueue, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let _ = stop.wait_for(|s| *s).await;
+        queue.shut_down();
+    })
 }
 
 /// Feeds a subscription's events to `on_event` until the stream ends.

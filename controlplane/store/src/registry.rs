@@ -459,7 +459,8 @@ impl Registry {
         name: &str,
         f: impl FnMut(Value) -> Result<Update, ApiError>,
     ) -> Result<(Value, bool), ApiError> {
-        self.update_leased(resource, namespace, name, 0, f).await
+        self.guaranteed_update_with_lease(resource, namespace, name, 0, f)
+            .await
     }
 
     /// [`Registry::guaranteed_update`] that writes the object attached to etcd lease `lease`
@@ -473,7 +474,24 @@ impl Registry {
         lease: i64,
         f: impl FnMut(Value) -> Result<Update, ApiError>,
     ) -> Result<(Value, bool), ApiError> {
-        self.update_leased(resource, namespace, name, lease, f)
+        let key = self.key(resource, namespace, name);
+        let current = match self
+            .client
+            .get(key.clone())
+            .await
+            .map_err(client_error)?
+            .kvs
+            .first()
+        {
+            Some(kv) => kv.clone(),
+            None => {
+                return Err(ApiError::NotFound {
+                    resource,
+                    name: name.to_string(),
+                })
+            }
+        };
+        self.update_from(resource, key, name, current, lease, f)
             .await
     }
 
@@ -504,35 +522,6 @@ impl Registry {
             ..KeyValue::default()
         };
         self.update_from(resource, key, &name, current, 0, f).await
-    }
-
-    async fn update_leased(
-        &self,
-        resource: &'static Resource,
-        namespace: Option<&str>,
-        name: &str,
-        lease: i64,
-        f: impl FnMut(Value) -> Result<Update, ApiError>,
-    ) -> Result<(Value, bool), ApiError> {
-        let key = self.key(resource, namespace, name);
-        let current = match self
-            .client
-            .get(key.clone())
-            .await
-            .map_err(client_error)?
-            .kvs
-            .first()
-        {
-            Some(kv) => kv.clone(),
-            None => {
-                return Err(ApiError::NotFound {
-                    resource,
-                    name: name.to_string(),
-                })
-            }
-        };
-        self.update_from(resource, key, name, current, lease, f)
-            .await
     }
 
     /// The loop of a guaranteed update, from `current`.

@@ -1,5 +1,6 @@
 //! Field paths and field errors as kube-apiserver's `field` package builds and renders them,
-//! and the rendering of Go values inside `Invalid value: ...` (Go's `%q` and `%#v`).
+//! and the rendering of Go values inside `Invalid value: ...` (Go's `%q` and `%#v`) and of
+//! OS errors in the texts Go would give.
 
 use crate::FieldError;
 use serde_json::{Map, Value};
@@ -184,6 +185,21 @@ pub(crate) fn too_many(p: &Path, actual: usize, max: usize) -> FieldError {
         reason: "FieldValueTooMany",
         field: p.as_str().to_string(),
         detail: format!("Too many: {actual}: must have at most {max} items"),
+    }
+}
+
+/// An OS error as Go prints it: `no such file or directory`, not `No such file or directory
+/// (os error 2)`.
+pub fn go_error_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
     }
 }
 

@@ -6,6 +6,7 @@ pub mod defaults;
 pub mod error;
 pub mod meta;
 pub mod printers;
+pub mod query;
 pub mod resources;
 pub mod selectors;
 pub mod smp;
@@ -17,7 +18,7 @@ mod names;
 mod quantity;
 
 pub use error::{ApiError, FieldError};
-pub use field::go_quote;
+pub use field::{go_error_text, go_quote};
 pub use k8s_openapi;
 pub use quantity::{int_value, milli_value};
 pub use resources::Resource;

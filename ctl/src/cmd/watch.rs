@@ -48,7 +48,7 @@ fn parse_args(
     if let Some(i) = raw.iter().position(|a| a == "watch") {
         raw = &raw[i + 1..];
     }
-    let mut watch_args = command_args.to_vec();
+    let watch_args = command_args.to_vec();
     let exec_idx = raw.iter().position(|a| a == "--");
     if let Some(i) = exec_idx {
         if i == raw.len() - 1 {
@@ -78,6 +78,20 @@ fn parse_args(
         Some(i) => raw[i + 1..].to_vec(),
         None => Vec::new(),
     };
+    Ok((
+        with_env_key(watch_args, &exec_args, env_key, env_range),
+        exec_args,
+    ))
+}
+
+/// The watch's arguments with the environment's key (and range end) first, and without the
+/// words after "--", which cobra hands over as arguments too.
+fn with_env_key(
+    mut watch_args: Vec<String>,
+    exec_args: &[String],
+    env_key: &str,
+    env_range: &str,
+) -> Vec<String> {
     if !env_key.is_empty() {
         let mut ranges = vec![env_key.to_string()];
         if !env_range.is_empty() {
@@ -87,13 +101,12 @@ fn parse_args(
         watch_args = ranges;
     }
     if let Some(first) = exec_args.first() {
-        // cobra hands over the words after "--" as arguments too: drop them.
         match watch_args.iter().rposition(|a| a == first) {
             Some(end) => watch_args.truncate(end),
             None => watch_args.clear(),
         }
     }
-    Ok((watch_args, exec_args))
+    watch_args
 }
 
 /// etcdctl's `parseWatchArgs` for a line of `watch -i`: the watch's arguments, the command, and
@@ -136,21 +149,7 @@ fn parse_interactive(
         Some(i) => args[i + 1..].to_vec(),
         None => Vec::new(),
     };
-    let mut watch_args = positional;
-    if !env_key.is_empty() {
-        let mut ranges = vec![env_key.to_string()];
-        if !env_range.is_empty() {
-            ranges.push(env_range.to_string());
-        }
-        ranges.append(&mut watch_args);
-        watch_args = ranges;
-    }
-    if let Some(first) = exec_args.first() {
-        match watch_args.iter().rposition(|a| a == first) {
-            Some(end) => watch_args.truncate(end),
-            None => watch_args.clear(),
-        }
-    }
+    let watch_args = with_env_key(positional, &exec_args, env_key, env_range);
     Ok((watch_args, exec_args, WatchFlags::from(&flags)))
 }
 
