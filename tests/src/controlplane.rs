@@ -40,6 +40,23 @@ impl ControlPlane {
         }
     }
 
+    /// [`crate::wait_until`] with the controller-manager's log in the panic: the controllers
+    /// are what most waits of a control-plane test wait for.
+    pub fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        every: Duration,
+        what: &str,
+        probe: impl FnMut() -> Result<T, String>,
+    ) -> T {
+        crate::wait_until(timeout, every, what, probe, || {
+            format!(
+                "controller-manager log:\n{}",
+                self.controller_manager.log_tail()
+            )
+        })
+    }
+
     /// A registry on the member, for reading and writing objects directly.
     pub fn registry(&self) -> Registry {
         let endpoint = self.api.etcd.endpoint();

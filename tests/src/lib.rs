@@ -42,6 +42,31 @@ pub use apiserver::ApiServer;
 pub use cluster::{Cluster, MemberProc};
 pub use proxy::{LinkRule, Proxy};
 
+/// Calls `probe` every `every` until it answers `Ok`, and returns that. Past `timeout` it
+/// panics with `what`, the last `Err` (the state last seen) and `logs()` (the log tail of the
+/// component that should have got there).
+pub fn wait_until<T>(
+    timeout: Duration,
+    every: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Result<T, String>,
+    logs: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match probe() {
+            Ok(v) => return v,
+            Err(e) => e,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not reached after {timeout:?}; last seen: {last}\n{}",
+            logs()
+        );
+        std::thread::sleep(every);
+    }
+}
+
 /// Path of the `concord` binary under test.
 pub fn concord_bin() -> PathBuf {
     if let Ok(p) = std::env::var("CONCORD_BIN") {

@@ -64,25 +64,10 @@ impl Fixture {
         self.get(&["pod", name]).expect("get pod")
     }
 
-    fn wait<T>(
-        &self,
-        timeout: Duration,
-        what: &str,
-        mut f: impl FnMut() -> Result<T, String>,
-    ) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let last = match f() {
-                Ok(v) => return v,
-                Err(e) => e,
-            };
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not reached after {timeout:?}; last: {last}\nagent log:\n{}",
-                self.agent.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    fn wait<T>(&self, timeout: Duration, what: &str, f: impl FnMut() -> Result<T, String>) -> T {
+        concord_tests::wait_until(timeout, Duration::from_millis(100), what, f, || {
+            format!("agent log:\n{}", self.agent.log_tail())
+        })
     }
 
     fn wait_pod(

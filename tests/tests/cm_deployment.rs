@@ -69,18 +69,9 @@ fn wait_for<T>(
     what: &str,
     mut f: impl FnMut() -> Option<T>,
 ) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not reached after {timeout:?}\ncontroller-manager log:\n{}",
-            cp.controller_manager.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    cp.wait_for(timeout, Duration::from_millis(100), what, || {
+        f().ok_or_else(|| "not yet".to_string())
+    })
 }
 
 /// kubectl as installed: its watch-list reflector (client-go's WatchListClient) streams

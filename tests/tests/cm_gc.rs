@@ -3,7 +3,7 @@
 //! `kubectl delete` with each `--cascade`, dangling owner references (absent, in another
 //! namespace, cluster-scoped), and a namespace deletion that empties the namespace.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use concord_tests::controlplane::ControlPlane;
 use serde_json::Value;
@@ -53,19 +53,14 @@ fn wait_until<T: std::fmt::Debug>(
     mut state: impl FnMut() -> T,
     done: impl Fn(&T) -> bool,
 ) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
+    cp.wait_for(timeout, Duration::from_millis(200), what, || {
         let s = state();
         if done(&s) {
-            return s;
+            Ok(s)
+        } else {
+            Err(format!("{s:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not reached after {timeout:?}; last state: {s:?}\ncontroller-manager log:\n{}",
-            cp.controller_manager.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    })
 }
 
 fn owner_ref(api_version: &str, kind: &str, name: &str, uid: &str, block: bool) -> String {

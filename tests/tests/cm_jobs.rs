@@ -36,21 +36,9 @@ fn wait_for<T>(
     cp: &ControlPlane,
     timeout: Duration,
     what: &str,
-    mut probe: impl FnMut() -> Result<T, String>,
+    probe: impl FnMut() -> Result<T, String>,
 ) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let last = match probe() {
-            Ok(v) => return v,
-            Err(e) => e,
-        };
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not reached after {timeout:?}; last seen: {last}\ncontroller-manager log:\n{}",
-            cp.controller_manager.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    cp.wait_for(timeout, Duration::from_millis(200), what, probe)
 }
 
 /// The pods of Job `job` (by its `batch.kubernetes.io/job-name` label).

@@ -36,23 +36,9 @@ fn wait_for<T>(
     cp: &ControlPlane,
     timeout: Duration,
     what: &str,
-    mut f: impl FnMut() -> Result<T, String>,
+    f: impl FnMut() -> Result<T, String>,
 ) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(state) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "{what}: not reached after {timeout:?}; last state: {state}\n\
-                     controller-manager log:\n{}",
-                    cp.controller_manager.log_tail()
-                );
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    cp.wait_for(timeout, Duration::from_millis(200), what, f)
 }
 
 /// A pod bound to `node` directly, with extra tolerations (YAML flow list, may be empty).

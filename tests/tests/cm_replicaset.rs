@@ -4,7 +4,7 @@
 //! events `kubectl describe` shows.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use concord_tests::controlplane::ControlPlane;
 use serde_json::Value;
@@ -65,21 +65,9 @@ fn wait_for<T>(
     cp: &ControlPlane,
     timeout: Duration,
     what: &str,
-    mut probe: impl FnMut() -> Result<T, String>,
+    probe: impl FnMut() -> Result<T, String>,
 ) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match probe() {
-            Ok(v) => return v,
-            Err(state) => assert!(
-                Instant::now() < deadline,
-                "{what}: not reached after {timeout:?}; last state: {state}\n\
-                 controller-manager log:\n{}",
-                cp.controller_manager.log_tail()
-            ),
-        }
-        std::thread::sleep(Duration::from_millis(150));
-    }
+    cp.wait_for(timeout, Duration::from_millis(150), what, probe)
 }
 
 /// Waits until the ReplicaSet `rs` has exactly `n` pods (none terminating), all Running,

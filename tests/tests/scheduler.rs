@@ -57,19 +57,17 @@ fn wait_placements(
     what: &str,
     done: impl Fn(&HashMap<String, String>) -> bool,
 ) -> HashMap<String, String> {
-    let deadline = Instant::now() + timeout;
-    loop {
+    let probe = || {
         let p = placements(k);
         if done(&p) {
-            return p;
+            Ok(p)
+        } else {
+            Err(format!("placements {p:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not reached after {timeout:?}; placements: {p:?}\nscheduler log:\n{}",
-            s.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    };
+    concord_tests::wait_until(timeout, Duration::from_millis(100), what, probe, || {
+        format!("scheduler log:\n{}", s.log_tail())
+    })
 }
 
 fn start_scheduler(k: &ApiServer, identity: &str, args: &[&str]) -> Scheduler {

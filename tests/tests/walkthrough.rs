@@ -181,25 +181,10 @@ impl Cluster {
         )
     }
 
-    fn wait<T>(
-        &self,
-        timeout: Duration,
-        what: &str,
-        mut f: impl FnMut() -> Result<T, String>,
-    ) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let last = match f() {
-                Ok(v) => return v,
-                Err(e) => e,
-            };
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not reached after {timeout:?}; last: {last}\n{}",
-                self.diagnostics()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+    fn wait<T>(&self, timeout: Duration, what: &str, f: impl FnMut() -> Result<T, String>) -> T {
+        concord_tests::wait_until(timeout, Duration::from_millis(100), what, f, || {
+            self.diagnostics()
+        })
     }
 
     /// `concord-agent --image-dir DATA/images image import …`.
