@@ -282,6 +282,24 @@ impl Core {
         rx.await.map_err(|_| ServerError::Stopped)
     }
 
+    /// Waits (up to the request timeout) until this member has applied everything its Raft log
+    /// had committed when called. The leader's lessor needs it before it answers a lease
+    /// renewal or TTL query, as etcd's does: a grant acknowledged by the follower that proposed
+    /// it may be committed but not yet applied here, and the lease would look unknown (TTL 0).
+    pub async fn wait_applied_commit(&self) -> Result<(), ServerError> {
+        let deadline = Instant::now() + self.request_timeout;
+        let commit = self.raft_status().commit_index;
+        let mut applied = self.applied.clone();
+        let reached = timeout_at(deadline, applied.wait_for(|a| *a >= commit))
+            .await
+            .map(|r| r.is_ok());
+        match reached {
+            Err(_) => Err(ServerError::Timeout),
+            Ok(false) => Err(ServerError::Stopped),
+            Ok(true) => Ok(()),
+        }
+    }
+
     /// Waits until the store reflects every write acknowledged before this call (ReadIndex:
     /// nothing is written to the log).
     pub async fn linearizable_barrier(&self) -> Result<(), ServerError> {

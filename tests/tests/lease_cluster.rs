@@ -123,3 +123,51 @@ fn leases_survive_a_leader_kill_and_expire_only_when_their_time_ran_out() {
         assert_eq!(remaining(&mut l2, 1002).await, -1);
     });
 }
+
+/// A lease granted through a follower is acknowledged once that follower has applied the
+/// grant; the leader may not have applied it yet. Its lessor must not answer a keep-alive or a
+/// TTL query before it has (etcd #6978: the leader applies what it has committed first), or
+/// the new lease reads as unknown: TTL 0, "expired or revoked" (found by the robustness run).
+/// The leader's apply thread is held back 2 s through a failpoint (`concord-failpoints`).
+#[test]
+fn a_lease_granted_through_a_follower_is_known_to_the_leader_that_applies_late() {
+    let c = Cluster::try_start_failpoints(3, &[]).unwrap_or_else(|e| {
+        panic!(
+            "{e:#}\n(concord-failpoints is built by: cargo build --profile ci --workspace \
+             --bin concord-failpoints --features concord-server/failpoints)"
+        )
+    });
+    let leader = c.wait_leader(Duration::from_secs(30));
+    let follower = (leader + 1) % 3;
+    let endpoint = c.members[follower].endpoint();
+    c.failpoint(leader, "apply::before_write", "1*sleep(2000)")
+        .expect("arm the leader's apply delay");
+    let (keep_alive, time_to_live) = rt().block_on(async {
+        let (mut l, _) = clients(&endpoint).await;
+        let granted = l
+            .lease_grant(pb::LeaseGrantRequest { ttl: 30, id: 4242 })
+            .await
+            .expect("grant")
+            .into_inner();
+        assert_eq!(granted.ttl, 30);
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tx.send(pb::LeaseKeepAliveRequest { id: 4242 })
+            .await
+            .expect("queue the keep-alive");
+        let mut answers = l
+            .lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .expect("keep-alive stream")
+            .into_inner();
+        let answer = answers
+            .message()
+            .await
+            .expect("keep-alive answer")
+            .expect("one answer");
+        (answer.ttl, remaining(&mut l, 4242).await)
+    });
+    assert_eq!(keep_alive, 30, "the keep-alive found no lease 4242");
+    assert!(time_to_live > 25, "TTL query: {time_to_live}");
+    c.failpoint(leader, "apply::before_write", "")
+        .expect("disarm");
+}

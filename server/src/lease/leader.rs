@@ -2,6 +2,8 @@
 //! else by the leader, over the peer transport. Followers forward; they never answer from their
 //! own (demoted) lessor, whose timers do not run.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,8 +54,8 @@ impl Leases {
         Ok(answer)
     }
 
-    /// Runs `local` if this member leads, else `remote` against the leader, retrying through
-    /// elections until the request timeout.
+    /// Runs `local` if this member leads (once it has applied what it had committed), else
+    /// `remote` against the leader, retrying through elections until the request timeout.
     async fn at_leader<'a, T, L, R, F>(&'a self, local: L, remote: R) -> Result<T, ServerError>
     where
         L: Fn() -> Result<T, ServerError>,
@@ -67,7 +69,10 @@ impl Leases {
             let attempt = if leader == 0 {
                 Err(ServerError::NoLeader)
             } else if leader == core.member.id {
-                local()
+                match core.wait_applied_commit().await {
+                    Ok(()) => local(),
+                    Err(e) => Err(e),
+                }
             } else {
                 remote(leader).await
             };
@@ -85,7 +90,12 @@ impl Leases {
 }
 
 impl LeaseHost for Leases {
-    /// The leader's side of a renewal; NotLeader anywhere else.
+    fn settle(&self) -> Pin<Box<dyn Future<Output = Result<(), ServerError>> + Send + '_>> {
+        Box::pin(self.core.wait_applied_commit())
+    }
+
+    /// The leader's side of a renewal; NotLeader anywhere else. Call it after
+    /// [`Core::wait_applied_commit`] (as [`Leases::renew`] and the peer service do).
     fn renew_local(&self, id: i64) -> Result<i64, ServerError> {
         let core = &self.core;
         let lessor = core.lessor();

@@ -19,6 +19,13 @@ use crate::state::snapshot;
 /// The leader's side of the lease calls followers forward ([`super::LeaderCalls`]); implemented
 /// above the core (`lease::Leases`), so the transport never names it.
 pub trait LeaseHost: Send + Sync + 'static {
+    /// Waits until this member has applied what its log had committed: a lease granted
+    /// through another member must be known here before the two calls below answer.
+    fn settle(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), crate::error::ServerError>> + Send + '_>,
+    >;
     /// Renews a lease; NotLeader unless this member leads. Returns the TTL, 0 if unknown.
     fn renew_local(&self, id: i64) -> Result<i64, crate::error::ServerError>;
     /// A lease's TTLs and, with `keys`, its keys (a store read: call it off the async workers).
@@ -291,7 +298,12 @@ impl peerpb::peer_server::Peer for PeerService {
         request: Request<peerpb::LeaseRenewRequest>,
     ) -> Result<Response<peerpb::LeaseRenewResponse>, Status> {
         let id = request.into_inner().id;
-        match self.leases.renew_local(id) {
+        match self
+            .leases
+            .settle()
+            .await
+            .and_then(|()| self.leases.renew_local(id))
+        {
             Ok(ttl) => Ok(Response::new(peerpb::LeaseRenewResponse { ttl })),
             Err(crate::error::ServerError::NotLeader) => Err(etcd::NOT_LEADER.status()),
             Err(e) => Err(Status::internal(e.to_string())),
@@ -304,10 +316,13 @@ impl peerpb::peer_server::Peer for PeerService {
     ) -> Result<Response<peerpb::LeaseTtlResponse>, Status> {
         let r = request.into_inner();
         let leases = self.leases.clone();
-        // Listing keys reads the store: off the async workers.
-        let answer = tokio::task::spawn_blocking(move || leases.time_to_live_local(r.id, r.keys))
-            .await
-            .map_err(|_| etcd::STOPPED.status())?;
+        let answer = match leases.settle().await {
+            Err(e) => Err(e),
+            // Listing keys reads the store: off the async workers.
+            Ok(()) => tokio::task::spawn_blocking(move || leases.time_to_live_local(r.id, r.keys))
+                .await
+                .map_err(|_| etcd::STOPPED.status())?,
+        };
         match answer {
             Ok(None) => Ok(Response::new(peerpb::LeaseTtlResponse::default())),
             Ok(Some(t)) => Ok(Response::new(peerpb::LeaseTtlResponse {
