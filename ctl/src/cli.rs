@@ -388,21 +388,7 @@ pub enum Parsed {
 /// those) as etcdctl does.
 pub fn parse(root: &Cmd, os_args: Vec<String>) -> Parsed {
     let args: Vec<String> = os_args.iter().skip(1).cloned().collect();
-    // Find the command, level by level.
-    let mut chain: Vec<&Cmd> = vec![root];
-    let mut rest = args.clone();
-    loop {
-        let cur = *chain.last().expect("root");
-        let words = strip_flags(&rest, &visible_flags(&chain));
-        let Some(next) = words.first() else { break };
-        let Some(sub) = find_next(cur, next) else {
-            break;
-        };
-        if let Some(pos) = rest.iter().position(|a| a == next) {
-            rest.remove(pos);
-        }
-        chain.push(sub);
-    }
+    let (chain, rest) = find_command(root, &args);
     let cmd = *chain.last().expect("root");
     if chain.len() == 1 {
         let words = strip_flags(&rest, &visible_flags(&chain));
@@ -445,14 +431,12 @@ pub fn parse(root: &Cmd, os_args: Vec<String>) -> Parsed {
     })
 }
 
-/// Parses `args` against a small tree without global flags: how etcdctl reads the operations
-/// of a `txn` (`None` where cobra would fail). A flag error prints cobra's default usage of the
-/// command on stderr, as that inner cobra does.
-pub fn parse_quiet(root: &Cmd, args: &[String]) -> Option<Invocation> {
+/// Finds the command `args` name, level by level, as cobra does: the chain from `root` to it,
+/// and the arguments left once the command words are taken out.
+fn find_command<'a>(root: &'a Cmd, args: &[String]) -> (Vec<&'a Cmd>, Vec<String>) {
     let mut chain: Vec<&Cmd> = vec![root];
     let mut rest = args.to_vec();
-    loop {
-        let cur = *chain.last()?;
+    while let Some(&cur) = chain.last() {
         let words = strip_flags(&rest, &visible_flags(&chain));
         let Some(next) = words.first() else { break };
         let Some(sub) = find_next(cur, next) else {
@@ -463,6 +447,14 @@ pub fn parse_quiet(root: &Cmd, args: &[String]) -> Option<Invocation> {
         }
         chain.push(sub);
     }
+    (chain, rest)
+}
+
+/// Parses `args` against a small tree without global flags: how etcdctl reads the operations
+/// of a `txn` (`None` where cobra would fail). A flag error prints cobra's default usage of the
+/// command on stderr, as that inner cobra does.
+pub fn parse_quiet(root: &Cmd, args: &[String]) -> Option<Invocation> {
+    let (chain, rest) = find_command(root, args);
     if chain.len() == 1 {
         return None;
     }

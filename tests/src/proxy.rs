@@ -280,14 +280,33 @@ fn accept_loop(listener: TcpListener, s: Arc<Shared>) {
             Some((a, b)) => (Some(a), Some(b)),
             None => (None, None),
         };
-        lock(&s.conns).push(Conn {
-            src: peer.ip(),
-            client: c_reg,
-            upstream: u_reg,
-            dropping: dropping.clone(),
-            closed: closed.clone(),
-            target,
-        });
+        {
+            let conn = Conn {
+                src: peer.ip(),
+                client: c_reg,
+                upstream: u_reg,
+                dropping: dropping.clone(),
+                closed: closed.clone(),
+                target,
+            };
+            let mut conns = lock(&s.conns);
+            // `refuse`, `blackhole` and `allow_all` act on the listed connections only: a rule
+            // changed while this one was being set up applies to it here, under the same lock.
+            match lock(&s.rules).get(&peer.ip()).copied() {
+                Some(LinkRule::Refuse) => {
+                    conn.cut();
+                    continue;
+                }
+                Some(LinkRule::Blackhole) => dropping.store(true, Ordering::Relaxed),
+                // Healed meanwhile: a sink (nothing upstream) must not stay one.
+                None if target.is_none() => {
+                    conn.cut();
+                    continue;
+                }
+                None => {}
+            }
+            conns.push(conn);
+        }
         // The target changed while this one was connecting: `set_target` may have cut the
         // open connections before this one was listed, so cut it here.
         if target.is_some() && *lock(&s.target) != target {

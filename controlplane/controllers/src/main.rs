@@ -165,14 +165,9 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("connecting to the store (--etcd-servers)")?;
     let stop = cli::shutdown_signal();
-    let listener = tokio::net::TcpListener::bind((args.bind_address.as_str(), args.port))
-        .await
-        .with_context(|| format!("listening on {}:{}", args.bind_address, args.port))?;
+    let listener =
+        cli::listen_reporting(&args.bind_address, args.port, args.address_file.as_deref()).await?;
     let local = listener.local_addr()?;
-    if let Some(path) = &args.address_file {
-        cli::write_address_file(path, &local.to_string())
-            .with_context(|| format!("writing --address-file {}", path.display()))?;
-    }
     tracing::info!(address = %local, "serving /healthz and /metrics");
     let identity = args.elect.identity("controller-manager");
     let (not_leading_tx, not_leading) = tokio::sync::watch::channel(false);

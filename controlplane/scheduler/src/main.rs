@@ -77,14 +77,9 @@ async fn main() -> anyhow::Result<()> {
         .context("connecting to the store (--etcd-servers)")?;
     let metrics = Metrics::new();
     let stop = cli::shutdown_signal();
-    let listener = tokio::net::TcpListener::bind((args.bind_address.as_str(), args.port))
-        .await
-        .with_context(|| format!("listening on {}:{}", args.bind_address, args.port))?;
+    let listener =
+        cli::listen_reporting(&args.bind_address, args.port, args.address_file.as_deref()).await?;
     let local = listener.local_addr()?;
-    if let Some(path) = &args.address_file {
-        cli::write_address_file(path, &local.to_string())
-            .with_context(|| format!("writing --address-file {}", path.display()))?;
-    }
     tracing::info!(address = %local, "serving /metrics and /healthz");
     let profile_name = config.profile.scheduler_name.clone();
     let mut metrics_stop = stop.clone();

@@ -215,6 +215,27 @@ pub fn shutdown_signal() -> watch::Receiver<bool> {
     rx
 }
 
+/// Binds a component's health and metrics listener (`--bind-address`, `--port`; port 0 picks
+/// a free one) and, with `--address-file`, writes the address it got there.
+pub async fn listen_reporting(
+    bind_address: &str,
+    port: u16,
+    address_file: Option<&Path>,
+) -> std::io::Result<tokio::net::TcpListener> {
+    let with = |what: String| {
+        move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{what}: {e}"))
+    };
+    let listener = tokio::net::TcpListener::bind((bind_address, port))
+        .await
+        .map_err(with(format!("listening on {bind_address}:{port}")))?;
+    if let Some(path) = address_file {
+        let local = listener.local_addr()?;
+        write_address_file(path, &local.to_string())
+            .map_err(with(format!("writing --address-file {}", path.display())))?;
+    }
+    Ok(listener)
+}
+
 /// Writes `address` to `path` whole or not at all (a temporary file, then a rename): with
 /// port 0, this is how a supervisor or a test learns the port picked.
 pub fn write_address_file(path: &Path, address: &str) -> std::io::Result<()> {

@@ -22,13 +22,7 @@ pub fn get_op(args: &[String], f: &Flags) -> (Vec<u8>, GetOptions) {
             "get command needs one argument as key and an optional argument as range_end",
         );
     }
-    let (prefix, from_key) = (f.bool("prefix"), f.bool("from-key"));
-    if prefix && from_key {
-        exit::with_error(
-            exit::BAD_ARGS,
-            "`--prefix` and `--from-key` cannot be set at the same time, choose one",
-        );
-    }
+    let (prefix, from_key) = prefix_or_from_key(f);
     let mut opts = GetOptions::new();
     match f.string("consistency").as_str() {
         "s" => opts = opts.serializable(),
@@ -157,13 +151,8 @@ pub fn put_op(args: &[String], f: &Flags, stdin: bool) -> (Vec<u8>, Vec<u8>, Put
     (key, value, opts)
 }
 
-pub fn del_op(args: &[String], f: &Flags) -> (Vec<u8>, DeleteOptions) {
-    if args.is_empty() || args.len() > 2 {
-        exit::with_error(
-            exit::BAD_ARGS,
-            "del command needs one argument as key and an optional argument as range_end",
-        );
-    }
+/// `--prefix` and `--from-key`, which etcdctl refuses together.
+fn prefix_or_from_key(f: &Flags) -> (bool, bool) {
     let (prefix, from_key) = (f.bool("prefix"), f.bool("from-key"));
     if prefix && from_key {
         exit::with_error(
@@ -171,6 +160,17 @@ pub fn del_op(args: &[String], f: &Flags) -> (Vec<u8>, DeleteOptions) {
             "`--prefix` and `--from-key` cannot be set at the same time, choose one",
         );
     }
+    (prefix, from_key)
+}
+
+pub fn del_op(args: &[String], f: &Flags) -> (Vec<u8>, DeleteOptions) {
+    if args.is_empty() || args.len() > 2 {
+        exit::with_error(
+            exit::BAD_ARGS,
+            "del command needs one argument as key and an optional argument as range_end",
+        );
+    }
+    let (prefix, from_key) = prefix_or_from_key(f);
     let mut opts = DeleteOptions::new();
     let mut key = args[0].clone().into_bytes();
     if args.len() > 1 {
