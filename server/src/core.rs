@@ -289,8 +289,13 @@ impl Core {
     pub async fn wait_applied_commit(&self) -> Result<(), ServerError> {
         let deadline = Instant::now() + self.request_timeout;
         let commit = self.raft_status().commit_index;
+        self.wait_applied(commit, deadline).await
+    }
+
+    /// Waits until this member has applied `index`: Timeout past `deadline`.
+    async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), ServerError> {
         let mut applied = self.applied.clone();
-        let reached = timeout_at(deadline, applied.wait_for(|a| *a >= commit))
+        let reached = timeout_at(deadline, applied.wait_for(|a| *a >= index))
             .await
             .map(|r| r.is_ok());
         match reached {
@@ -316,15 +321,7 @@ impl Core {
             Ok(Err(_)) => return Err(ServerError::Stopped),
             Ok(Ok(index)) => index?,
         };
-        let mut applied = self.applied.clone();
-        let reached = timeout_at(deadline, applied.wait_for(|a| *a >= index))
-            .await
-            .map(|r| r.is_ok());
-        match reached {
-            Err(_) => Err(ServerError::Timeout),
-            Ok(false) => Err(ServerError::Stopped),
-            Ok(true) => Ok(()),
-        }
+        self.wait_applied(index, deadline).await
     }
 
     /// Refuses a client command that the raised alarms (or the quota) would refuse anyway, before
