@@ -69,10 +69,7 @@ impl Leases {
             let attempt = if leader == 0 {
                 Err(ServerError::NoLeader)
             } else if leader == core.member.id {
-                match core.wait_applied_commit().await {
-                    Ok(()) => local(),
-                    Err(e) => Err(e),
-                }
+                core.wait_applied_commit().await.and_then(|()| local())
             } else {
                 remote(leader).await
             };
