@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use concord_cp_store::{EventType, InformerEvent, InformerHandle, Update};
+use concord_cp_types::cron::{self, Schedule};
 use concord_cp_types::k8s_openapi::jiff;
 use concord_cp_types::{meta, ApiError, Resource};
 use jiff::civil::{Date, DateTime};
@@ -41,205 +42,6 @@ pub const SCHEDULED_TIMESTAMP_ANNOTATION: &str = "batch.kubernetes.io/cronjob-sc
 
 /// How many missed times make a `TooManyMissedTimes` warning.
 const TOO_MANY_MISSED: i64 = 100;
-
-/// A parsed schedule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Schedule {
-    /// Five cron fields as bit sets (bit n for value n), with whether the day-of-month and
-    /// day-of-week fields were `*` (then both must match, else either).
-    Cron {
-        /// Minutes 0–59.
-        minute: u64,
-        /// Hours 0–23.
-        hour: u64,
-        /// Days of the month 1–31.
-        dom: u64,
-        /// Months 1–12.
-        month: u64,
-        /// Days of the week 0–6, Sunday 0.
-        dow: u64,
-        /// Day of month was `*` or `?`.
-        dom_star: bool,
-        /// Day of week was `*` or `?`.
-        dow_star: bool,
-    },
-    /// `@every <duration>`: a constant delay, in whole seconds (at least 1).
-    Every(i64),
-}
-
-struct Field {
-    min: u32,
-    max: u32,
-    names: &'static [&'static str],
-}
-
-const MINUTE: Field = Field {
-    min: 0,
-    max: 59,
-    names: &[],
-};
-const HOUR: Field = Field {
-    min: 0,
-    max: 23,
-    names: &[],
-};
-const DOM: Field = Field {
-    min: 1,
-    max: 31,
-    names: &[],
-};
-const MONTH: Field = Field {
-    min: 1,
-    max: 12,
-    names: &[
-        "", "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-    ],
-};
-const DOW: Field = Field {
-    min: 0,
-    max: 6,
-    names: &["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
-};
-
-fn number(s: &str, f: &Field) -> Result<u32, String> {
-    let lower = s.to_ascii_lowercase();
-    if let Some(i) = f.names.iter().position(|n| !n.is_empty() && *n == lower) {
-        return Ok(i as u32);
-    }
-    s.parse::<u32>()
-        .map_err(|_| format!("failed to parse int from {s}"))
-}
-
-/// One field (`*`, `?`, `a`, `a-b`, with `/step`, comma-separated) as a bit set, and
-/// whether it was a plain star.
-fn parse_field(expr: &str, f: &Field) -> Result<(u64, bool), String> {
-    let mut bits = 0u64;
-    let mut star = false;
-    for part in expr.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (
-                r,
-                Some(
-                    s.parse::<u32>()
-                        .map_err(|_| format!("failed to parse int from {s}"))?,
-                ),
-            ),
-            None => (part, None),
-        };
-        let (mut lo, mut hi, mut is_star) = if range == "*" || range == "?" {
-            (f.min, f.max, true)
-        } else if let Some((a, b)) = range.split_once('-') {
-            (number(a, f)?, number(b, f)?, false)
-        } else {
-            let v = number(range, f)?;
-            (v, v, false)
-        };
-        if let Some(s) = step {
-            if s == 0 {
-                return Err(format!("step of range should be a positive number: {part}"));
-            }
-            if !is_star && !range.contains('-') {
-                hi = f.max;
-            }
-            if s > 1 {
-                is_star = false;
-            }
-        }
-        if lo < f.min || hi > f.max || lo > hi {
-            return Err(format!("value out of range ({}-{}): {part}", f.min, f.max));
-        }
-        let s = step.unwrap_or(1);
-        while lo <= hi {
-            bits |= 1 << lo;
-            lo += s;
-        }
-        star |= is_star;
-    }
-    Ok((bits, star))
-}
-
-/// A Go duration such as `1h30m` or `90s`, in whole seconds.
-fn go_duration_secs(s: &str) -> Option<i64> {
-    let mut rest = s;
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let v: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..u] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            "us" | "µs" | "μs" => 0.000_001,
-            "ns" => 0.000_000_001,
-            _ => return None,
-        };
-        total += v * mult;
-        rest = &rest[u..];
-    }
-    Some((total.round() as i64).max(1))
-}
-
-/// Parses a schedule as `robfig/cron`'s `ParseStandard`; a `TZ=` / `CRON_TZ=` prefix is
-/// returned as the zone it names.
-pub fn parse_schedule(spec: &str) -> Result<(Schedule, Option<String>), String> {
-    let mut spec = spec.trim();
-    let mut zone = None;
-    if spec.starts_with("TZ=") || spec.starts_with("CRON_TZ=") {
-        let (tz, rest) = spec.split_once(' ').unwrap_or((spec, ""));
-        zone = tz.split_once('=').map(|(_, z)| z.to_string());
-        spec = rest.trim();
-    }
-    if spec.is_empty() {
-        return Err("empty spec string".into());
-    }
-    let expanded = match spec {
-        "@yearly" | "@annually" => "0 0 1 1 *",
-        "@monthly" => "0 0 1 * *",
-        "@weekly" => "0 0 * * 0",
-        "@daily" | "@midnight" => "0 0 * * *",
-        "@hourly" => "0 * * * *",
-        s if s.starts_with("@every ") => {
-            let d = &s["@every ".len()..];
-            return go_duration_secs(d)
-                .map(|secs| (Schedule::Every(secs), zone))
-                .ok_or_else(|| format!("failed to parse duration {s}"));
-        }
-        s if s.starts_with('@') => return Err(format!("unrecognized descriptor: {s}")),
-        s => s,
-    };
-    let fields: Vec<&str> = expanded.split_whitespace().collect();
-    if fields.len() != 5 {
-        return Err(format!(
-            "expected exactly 5 fields, found {}: [{}]",
-            fields.len(),
-            fields.join(" ")
-        ));
-    }
-    let (minute, _) = parse_field(fields[0], &MINUTE)?;
-    let (hour, _) = parse_field(fields[1], &HOUR)?;
-    let (dom, dom_star) = parse_field(fields[2], &DOM)?;
-    let (month, _) = parse_field(fields[3], &MONTH)?;
-    let (dow, dow_star) = parse_field(fields[4], &DOW)?;
-    Ok((
-        Schedule::Cron {
-            minute,
-            hour,
-            dom,
-            month,
-            dow,
-            dom_star,
-            dow_star,
-        },
-        zone,
-    ))
-}
 
 fn bit(set: u64, v: i8) -> bool {
     (0..64).contains(&v) && set & (1 << v) != 0
@@ -847,7 +649,7 @@ impl CronJobController {
         now: i64,
     ) -> Result<Option<Duration>, ApiError> {
         let spec_schedule = cj["spec"]["schedule"].as_str().unwrap_or("").to_string();
-        let (schedule, tz_in_schedule) = match parse_schedule(&spec_schedule) {
+        let (schedule, tz_in_schedule) = match cron::parse(&spec_schedule) {
             Ok(s) => s,
             Err(e) => {
                 self.ctx.events.of("cronjob-controller").record_for(
@@ -996,7 +798,7 @@ mod tests {
     }
 
     fn sched(s: &str) -> Schedule {
-        parse_schedule(s).expect("schedule").0
+        cron::parse(s).expect("schedule").0
     }
 
     fn zone(name: &str) -> TimeZone {
@@ -1009,34 +811,6 @@ mod tests {
                             "creationTimestamp": created},
                "spec": {"schedule": schedule, "concurrencyPolicy": "Allow"},
                "status": {}})
-    }
-
-    #[test]
-    fn parses_fields_and_descriptors() {
-        assert_eq!(sched("@hourly"), sched("0 * * * *"));
-        assert_eq!(sched("@daily"), sched("0 0 * * *"));
-        let Schedule::Cron {
-            minute,
-            dow,
-            dom_star,
-            dow_star,
-            month,
-            ..
-        } = sched("*/15 * * jan-mar mon,fri")
-        else {
-            panic!("cron");
-        };
-        assert_eq!(minute, 1 | 1 << 15 | 1 << 30 | 1 << 45);
-        assert_eq!(dow, 1 << 1 | 1 << 5);
-        assert_eq!(month, 0b1110);
-        assert!(dom_star && !dow_star);
-        assert_eq!(sched("5/20 * * * *"), sched("5,25,45 * * * *"));
-        assert_eq!(sched("@every 1h30m"), Schedule::Every(5400));
-        assert!(parse_schedule("* * * *").is_err());
-        assert!(parse_schedule("60 * * * *").is_err());
-        assert!(parse_schedule("@fortnightly").is_err());
-        let (_, tz) = parse_schedule("CRON_TZ=Europe/Berlin 0 9 * * *").expect("tz");
-        assert_eq!(tz.as_deref(), Some("Europe/Berlin"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub mod selectors;
 pub mod smp;
 pub mod validation;
 
-mod cron;
+pub mod cron;
 mod field;
 mod names;
 mod quantity;

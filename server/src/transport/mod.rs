@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use raft::eraftpb::{Message, MessageType};
 use tokio::runtime::Handle;
@@ -179,30 +180,31 @@ fn endpoint_url(url: &str) -> String {
     }
 }
 
+/// How long a connection to a peer may take, TCP connect and HTTP/2 handshake together.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Connects to the first reachable URL of a peer.
-async fn connect(
-    local: &Local,
-    urls: &[String],
-) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+async fn connect(local: &Local, urls: &[String]) -> Result<tonic::transport::Channel, String> {
     let mut last = None;
     for url in urls {
         let ep = match tonic::transport::Endpoint::from_shared(endpoint_url(url)) {
             Ok(ep) => ep,
             Err(e) => {
-                last = Some(e);
+                last = Some(e.to_string());
                 continue;
             }
         };
         let ep = ep
-            .connect_timeout(std::time::Duration::from_secs(1))
+            .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
-            .http2_keep_alive_interval(std::time::Duration::from_secs(5))
-            .keep_alive_timeout(std::time::Duration::from_secs(5))
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5))
             .local_address(local.bind);
-        match ep.connect().await {
-            Ok(ch) => return Ok(ch),
-            Err(e) => last = Some(e),
+        match tokio::time::timeout(CONNECT_TIMEOUT, ep.connect()).await {
+            Ok(Ok(ch)) => return Ok(ch),
+            Ok(Err(e)) => last = Some(e.to_string()),
+            Err(_) => last = Some(format!("no connection within {CONNECT_TIMEOUT:?}")),
         }
     }
-    Err(last.expect("a member has at least one peer URL"))
+    Err(last.unwrap_or_else(|| "the peer has no URL".to_string()))
 }

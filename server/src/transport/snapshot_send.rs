@@ -14,6 +14,9 @@ use crate::peerpb::SnapshotChunk;
 use crate::raft::RaftMsg;
 use crate::state::snapshot;
 
+/// How long a chunk may wait for the stream to take it.
+const CHUNK_STALL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Sends the snapshot and tells the Raft thread how it went.
 pub async fn run(local: Local, urls: Vec<String>, msg: Message, dir: PathBuf) {
     let to = msg.to;
@@ -40,7 +43,7 @@ async fn send(
     mut msg: Message,
     dir: PathBuf,
 ) -> Result<(), String> {
-    let channel = connect(local, urls).await.map_err(|e| e.to_string())?;
+    let channel = connect(local, urls).await?;
     let mut client = PeerClient::new(channel).max_encoding_message_size(usize::MAX);
     // The data names the leader's directory; the follower has no use for it.
     msg.mut_snapshot().data = Default::default();
@@ -49,6 +52,7 @@ async fn send(
     let (cluster_id, from, to) = (local.cluster_id, local.id, msg.to);
     // Files are read on a blocking thread, one chunk at a time: the snapshot is never whole in
     // memory, and the channel's bound keeps at most a few chunks in flight.
+    let runtime = tokio::runtime::Handle::current();
     let reader = tokio::task::spawn_blocking(move || -> Result<(), String> {
         let chunks = snapshot::ChunkReader::open(&dir).map_err(|e| e.to_string())?;
         let mut first = true;
@@ -66,17 +70,32 @@ async fn send(
                 last: c.last,
             };
             first = false;
-            if tx.blocking_send(out).is_err() {
-                return Err("the snapshot call ended early".into());
+            // A stream that takes nothing (the lane's STALL, with room for a slow disk at the
+            // follower) fails the transfer; Raft sends the snapshot again.
+            match runtime.block_on(tokio::time::timeout(CHUNK_STALL, tx.send(out))) {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err("the snapshot call ended early".into()),
+                Err(_) => return Err(format!("the peer took no chunk for {CHUNK_STALL:?}")),
             }
         }
         Ok(())
     });
     let call = client.snapshot(ReceiverStream::new(rx));
-    let ack = call.await.map_err(|s| s.to_string())?.into_inner();
-    reader
-        .await
-        .map_err(|e| e.to_string())?
+    tokio::pin!(call);
+    let mut reader = reader;
+    // Whichever ends first: a reader that fails (or stalls) ends the transfer at once, without
+    // waiting for an answer that may never come.
+    let (ack, read) = tokio::select! {
+        ack = &mut call => (ack, reader.await),
+        read = &mut reader => {
+            if let Ok(Err(e)) = &read {
+                return Err(e.clone());
+            }
+            (call.await, read)
+        }
+    };
+    let ack = ack.map_err(|s| s.to_string())?.into_inner();
+    read.map_err(|e| e.to_string())?
         .map_err(|e| format!("reading the checkpoint: {e}"))?;
     if ack.accepted {
         Ok(())

@@ -320,7 +320,7 @@ pub(super) fn validate_cron_job(obj: &Value, old: Option<&Value>) -> Errs {
         errs.push(required(&sp, ""));
     } else {
         let allow_tz = old_spec.is_some_and(|o| str_of(&o["schedule"]).contains("TZ"));
-        if let Err(e) = crate::cron::parse_standard(schedule) {
+        if let Err(e) = crate::cron::parse(schedule) {
             errs.push(invalid_str(&sp, schedule, &e));
         }
         let has_tz = schedule.contains("TZ");
