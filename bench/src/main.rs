@@ -70,6 +70,12 @@ enum Command {
     Table {
         /// The results file.
         file: std::path::PathBuf,
+        /// The server in the first columns, and the numerator of the ratios.
+        #[arg(long, default_value = "concord")]
+        first: String,
+        /// The server in the second columns, and the denominator.
+        #[arg(long, default_value = "etcd")]
+        second: String,
     },
 }
 
@@ -114,9 +120,13 @@ async fn main() -> anyhow::Result<()> {
         Command::LeaseKeepalive(c) => load::run("lease-keepalive", c, Op::KeepAlive).await,
         Command::Watch(args) => watch::run(args).await,
         Command::List(args) => list::run(args).await,
-        Command::Table { file } => {
+        Command::Table {
+            file,
+            first,
+            second,
+        } => {
             let lines = std::fs::read_to_string(&file)?;
-            print!("{}", table::render(&lines)?);
+            print!("{}", table::render(&lines, &first, &second)?);
             Ok(())
         }
     }

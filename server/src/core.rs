@@ -282,16 +282,6 @@ impl Core {
         rx.await.map_err(|_| ServerError::Stopped)
     }
 
-    /// Waits (up to the request timeout) until this member has applied everything its Raft log
-    /// had committed when called. The leader's lessor needs it before it answers a lease
-    /// renewal or TTL query, as etcd's does: a grant acknowledged by the follower that proposed
-    /// it may be committed but not yet applied here, and the lease would look unknown (TTL 0).
-    pub async fn wait_applied_commit(&self) -> Result<(), ServerError> {
-        let deadline = Instant::now() + self.request_timeout;
-        let commit = self.raft_status().commit_index;
-        self.wait_applied(commit, deadline).await
-    }
-
     /// Waits until this member has applied `index`: Timeout past `deadline`.
     async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), ServerError> {
         let mut applied = self.applied.clone();
@@ -306,7 +296,11 @@ impl Core {
     }
 
     /// Waits until the store reflects every write acknowledged before this call (ReadIndex:
-    /// nothing is written to the log).
+    /// nothing is written to the log). On the leader the ReadIndex round also confirms that a
+    /// quorum still follows it in its term, which is why the leader's lessor passes it before it
+    /// answers a lease renewal or TTL query (`lease::Leases`): a deposed leader that does not
+    /// know it yet (it was paused) must not answer from a lessor that missed the new leader's
+    /// grants, and a leader that applies late must first apply the grants it committed.
     pub async fn linearizable_barrier(&self) -> Result<(), ServerError> {
         let deadline = Instant::now() + self.request_timeout;
         let (done, index) = oneshot::channel();

@@ -373,6 +373,9 @@ pub fn spawn(ctx: Arc<Ctx>) -> JoinHandle<()> {
             if deleted || owner::deleting(pod) {
                 c3.expectations.deletion_observed(&job_key, &key_of(pod));
             }
+            if deleted {
+                c3.forget_released(owner::uid(pod));
+            }
             q2.add(job_key);
         }
     });
@@ -460,11 +463,28 @@ impl JobController {
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .insert(u.to_string());
+                    // The cache is updated before its events: a pod already gone from it has
+                    // had its Deleted event, which will not come again to forget the uid.
+                    let ns = pod["metadata"]["namespace"].as_str();
+                    let name = pod["metadata"]["name"].as_str().unwrap_or("");
+                    let cached = self.pods.get(ns, name);
+                    if cached.is_none_or(|p| owner::uid(&p) != u) {
+                        self.forget_released(u);
+                    }
                 }
                 Ok(())
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Drops a pod from `released` once the cache no longer has it: no stale copy is left to
+    /// be counted again.
+    fn forget_released(&self, uid: &str) {
+        self.released
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
     }
 
     async fn delete_pod(&self, job: &Value, key: &str, pod: &Value) -> Result<(), ApiError> {

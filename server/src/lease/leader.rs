@@ -54,8 +54,9 @@ impl Leases {
         Ok(answer)
     }
 
-    /// Runs `local` if this member leads (once it has applied what it had committed), else
-    /// `remote` against the leader, retrying through elections until the request timeout.
+    /// Runs `local` if this member leads (once a ReadIndex round confirmed it and it applied up
+    /// to that index), else `remote` against the leader, retrying through elections until the
+    /// request timeout.
     async fn at_leader<'a, T, L, R, F>(&'a self, local: L, remote: R) -> Result<T, ServerError>
     where
         L: Fn() -> Result<T, ServerError>,
@@ -69,7 +70,7 @@ impl Leases {
             let attempt = if leader == 0 {
                 Err(ServerError::NoLeader)
             } else if leader == core.member.id {
-                core.wait_applied_commit().await.and_then(|()| local())
+                core.linearizable_barrier().await.and_then(|()| local())
             } else {
                 remote(leader).await
             };
@@ -88,11 +89,11 @@ impl Leases {
 
 impl LeaseHost for Leases {
     fn settle(&self) -> Pin<Box<dyn Future<Output = Result<(), ServerError>> + Send + '_>> {
-        Box::pin(self.core.wait_applied_commit())
+        Box::pin(self.core.linearizable_barrier())
     }
 
     /// The leader's side of a renewal; NotLeader anywhere else. Call it after
-    /// [`Core::wait_applied_commit`] (as [`Leases::renew`] and the peer service do).
+    /// [`Core::linearizable_barrier`] (as [`Leases::renew`] and the peer service do).
     fn renew_local(&self, id: i64) -> Result<i64, ServerError> {
         let core = &self.core;
         let lessor = core.lessor();

@@ -72,14 +72,6 @@ pub async fn run(
         let mut sent_any = false;
         let mut next = Some(first);
         loop {
-            // The stream took everything given to it: the peer is up.
-            if sent_any && batch_tx.capacity() == STREAM_QUEUE {
-                if !was_up {
-                    tracing::info!(%peer, lane, "peer reachable again");
-                    was_up = true;
-                }
-                backoff = MIN_BACKOFF;
-            }
             let m = match next.take() {
                 Some(m) => m,
                 None => tokio::select! {
@@ -96,6 +88,14 @@ pub async fn run(
                     }
                 },
             };
+            // The stream took everything given to it before this message came: the peer is up.
+            if sent_any && batch_tx.capacity() == STREAM_QUEUE {
+                if !was_up {
+                    tracing::info!(%peer, lane, "peer reachable again");
+                    was_up = true;
+                }
+                backoff = MIN_BACKOFF;
+            }
             let mut size = 0;
             let mut messages = Vec::new();
             push(&mut messages, &mut size, &m);

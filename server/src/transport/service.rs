@@ -19,8 +19,9 @@ use crate::state::snapshot;
 /// The leader's side of the lease calls followers forward ([`super::LeaderCalls`]); implemented
 /// above the core (`lease::Leases`), so the transport never names it.
 pub trait LeaseHost: Send + Sync + 'static {
-    /// Waits until this member has applied what its log had committed: a lease granted
-    /// through another member must be known here before the two calls below answer.
+    /// Confirms this member's leadership with a ReadIndex round and waits until it has applied
+    /// up to that index: a lease granted through another member, or by a leader that took
+    /// over while this one was paused, must be known here before the two calls below answer.
     fn settle(
         &self,
     ) -> std::pin::Pin<
