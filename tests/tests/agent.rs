@@ -377,7 +377,7 @@ spec:
   containers:
   - name: a
     image: tools:1
-    command: ["sh", "-c", "for i in 1 2 3 4 5; do echo line-$i; done; echo to-stderr >&2; sleep 2; exit 1"]
+    command: ["sh", "-c", "for i in 1 2 3 4 5; do echo line-$i; done; sleep 0.3; echo to-stderr >&2; sleep 2; exit 1"]
   - name: b
     image: tools:1
     command: ["sh", "-c", "echo from-b; sleep 3600"]
@@ -401,10 +401,18 @@ spec:
         err.contains("a container name must be specified for pod talker, choose one of: [a b]"),
         "{err}"
     );
-    let a = f.cp.api.kubectl_ok(&["logs", "talker", "-c", "a"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let a = loop {
+        let a = f.cp.api.kubectl_ok(&["logs", "talker", "-c", "a"]);
+        if a.contains("to-stderr") || std::time::Instant::now() > deadline {
+            break a;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert!(a.contains("line-1") && a.contains("to-stderr"), "{a}");
-    // The current instance may still be writing (its stderr line can reach the log a moment
-    // after its stdout lines): wait until its last line is there.
+    // The current instance may still be writing: wait until its last line is there. (Lines of
+    // stdout and stderr are ordered as they arrive from two pipes, as the kubelet's are; the
+    // container waits a moment before its stderr line so that it comes last.)
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let tail = loop {
         let tail =
